@@ -1,0 +1,153 @@
+//! The registry of connected clients: what CLIENT LIST/INFO/KILL and INFO
+//! clients see of every connection, and how one connection stops another.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Names and flags a client sets about itself.
+#[derive(Debug, Default, Clone)]
+pub struct ClientLabels {
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+}
+
+/// One connection as others see it. The connection task updates it; readers
+/// only take snapshots.
+pub struct ClientHandle {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub created: Instant,
+    pub labels: Mutex<ClientLabels>,
+    pub db: AtomicUsize,
+    pub resp: AtomicUsize,
+    /// Command-table id of the last command (`usize::MAX` before the first).
+    pub last_command: AtomicUsize,
+    /// Milliseconds since `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    pub monitor: AtomicBool,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    killed: AtomicBool,
+    kill_signal: Notify,
+}
+
+impl ClientHandle {
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill_signal.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Relaxed)
+    }
+
+    /// Resolves when another client (or SHUTDOWN) kills this one.
+    pub async fn killed(&self) {
+        if self.is_killed() {
+            return;
+        }
+        self.kill_signal.notified().await;
+    }
+
+    /// Records a command about to run; `now` is the caller's clock reading.
+    pub fn touch(&self, command_id: usize, now: Instant) {
+        self.last_command.store(command_id, Relaxed);
+        self.last_active_ms.store(
+            now.saturating_duration_since(self.created).as_millis() as u64,
+            Relaxed,
+        );
+    }
+
+    /// One line of CLIENT LIST, in Redis 7's field order; `command_name`
+    /// turns the last command's id into its full name.
+    pub fn info_line(&self, command_name: impl Fn(usize) -> String) -> String {
+        let labels = self.labels.lock().clone();
+        let age = self.created.elapsed().as_secs();
+        let idle_ms = (self.created.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Relaxed));
+        let mut flags = String::new();
+        if self.monitor.load(Relaxed) {
+            flags.push('O');
+        }
+        if self.no_evict.load(Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Relaxed) {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.peer,
+            self.local,
+            labels.name,
+            age,
+            idle_ms / 1000,
+            flags,
+            self.db.load(Relaxed),
+            command_name(self.last_command.load(Relaxed)),
+            self.resp.load(Relaxed),
+            labels.lib_name,
+            labels.lib_ver,
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, peer: SocketAddr, local: SocketAddr) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let handle = Arc::new(ClientHandle {
+            id,
+            peer,
+            local,
+            created: Instant::now(),
+            labels: Mutex::new(ClientLabels::default()),
+            db: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            last_command: AtomicUsize::new(usize::MAX),
+            last_active_ms: AtomicU64::new(0),
+            monitor: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        });
+        self.clients.lock().insert(id, handle.clone());
+        handle
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn kill_all(&self) {
+        for client in self.all() {
+            client.kill();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Commands: the table (`table.rs`), one file per family, and the dispatcher
+//! that applies the table's policy once for all of them: lookup, subcommand
+//! resolution, arity, authentication, timing, commandstats, errorstats,
+//! slowlog and MONITOR.
+
+mod args;
+mod bits;
+mod connection;
+mod context;
+mod docs;
+mod keys;
+mod long_double;
+mod server;
+mod strings;
+pub mod table;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use args::{Args, CmdResult};
+pub use context::{AfterReply, Ctx, ReplyMode, Session};
+
+use crate::error;
+use crate::protocol::Reply;
+use crate::state::ServerState;
+use table::{Registry, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG};
+
+/// Number of commandstats slots the server must allocate.
+pub fn command_count() -> usize {
+    REGISTRY.len()
+}
+
+/// Runs one request (`args[0]` is the command name) and returns its reply.
+pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Reply {
+    let Some(name) = args.first() else {
+        return Reply::NoReply;
+    };
+    let registry: &'static Registry = &REGISTRY;
+    let Some(mut id) = registry.lookup(name) else {
+        return reject(state, None, error::unknown_command(name, &args[1..]));
+    };
+    let mut spec = registry.entries[id].spec;
+    let mut skip = 1;
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        match registry.lookup_sub(id, &args[1]) {
+            Some(sub) => {
+                id = sub;
+                spec = registry.entries[id].spec;
+                skip = 2;
+            }
+            None => return reject(state, None, error::unknown_subcommand(spec.name, &args[1])),
+        }
+    }
+    if !arity_ok(spec.arity, args.len()) {
+        return reject(
+            state,
+            Some(id),
+            error::wrong_arity(&registry.entries[id].full_name),
+        );
+    }
+    if !session.authenticated && spec.flags & NOAUTH == 0 && state.auth_enabled.load(Relaxed) {
+        return reject(state, Some(id), Reply::StaticError(error::NOAUTH));
+    }
+
+    if spec.flags & SKIP_MONITOR == 0 && state.has_monitors() {
+        state.feed_monitors(monitor_line(session, args));
+    }
+    let started = Instant::now();
+    session.client.touch(id, started);
+    let mut cmd_args = Args::new(&args[skip..]);
+    let reply: Reply = {
+        let mut ctx = Ctx { state, session };
+        (spec.handler)(&mut ctx, &mut cmd_args).into()
+    };
+    let micros = started.elapsed().as_micros() as u64;
+
+    let stats = &state.stats.commands[id];
+    stats.calls.fetch_add(1, Relaxed);
+    stats.usec.fetch_add(micros, Relaxed);
+    if let Some(text) = reply.error_text() {
+        stats.failed.fetch_add(1, Relaxed);
+        state.stats.record_error(error::error_code(text));
+    }
+    if spec.flags & SKIP_SLOWLOG == 0
+        && session.slowlog_threshold >= 0
+        && micros >= session.slowlog_threshold as u64
+    {
+        record_slow(state, session, args, micros);
+    }
+    reply
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = argc as i64;
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+fn reject(state: &ServerState, id: Option<usize>, reply: Reply) -> Reply {
+    if let Some(id) = id {
+        state.stats.commands[id].rejected.fetch_add(1, Relaxed);
+    }
+    if let Some(text) = reply.error_text() {
+        state.stats.record_error(error::error_code(text));
+    }
+    reply
+}
+
+fn record_slow(state: &ServerState, session: &Session, args: &[Bytes], micros: u64) {
+    let max_len = state.config.read().config.server.slowlog_max_len;
+    let name = session.client.labels.lock().name.clone();
+    state.slowlog.lock().push(
+        args,
+        micros,
+        session.client.peer.to_string(),
+        name,
+        max_len as usize,
+    );
+}
+
+/// The full name of a command-table id, `NULL` for none (CLIENT LIST's `cmd=`).
+pub fn last_command_name(id: usize) -> String {
+    REGISTRY
+        .entries
+        .get(id)
+        .map_or_else(|| "NULL".to_string(), |entry| entry.full_name.clone())
+}
+
+/// `1339518083.107412 [0 127.0.0.1:60866] "keys" "*"`, quoted like Redis's `sdscatrepr`.
+fn monitor_line(session: &Session, args: &[Bytes]) -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!(
+        "{}.{:06} [{} {}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        session.db,
+        session.client.peer
+    );
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    Bytes::from(line)
+}
+
+/// Redis's `sdscatrepr`: a double-quoted string with C escapes.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}

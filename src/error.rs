@@ -1,0 +1,152 @@
+//! Every error text a client can see, in one place, as Redis words them.
+//!
+//! Reply errors (`Reply::Error`) keep the connection open; only protocol errors
+//! (see `protocol::ProtocolError`) close it.
+
+use crate::protocol::Reply;
+
+pub const SYNTAX: &str = "ERR syntax error";
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const NAN_OR_INFINITY: &str = "ERR increment would produce NaN or Infinity";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+pub const INVALID_DB_INDEX: &str = "ERR invalid DB index";
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
+pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
+pub const MAX_CLIENTS: &str = "ERR max number of clients reached";
+pub const NOT_POSITIVE_TIMEOUT: &str = "ERR timeout is not a float or out of range";
+pub const MULTI_NOT_SUPPORTED: &str = "ERR MULTI is not supported yet";
+pub const SHUTDOWN_REFUSED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+pub const NX_XX_GT_LT: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const COUNT_NEGATIVE: &str = "ERR count should be greater than 0";
+pub const MIN_MAX_NOT_INTEGER: &str = "ERR min or max is not an integer";
+pub const DENIED_PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+// Strings and bitmaps.
+pub const DECREMENT_OVERFLOW: &str = "ERR decrement would overflow";
+pub const BIT_ARG_NOT_BINARY: &str = "ERR The bit argument must be 1 or 0.";
+pub const BITOP_NOT_SINGLE_SOURCE: &str = "ERR BITOP NOT must be called with a single source key.";
+pub const BITFIELD_BAD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+pub const BITFIELD_BAD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
+pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
+pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+pub const LCS_LEN_AND_IDX: &str =
+    "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_TOO_LONG: &str = "ERR String too long for LCS";
+pub const LCS_NO_MEMORY: &str =
+    "ERR Insufficient memory, failed allocating transient memory for LCS";
+
+// Keys.
+pub const GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+/// Redis's `getIntFromObjectOrReply` for a valid 64-bit integer outside `int`.
+pub const INT_OUT_OF_RANGE: &str =
+    "ERR value is out of range, value must between -2147483648 and 2147483647";
+pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+pub fn unsupported_option(option: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR Unsupported option {}",
+        String::from_utf8_lossy(option)
+    ))
+}
+
+// Server.
+pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
+pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
+pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
+pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
+pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
+pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
+pub const INVALID_ARG_COUNT: &str = "ERR Invalid number of arguments specified for command";
+pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
+pub const INVALID_ARGUMENTS: &str = "ERR Invalid arguments specified for command";
+
+pub fn config_set_unknown(name: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+pub fn config_set_failed(name: &[u8], reason: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+pub fn debug_unsupported(subcommand: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR DEBUG subcommand '{}' is not supported by strata",
+        String::from_utf8_lossy(subcommand)
+    ))
+}
+
+pub fn wrong_arity(command: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR wrong number of arguments for '{command}' command"
+    ))
+}
+
+/// Redis quotes at most 128 bytes of the name and of the arguments.
+pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> Reply {
+    let mut listed = String::new();
+    for arg in args {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let text = String::from_utf8_lossy(arg);
+        listed.push('\'');
+        listed.extend(text.chars().take(room));
+        listed.push_str("' ");
+    }
+    Reply::Error(format!(
+        "ERR unknown command '{}', with args beginning with: {listed}",
+        truncate(name, 128)
+    ))
+}
+
+pub fn unknown_subcommand(command: &str, subcommand: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        truncate(subcommand, 128),
+        command.to_ascii_uppercase()
+    ))
+}
+
+pub fn subcommand_syntax(command: &str, subcommand: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate(subcommand, 128),
+        command.to_ascii_uppercase()
+    ))
+}
+
+pub fn invalid_expire(command: &str) -> Reply {
+    Reply::Error(format!("ERR invalid expire time in '{command}' command"))
+}
+
+fn truncate(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+}
+
+/// The errorstats bucket of an error reply: its first word (`ERR`, `WRONGTYPE`, ...).
+pub fn error_code(text: &str) -> &str {
+    text.split(' ').next().unwrap_or("ERR")
+}

@@ -1,0 +1,169 @@
+//! The `strata` binary: flags and config file → [`strata::app::App`] → serve
+//! until SIGINT, SIGTERM or SHUTDOWN.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use strata::app::App;
+use strata::config::Config;
+
+/// A cache server that speaks the Redis protocol. Flags use Redis's names
+/// and override the config file.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version)]
+struct Cli {
+    /// TOML config file (see strata.toml.example).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    port: Option<u16>,
+    /// Addresses to listen on (several allowed; a leading '-' marks one that may be missing).
+    #[arg(long, num_args = 1.., value_name = "ADDR")]
+    bind: Option<Vec<String>>,
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+    #[arg(long)]
+    maxclients: Option<u64>,
+    /// Bound of the in-memory tier in bytes or Redis units (100mb, 2gb; 0 = none).
+    #[arg(long, value_name = "BYTES")]
+    maxmemory: Option<String>,
+    #[arg(long, value_name = "POLICY")]
+    maxmemory_policy: Option<String>,
+    /// Directory of the on-disk tier.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+    #[arg(long)]
+    databases: Option<usize>,
+    /// yes | no
+    #[arg(long, value_name = "yes|no")]
+    protected_mode: Option<String>,
+    /// debug | verbose | notice | warning
+    #[arg(long)]
+    loglevel: Option<String>,
+    /// always | everysec | no
+    #[arg(long)]
+    appendfsync: Option<String>,
+}
+
+impl Cli {
+    fn into_config(self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(port) = self.port {
+            config.server.port = port;
+        }
+        if let Some(bind) = self.bind {
+            config.server.bind = bind;
+        }
+        if let Some(dir) = self.dir {
+            config.storage.dir = dir;
+        }
+        if let Some(databases) = self.databases {
+            config.server.databases = databases;
+        }
+        let settable = [
+            ("requirepass", self.requirepass),
+            ("maxclients", self.maxclients.map(|n| n.to_string())),
+            ("maxmemory", self.maxmemory),
+            ("maxmemory-policy", self.maxmemory_policy),
+            ("protected-mode", self.protected_mode),
+            ("loglevel", self.loglevel),
+            ("appendfsync", self.appendfsync),
+        ];
+        for (name, value) in settable {
+            if let Some(value) = value {
+                config
+                    .set(name, &value)
+                    .map_err(|reason| format!("--{name} {value}: {reason}"))?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn log_filter(loglevel: &str) -> &'static str {
+    match loglevel {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("strata: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| log_filter(&config.server.loglevel).into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("strata: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match App::start(config).await {
+            Ok(app) => app,
+            Err(message) => {
+                eprintln!("strata: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            "strata {} ready to accept connections on {}",
+            env!("CARGO_PKG_VERSION"),
+            app.local_addr()
+        );
+        let state = app.state().clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("received a stop signal, shutting down");
+            state.request_shutdown();
+        });
+        app.wait().await;
+        tracing::info!("strata is now ready to exit, bye bye");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

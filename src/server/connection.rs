@@ -1,0 +1,227 @@
+//! One client connection: read what one read brings, decode and run every
+//! complete request in it, and write all their replies with one write.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::clients::ClientHandle;
+use crate::cmd::{self, AfterReply, ReplyMode, Session};
+use crate::protocol::{encode, DecodeLimits, Decoder, Reply};
+use crate::state::ServerState;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why the read loop ended.
+enum Ending {
+    /// Peer closed, was killed, or the server is stopping.
+    Closed,
+    /// The client issued MONITOR: switch to streaming the command feed.
+    Monitor,
+}
+
+pub(super) async fn serve(
+    state: Arc<ServerState>,
+    mut stream: TcpStream,
+    client: Arc<ClientHandle>,
+    mut shutdown: watch::Receiver<bool>,
+    _running: mpsc::Sender<()>,
+) {
+    let authenticated = !state.auth_enabled.load(Relaxed);
+    let mut session = Session::new(client.clone(), authenticated);
+    let mut connection = Connection {
+        state: &state,
+        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: BytesMut::with_capacity(READ_CHUNK),
+        decoder: Decoder::new(),
+    };
+    let ending = connection
+        .run(&mut stream, &mut session, &client, &mut shutdown)
+        .await;
+    if let Ending::Monitor = ending {
+        connection
+            .monitor(&mut stream, &mut session, &client, &mut shutdown)
+            .await;
+    }
+    state.clients.unregister(client.id);
+}
+
+struct Connection<'a> {
+    state: &'a ServerState,
+    inbuf: BytesMut,
+    out: BytesMut,
+    decoder: Decoder,
+}
+
+impl Connection<'_> {
+    async fn run(
+        &mut self,
+        stream: &mut TcpStream,
+        session: &mut Session,
+        client: &ClientHandle,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ending {
+        loop {
+            let (max_bulk_len, query_buffer_limit, idle_timeout) = {
+                let config = self.state.config.read();
+                let server = &config.config.server;
+                session.slowlog_threshold = server.slowlog_log_slower_than;
+                (
+                    server.proto_max_bulk_len.0,
+                    server.client_query_buffer_limit.0,
+                    server.timeout,
+                )
+            };
+            let outcome = self.run_batch(session, max_bulk_len as i64);
+            if !self.flush(stream).await {
+                return Ending::Closed;
+            }
+            match outcome {
+                BatchEnd::NeedInput => {}
+                BatchEnd::Close => return Ending::Closed,
+                BatchEnd::Monitor => return Ending::Monitor,
+            }
+            if self.inbuf.len() as u64 > query_buffer_limit {
+                tracing::warn!(
+                    client = client.id,
+                    "closing client that reached max query buffer length"
+                );
+                return Ending::Closed;
+            }
+            self.inbuf.reserve(READ_CHUNK);
+            let read = stream.read_buf(&mut self.inbuf);
+            let idle = async {
+                if idle_timeout == 0 {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(Duration::from_secs(idle_timeout)).await
+                }
+            };
+            tokio::select! {
+                result = read => match result {
+                    Ok(0) | Err(_) => return Ending::Closed,
+                    Ok(n) => {
+                        self.state.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                    }
+                },
+                _ = client.killed() => return Ending::Closed,
+                _ = shutdown.changed() => return Ending::Closed,
+                _ = idle => return Ending::Closed,
+            }
+        }
+    }
+
+    /// Runs every complete request in the buffer, queueing replies in `out`.
+    fn run_batch(&mut self, session: &mut Session, max_bulk_len: i64) -> BatchEnd {
+        loop {
+            let limits = DecodeLimits {
+                max_bulk_len,
+                authenticated: session.authenticated || !self.state.auth_enabled.load(Relaxed),
+            };
+            let args = match self.decoder.decode(&mut self.inbuf, limits) {
+                Ok(Some(args)) => args,
+                Ok(None) => return BatchEnd::NeedInput,
+                Err(error) => {
+                    let reply = Reply::Error(error.reply_text());
+                    self.state.stats.record_error("ERR");
+                    encode(&reply, session.version, &mut self.out);
+                    return BatchEnd::Close;
+                }
+            };
+            let skipping = session.reply_mode == ReplyMode::Skip;
+            let reply = cmd::execute(self.state, session, &args);
+            let suppressed = skipping || session.reply_mode == ReplyMode::Off;
+            if skipping && session.reply_mode == ReplyMode::Skip {
+                session.reply_mode = ReplyMode::On;
+            }
+            if !suppressed {
+                encode(&reply, session.version, &mut self.out);
+            }
+            match std::mem::take(&mut session.after_reply) {
+                AfterReply::Continue => {}
+                AfterReply::Close | AfterReply::Shutdown => return BatchEnd::Close,
+                AfterReply::Monitor => return BatchEnd::Monitor,
+            }
+        }
+    }
+
+    async fn flush(&mut self, stream: &mut TcpStream) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let written = self.out.len() as u64;
+        let ok = stream.write_all(&self.out).await.is_ok();
+        self.state
+            .stats
+            .net_output_bytes
+            .fetch_add(written, Relaxed);
+        self.out.clear();
+        ok
+    }
+
+    /// MONITOR: stream every command the server runs until the client quits.
+    async fn monitor(
+        &mut self,
+        stream: &mut TcpStream,
+        session: &mut Session,
+        client: &ClientHandle,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        client.monitor.store(true, Relaxed);
+        let mut feed = self.state.subscribe_monitor();
+        loop {
+            self.inbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                line = feed.recv() => match line {
+                    Ok(line) => {
+                        encode(&Reply::Status(String::from_utf8_lossy(&line).into_owned()), session.version, &mut self.out);
+                        if !self.flush(stream).await {
+                            break;
+                        }
+                    }
+                    // A slow monitor misses lines rather than holding memory.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                result = stream.read_buf(&mut self.inbuf) => {
+                    if matches!(result, Ok(0) | Err(_)) || self.monitor_input_says_quit(session) {
+                        break;
+                    }
+                }
+                _ = client.killed() => break,
+                _ = shutdown.changed() => break,
+            }
+        }
+        let _ = self.flush(stream).await;
+        self.state.unsubscribe_monitor();
+    }
+
+    /// A monitoring client may only leave: QUIT or RESET end the stream.
+    fn monitor_input_says_quit(&mut self, session: &mut Session) -> bool {
+        let limits = DecodeLimits::default();
+        loop {
+            match self.decoder.decode(&mut self.inbuf, limits) {
+                Ok(Some(args)) => {
+                    let Some(name) = args.first() else { continue };
+                    if name.eq_ignore_ascii_case(b"quit") || name.eq_ignore_ascii_case(b"reset") {
+                        encode(&Reply::OK, session.version, &mut self.out);
+                        return true;
+                    }
+                }
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+enum BatchEnd {
+    NeedInput,
+    Close,
+    Monitor,
+}

@@ -1,0 +1,91 @@
+//! What every connection and command shares: the keyspace, the run-time
+//! configuration, the figures, the client registry and the shutdown switch.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, watch};
+
+use crate::clients::ClientRegistry;
+use crate::config::{Config, RuntimeConfig};
+use crate::keyspace::Keyspace;
+use crate::metrics::{SlowLog, Stats};
+
+pub struct ServerState {
+    pub keyspace: Keyspace,
+    pub config: RwLock<RuntimeConfig>,
+    /// Mirrors `requirepass != ""` so the hot path need not read the config.
+    pub auth_enabled: AtomicBool,
+    pub stats: Stats,
+    pub clients: ClientRegistry,
+    pub slowlog: Mutex<SlowLog>,
+    pub run_id: String,
+    /// The port actually bound (differs from the config when it asked for 0).
+    pub port: AtomicUsize,
+    /// Unix seconds of the last successful save (LASTSAVE).
+    pub last_save: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    monitor_feed: broadcast::Sender<Bytes>,
+    pub monitors: AtomicUsize,
+}
+
+impl ServerState {
+    pub fn new(config: Config, command_count: usize) -> ServerState {
+        let (shutdown, _) = watch::channel(false);
+        let (monitor_feed, _) = broadcast::channel(4096);
+        let auth = !config.server.requirepass.is_empty();
+        let run_id: String = (0..40)
+            .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
+            .collect();
+        ServerState {
+            keyspace: Keyspace::new(config.server.databases),
+            auth_enabled: AtomicBool::new(auth),
+            config: RwLock::new(RuntimeConfig::new(config)),
+            stats: Stats::new(command_count),
+            clients: ClientRegistry::default(),
+            slowlog: Mutex::new(SlowLog::default()),
+            run_id,
+            port: AtomicUsize::new(0),
+            last_save: AtomicU64::new(crate::keyspace::now_ms() / 1000),
+            shutdown,
+            monitor_feed,
+            monitors: AtomicUsize::new(0),
+        }
+    }
+
+    /// Asks the server to stop: the listener stops accepting and every
+    /// connection finishes the batch it is in.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn subscribe_monitor(&self) -> broadcast::Receiver<Bytes> {
+        self.monitors.fetch_add(1, Relaxed);
+        self.monitor_feed.subscribe()
+    }
+
+    pub fn unsubscribe_monitor(&self) {
+        self.monitors.fetch_sub(1, Relaxed);
+    }
+
+    pub fn feed_monitors(&self, line: Bytes) {
+        let _ = self.monitor_feed.send(line);
+    }
+
+    pub fn has_monitors(&self) -> bool {
+        self.monitors.load(Relaxed) > 0
+    }
+
+    pub fn databases(&self) -> usize {
+        self.keyspace.databases()
+    }
+}
