@@ -536,10 +536,13 @@ static COMMAND: &[CommandSpec] = &[
 ];
 
 /// Every command and subcommand with a dense id (the commandstats slot).
+/// Command names are not attacker-chosen keys: a fast fixed hasher is enough.
+type NameMap<K> = HashMap<K, usize, foldhash::fast::FixedState>;
+
 pub struct Registry {
     pub entries: Vec<Registered>,
-    top: HashMap<&'static str, usize>,
-    sub: HashMap<(usize, &'static str), usize>,
+    top: NameMap<&'static str>,
+    sub: NameMap<(usize, &'static str)>,
 }
 
 pub struct Registered {
@@ -552,8 +555,8 @@ pub struct Registered {
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let mut registry = Registry {
         entries: Vec::new(),
-        top: HashMap::new(),
-        sub: HashMap::new(),
+        top: NameMap::default(),
+        sub: NameMap::default(),
     };
     for spec in COMMANDS {
         let id = registry.entries.len();

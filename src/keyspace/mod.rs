@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 
 use shard::Shard;
 pub use shard::ShardCounters;
@@ -156,7 +157,7 @@ impl Keyspace {
         (0..keys.len())
             .map(|i| {
                 let (hash, guard) = (txn.keys[i].hash, txn.keys[i].guard);
-                let shard = &mut txn.guards[guard].2;
+                let shard = &mut txn.guards[guard];
                 let key: &[u8] = &keys[i];
                 if shard.get(hash, key).is_some() {
                     shard.counters.hits += 1;
@@ -201,32 +202,33 @@ impl Keyspace {
 
     fn lock_keys<'a>(&'a self, keys: impl IntoIterator<Item = (usize, &'a [u8])>) -> Txn<'a> {
         let now = now_ms();
-        let mut wanted: Vec<(usize, &'a [u8], u64)> = keys
-            .into_iter()
-            .map(|(db, key)| (db, key, self.hash(key)))
-            .collect();
+        let mut txn = Txn {
+            keys: SmallVec::new(),
+            guards: SmallVec::new(),
+            now_ms: now,
+            pending_resize: SmallVec::new(),
+        };
+        for (db, key) in keys {
+            let hash = self.hash(key);
+            // `guard` is fixed below, once every shard to lock is known.
+            txn.keys.push(TxnKey {
+                key,
+                hash,
+                guard: Self::shard_of(hash),
+                db,
+            });
+        }
         // Shards are always locked in (db, shard) order, so two transactions never deadlock.
-        let mut order: Vec<(usize, usize)> = wanted
-            .iter()
-            .map(|(db, _, hash)| (*db, Self::shard_of(*hash)))
-            .collect();
+        let mut order: SmallVec<[(usize, usize); 4]> =
+            txn.keys.iter().map(|k| (k.db, k.guard)).collect();
         order.sort_unstable();
         order.dedup();
-        let guards: Vec<(usize, usize, MutexGuard<'_, Shard>)> = order
-            .iter()
-            .map(|&(db, shard)| (db, shard, self.dbs[db].shards[shard].lock()))
-            .collect();
-        let mut txn = Txn {
-            keys: Vec::with_capacity(wanted.len()),
-            guards,
-            now_ms: now,
-            pending_resize: Vec::new(),
-        };
-        for (db, key, hash) in wanted.drain(..) {
-            let place = (db, Self::shard_of(hash));
-            let guard = order.binary_search(&place).unwrap_or(0);
-            txn.guards[guard].2.purge_if_expired(hash, key, now);
-            txn.keys.push(TxnKey { key, hash, guard });
+        for &(db, shard) in &order {
+            txn.guards.push(self.dbs[db].shards[shard].lock());
+        }
+        for key in txn.keys.iter_mut() {
+            key.guard = order.binary_search(&(key.db, key.guard)).unwrap_or(0);
+            txn.guards[key.guard].purge_if_expired(key.hash, key.key, now);
         }
         txn
     }
@@ -448,17 +450,20 @@ fn drop_maybe_in_background(old: Vec<Shard>, background: bool) {
 struct TxnKey<'a> {
     key: &'a [u8],
     hash: u64,
+    db: usize,
+    /// Index into `Txn::guards` of the shard holding the key.
     guard: usize,
 }
 
 /// Keys locked for a change. Index `i` is the position of the key in the
 /// list the transaction was opened with.
+// Most commands touch one or two keys: those transactions allocate nothing.
 pub struct Txn<'a> {
-    keys: Vec<TxnKey<'a>>,
-    guards: Vec<(usize, usize, MutexGuard<'a, Shard>)>,
+    keys: SmallVec<[TxnKey<'a>; 2]>,
+    guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
     now_ms: u64,
-    /// Entries handed out by `value_mut`, re-measured when the transaction ends.
-    pending_resize: Vec<(usize, usize)>,
+    /// Entries handed out by `entry_mut`, re-measured when the transaction ends.
+    pending_resize: SmallVec<[(usize, usize); 2]>,
 }
 
 impl<'a> Txn<'a> {
@@ -471,12 +476,14 @@ impl<'a> Txn<'a> {
     }
 
     fn shard(&self, i: usize) -> &Shard {
-        &self.guards[self.keys[i].guard].2
+        &self.guards[self.keys[i].guard]
     }
 
     fn shard_mut(&mut self, i: usize) -> (&mut Shard, u64, &'a [u8]) {
-        let TxnKey { key, hash, guard } = self.keys[i];
-        (&mut self.guards[guard].2, hash, key)
+        let TxnKey {
+            key, hash, guard, ..
+        } = self.keys[i];
+        (&mut self.guards[guard], hash, key)
     }
 
     pub fn get(&self, i: usize) -> Option<&Entry> {
@@ -525,8 +532,10 @@ impl<'a> Txn<'a> {
 
     pub fn insert_entry(&mut self, i: usize, entry: Entry) -> Option<Entry> {
         self.pending_resize.retain(|(index, _)| *index != i);
-        let TxnKey { key, hash, guard } = &self.keys[i];
-        self.guards[*guard].2.insert(*hash, key, entry)
+        let TxnKey {
+            key, hash, guard, ..
+        } = &self.keys[i];
+        self.guards[*guard].insert(*hash, key, entry)
     }
 
     /// Replaces the value and keeps the key's TTL.
@@ -537,15 +546,19 @@ impl<'a> Txn<'a> {
 
     pub fn remove(&mut self, i: usize) -> Option<Entry> {
         self.pending_resize.retain(|(index, _)| *index != i);
-        let TxnKey { key, hash, guard } = &self.keys[i];
-        self.guards[*guard].2.remove(*hash, key)
+        let TxnKey {
+            key, hash, guard, ..
+        } = &self.keys[i];
+        self.guards[*guard].remove(*hash, key)
     }
 
     /// Sets or clears the deadline; false when the key is absent.
     pub fn set_expire(&mut self, i: usize, expire_at: Option<u64>) -> bool {
         self.flush_resize(i);
-        let TxnKey { key, hash, guard } = &self.keys[i];
-        self.guards[*guard].2.set_expire(*hash, key, expire_at)
+        let TxnKey {
+            key, hash, guard, ..
+        } = &self.keys[i];
+        self.guards[*guard].set_expire(*hash, key, expire_at)
     }
 
     fn flush_resize(&mut self, i: usize) {
@@ -555,8 +568,10 @@ impl<'a> Txn<'a> {
             .position(|(index, _)| *index == i)
         {
             let (_, old_size) = self.pending_resize.swap_remove(position);
-            let TxnKey { key, hash, guard } = &self.keys[i];
-            self.guards[*guard].2.resize(*hash, key, old_size);
+            let TxnKey {
+                key, hash, guard, ..
+            } = &self.keys[i];
+            self.guards[*guard].resize(*hash, key, old_size);
         }
     }
 }
@@ -564,8 +579,10 @@ impl<'a> Txn<'a> {
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
         while let Some((i, old_size)) = self.pending_resize.pop() {
-            let TxnKey { key, hash, guard } = &self.keys[i];
-            self.guards[*guard].2.resize(*hash, key, old_size);
+            let TxnKey {
+                key, hash, guard, ..
+            } = &self.keys[i];
+            self.guards[*guard].resize(*hash, key, old_size);
         }
     }
 }
