@@ -3,34 +3,15 @@
 //! OBJECT) against Redis 7's replies, error texts and edge cases, each under
 //! RESP2 and RESP3.
 
+#[macro_use]
 mod common;
+
+use common::*;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use redis::Value;
-
-type Conn = MultiplexedConnection;
-
-/// Each scenario runs once per protocol, on its own server.
-macro_rules! both_protocols {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn resp2() {
-                    super::$name(false).await
-                }
-
-                #[tokio::test]
-                async fn resp3() {
-                    super::$name(true).await
-                }
-            }
-        )*
-    };
-}
 
 both_protocols!(
     del_and_unlink,
@@ -58,55 +39,6 @@ both_protocols!(
     keyspace_hits_and_misses,
 );
 
-fn command(args: &[&[u8]]) -> redis::Cmd {
-    let mut cmd = redis::cmd(&String::from_utf8_lossy(args[0]));
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd
-}
-
-async fn raw(con: &mut Conn, args: &[&[u8]]) -> redis::RedisResult<Value> {
-    command(args).query_async(con).await
-}
-
-/// The reply of a command that must succeed.
-async fn q(con: &mut Conn, args: &[&str]) -> Value {
-    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    match raw(con, &bytes).await {
-        Ok(value) => value,
-        Err(err) => panic!("{args:?} failed: {err}"),
-    }
-}
-
-async fn int(con: &mut Conn, args: &[&str]) -> i64 {
-    match q(con, args).await {
-        Value::Int(n) => n,
-        other => panic!("{args:?}: expected an integer, got {other:?}"),
-    }
-}
-
-/// The full error text (`ERR ...`) of a command that must fail.
-async fn err(con: &mut Conn, args: &[&str]) -> String {
-    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    match raw(con, &bytes).await {
-        Ok(value) => panic!("{args:?}: expected an error, got {value:?}"),
-        Err(err) => format!(
-            "{} {}",
-            err.code().unwrap_or("?"),
-            err.detail().unwrap_or("")
-        ),
-    }
-}
-
-fn bulk(text: &str) -> Value {
-    Value::BulkString(text.as_bytes().to_vec())
-}
-
-fn status(text: &str) -> Value {
-    Value::SimpleString(text.to_string())
-}
-
 fn strings(value: Value) -> Vec<String> {
     match value {
         Value::Array(items) | Value::Set(items) => items
@@ -124,16 +56,6 @@ fn strings(value: Value) -> Vec<String> {
 fn sorted(mut items: Vec<String>) -> Vec<String> {
     items.sort();
     items
-}
-
-async fn set(con: &mut Conn, key: &str, value: &str) {
-    assert_eq!(q(con, &["SET", key, value]).await, Value::Okay);
-}
-
-async fn start(resp3: bool) -> (common::TestServer, Conn) {
-    let server = common::start().await;
-    let con = server.client(resp3).await;
-    (server, con)
 }
 
 /// A second connection already switched to database `db`.
@@ -186,20 +108,8 @@ async fn scan_all(con: &mut Conn, options: &[&str]) -> Vec<String> {
     panic!("SCAN did not terminate");
 }
 
-async fn info_stat(con: &mut Conn, field: &str) -> i64 {
-    let text = match q(con, &["INFO", "stats"]).await {
-        Value::BulkString(data) => String::from_utf8(data).unwrap(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
-}
-
 async fn del_and_unlink(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     for key in ["a", "b", "c", "d"] {
         set(&mut c, key, "v").await;
     }
@@ -232,7 +142,7 @@ async fn del_and_unlink(resp3: bool) {
 }
 
 async fn exists_counts_duplicates(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "a", "1").await;
     set(&mut c, "b", "2").await;
     assert_eq!(int(&mut c, &["EXISTS", "a"]).await, 1);
@@ -248,7 +158,7 @@ async fn exists_counts_duplicates(resp3: bool) {
 }
 
 async fn type_reports_none_for_missing(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "s", "hello").await;
     set(&mut c, "n", "12").await;
     assert_eq!(q(&mut c, &["TYPE", "s"]).await, status("string"));
@@ -261,7 +171,7 @@ async fn type_reports_none_for_missing(resp3: bool) {
 }
 
 async fn expire_flags(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "k", "v").await;
     // No TTL yet: XX and GT refuse (no TTL counts as infinite), NX and LT accept.
     assert_eq!(int(&mut c, &["EXPIRE", "k", "100", "XX"]).await, 0);
@@ -312,7 +222,7 @@ async fn expire_flags(resp3: bool) {
 }
 
 async fn expire_errors_and_overflow(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "k", "v").await;
     let nx_xx = "ERR NX and XX, GT or LT options at the same time are not compatible";
     let gt_lt = "ERR GT and LT options at the same time are not compatible";
@@ -401,7 +311,7 @@ async fn expire_errors_and_overflow(resp3: bool) {
 }
 
 async fn expire_in_the_past_deletes(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     for (i, args) in [
         vec!["EXPIRE", "KEY", "-1"],
         vec!["EXPIRE", "KEY", "0"],
@@ -428,7 +338,7 @@ async fn expire_in_the_past_deletes(resp3: bool) {
 }
 
 async fn ttl_family(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     for cmd in ["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"] {
         assert_eq!(int(&mut c, &[cmd, "nokey"]).await, -2, "{cmd}");
     }
@@ -466,7 +376,7 @@ async fn ttl_family(resp3: bool) {
 }
 
 async fn keys_expire_on_time(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "short", "v").await;
     set(&mut c, "long", "v").await;
     set(&mut c, "forever", "v").await;
@@ -502,7 +412,7 @@ async fn keys_expire_on_time(resp3: bool) {
 }
 
 async fn persist(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["PERSIST", "nokey"]).await, 0);
     set(&mut c, "k", "v").await;
     assert_eq!(int(&mut c, &["PERSIST", "k"]).await, 0);
@@ -518,7 +428,7 @@ async fn persist(resp3: bool) {
 }
 
 async fn rename_and_renamenx(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let no_such_key = "ERR no such key";
     assert_eq!(err(&mut c, &["RENAME", "nokey", "b"]).await, no_such_key);
     assert_eq!(err(&mut c, &["RENAMENX", "nokey", "b"]).await, no_such_key);
@@ -586,7 +496,7 @@ async fn rename_and_renamenx(resp3: bool) {
 }
 
 async fn copy(resp3: bool) {
-    let (server, mut c) = start(resp3).await;
+    let (server, mut c) = start_client(resp3).await;
     let same = "ERR source and destination objects are the same";
     let out_of_range = "ERR DB index is out of range";
     assert_eq!(int(&mut c, &["COPY", "nokey", "b"]).await, 0);
@@ -673,7 +583,7 @@ async fn copy(resp3: bool) {
 }
 
 async fn move_between_databases(resp3: bool) {
-    let (server, mut c) = start(resp3).await;
+    let (server, mut c) = start_client(resp3).await;
     let mut db1 = client_in_db(&server, resp3, 1).await;
     let same = "ERR source and destination objects are the same";
     let out_of_range = "ERR DB index is out of range";
@@ -721,7 +631,7 @@ async fn move_between_databases(resp3: bool) {
 }
 
 async fn keys_patterns(resp3: bool) {
-    let (server, mut c) = start(resp3).await;
+    let (server, mut c) = start_client(resp3).await;
     for key in ["foo", "foobar", "fao", "f", "bar", "x*y", "hello\\world"] {
         set(&mut c, key, "v").await;
     }
@@ -750,7 +660,7 @@ async fn keys_patterns(resp3: bool) {
 }
 
 async fn scan_basics(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     // An empty database: one call, cursor 0.
     assert_eq!(scan_page(&mut c, &["0"]).await, ("0".to_string(), vec![]));
     for i in 0..500 {
@@ -813,7 +723,7 @@ async fn scan_basics(resp3: bool) {
 }
 
 async fn scan_type_and_match(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     for i in 0..100 {
         set(&mut c, &format!("user:{i}"), "v").await;
         set(&mut c, &format!("item:{i}"), "v").await;
@@ -835,7 +745,7 @@ async fn scan_type_and_match(resp3: bool) {
 /// The SCAN guarantee: a key present from the start to the end of a full
 /// iteration is returned, however other keys come and go between calls.
 async fn scan_never_misses_a_stable_key(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let stable: HashSet<String> = (0..300).map(|i| format!("stable:{i}")).collect();
     for key in &stable {
         set(&mut c, key, "v").await;
@@ -877,7 +787,7 @@ async fn scan_never_misses_a_stable_key(resp3: bool) {
 }
 
 async fn randomkey(resp3: bool) {
-    let (server, mut c) = start(resp3).await;
+    let (server, mut c) = start_client(resp3).await;
     assert_eq!(q(&mut c, &["RANDOMKEY"]).await, Value::Nil);
     set(&mut c, "only", "v").await;
     assert_eq!(q(&mut c, &["RANDOMKEY"]).await, bulk("only"));
@@ -909,7 +819,7 @@ async fn randomkey(resp3: bool) {
 }
 
 async fn touch(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "a", "v").await;
     set(&mut c, "b", "v").await;
     assert_eq!(int(&mut c, &["TOUCH", "nokey"]).await, 0);
@@ -922,7 +832,7 @@ async fn touch(resp3: bool) {
 }
 
 async fn object_encoding_and_refcount(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let long = "x".repeat(45);
     for (value, encoding, refcount) in [
         ("0", "int", 2147483647),
@@ -999,7 +909,7 @@ async fn object_freq_and_idletime_policies(resp3: bool) {
     let lfu_selected = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
     // The default policy is not LFU: FREQ is refused, IDLETIME answers.
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "k", "v").await;
     assert_eq!(
         err(&mut c, &["OBJECT", "FREQ", "k"]).await,
@@ -1054,7 +964,7 @@ fn unix_minute() -> u64 {
 }
 
 async fn object_help(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let expected = [
         "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "ENCODING <key>",
@@ -1084,7 +994,7 @@ async fn object_help(resp3: bool) {
 
 /// Which commands count keyspace hits and misses, as Redis 7 does.
 async fn keyspace_hits_and_misses(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "a", "1").await;
     let expect = |hits: i64, misses: i64, args: &'static [&'static str]| {
         let mut c = c.clone();

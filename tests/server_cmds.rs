@@ -2,34 +2,15 @@
 //! BGSAVE, WAIT, SHUTDOWN, MONITOR, DEBUG, INFO, CONFIG, SLOWLOG, COMMAND)
 //! against Redis 7's replies, shapes and error texts, each under RESP2 and RESP3.
 
+#[macro_use]
 mod common;
+
+use common::*;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::MultiplexedConnection;
 use redis::{Value, VerbatimFormat};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-type Conn = MultiplexedConnection;
-
-/// Each scenario runs once per protocol, on its own server.
-macro_rules! both_protocols {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn resp2() {
-                    super::$name(false).await
-                }
-
-                #[tokio::test]
-                async fn resp3() {
-                    super::$name(true).await
-                }
-            }
-        )*
-    };
-}
 
 both_protocols!(
     dbsize_and_flush,
@@ -58,70 +39,6 @@ both_protocols!(
 
 // ---------------------------------------------------------------- helpers
 
-async fn start(resp3: bool) -> (common::TestServer, Conn) {
-    let server = common::start().await;
-    let con = server.client(resp3).await;
-    (server, con)
-}
-
-async fn raw(con: &mut Conn, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(con).await
-}
-
-/// The reply of a command that must succeed.
-async fn q(con: &mut Conn, args: &[&str]) -> Value {
-    match raw(con, args).await {
-        Ok(value) => value,
-        Err(err) => panic!("{args:?} failed: {err}"),
-    }
-}
-
-async fn int(con: &mut Conn, args: &[&str]) -> i64 {
-    match q(con, args).await {
-        Value::Int(n) => n,
-        other => panic!("{args:?}: expected an integer, got {other:?}"),
-    }
-}
-
-async fn ok(con: &mut Conn, args: &[&str]) {
-    assert_eq!(q(con, args).await, Value::Okay, "{args:?}");
-}
-
-/// The full error text (`ERR ...`) of a command that must fail.
-async fn err(con: &mut Conn, args: &[&str]) -> String {
-    match raw(con, args).await {
-        Ok(value) => panic!("{args:?}: expected an error, got {value:?}"),
-        Err(err) => format!(
-            "{} {}",
-            err.code().unwrap_or("?"),
-            err.detail().unwrap_or("")
-        ),
-    }
-}
-
-fn bulk(text: &str) -> Value {
-    Value::BulkString(text.as_bytes().to_vec())
-}
-
-fn status(text: &str) -> Value {
-    Value::SimpleString(text.to_string())
-}
-
-/// A bulk, status or verbatim string as text.
-fn text(value: &Value) -> String {
-    match value {
-        Value::BulkString(data) => String::from_utf8_lossy(data).into_owned(),
-        Value::SimpleString(text) => text.clone(),
-        Value::Okay => "OK".to_string(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        other => panic!("expected a string, got {other:?}"),
-    }
-}
-
 fn items(value: Value) -> Vec<Value> {
     match value {
         Value::Array(items) | Value::Set(items) => items,
@@ -130,7 +47,7 @@ fn items(value: Value) -> Vec<Value> {
 }
 
 fn strings(value: Value) -> Vec<String> {
-    items(value).iter().map(text).collect()
+    items(value).iter().map(as_text).collect()
 }
 
 /// A RESP3 map, or the flat array RESP2 sends instead.
@@ -157,7 +74,7 @@ fn pairs(value: Value, resp3: bool) -> Vec<(Value, Value)> {
 fn get<'a>(pairs: &'a [(Value, Value)], key: &str) -> &'a Value {
     pairs
         .iter()
-        .find(|(k, _)| text(k) == key)
+        .find(|(k, _)| as_text(k) == key)
         .map(|(_, v)| v)
         .unwrap_or_else(|| panic!("no {key:?} in {pairs:?}"))
 }
@@ -207,7 +124,7 @@ fn unix_secs() -> i64 {
 // ---------------------------------------------------------------- keyspace
 
 async fn dbsize_and_flush(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
     for key in ["a", "b", "c"] {
         ok(&mut con, &["SET", key, "1"]).await;
@@ -239,7 +156,7 @@ async fn dbsize_and_flush(resp3: bool) {
 }
 
 async fn flush_errors(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SET", "a", "1"]).await;
     for args in [
         &["FLUSHALL", "bogus"][..],
@@ -257,7 +174,7 @@ async fn flush_errors(resp3: bool) {
 }
 
 async fn swapdb(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SET", "in0", "zero"]).await;
     let mut db1 = server.client(resp3).await;
     ok(&mut db1, &["SELECT", "1"]).await;
@@ -306,7 +223,7 @@ async fn swapdb(resp3: bool) {
 // ---------------------------------------------------------------- time and persistence
 
 async fn time_and_lastsave(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let before = unix_secs();
     let parts = items(q(&mut con, &["TIME"]).await);
     assert_eq!(parts.len(), 2);
@@ -316,8 +233,8 @@ async fn time_and_lastsave(resp3: bool) {
             .all(|part| matches!(part, Value::BulkString(_))),
         "{parts:?}"
     );
-    let secs: i64 = text(&parts[0]).parse().expect("seconds");
-    let micros: i64 = text(&parts[1]).parse().expect("microseconds");
+    let secs: i64 = as_text(&parts[0]).parse().expect("seconds");
+    let micros: i64 = as_text(&parts[1]).parse().expect("microseconds");
     assert!((before..=before + 2).contains(&secs), "{secs} vs {before}");
     assert!((0..1_000_000).contains(&micros));
 
@@ -333,7 +250,7 @@ async fn time_and_lastsave(resp3: bool) {
 }
 
 async fn save_and_bgsave(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SAVE"]).await;
     let saved = int(&mut con, &["LASTSAVE"]).await;
     assert!((unix_secs() - 2..=unix_secs()).contains(&saved));
@@ -360,7 +277,7 @@ async fn save_and_bgsave(resp3: bool) {
 }
 
 async fn wait_answers_at_once(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     assert_eq!(int(&mut con, &["WAIT", "0", "0"]).await, 0);
     // No replica will ever acknowledge: the answer comes without blocking.
     let started = Instant::now();
@@ -381,7 +298,7 @@ async fn wait_answers_at_once(resp3: bool) {
 }
 
 async fn shutdown_errors(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     assert_eq!(
         err(&mut con, &["SHUTDOWN", "ABORT"]).await,
         "ERR No shutdown in progress."
@@ -404,7 +321,7 @@ async fn shutdown_stops_the_server() {
     let mut con = server.client(false).await;
     ok(&mut con, &["SET", "a", "1"]).await;
     // No reply: the connection just closes.
-    assert!(raw(&mut con, &["SHUTDOWN", "NOSAVE", "NOW", "FORCE"])
+    assert!(raw(&mut con, &[b"SHUTDOWN", b"NOSAVE", b"NOW", b"FORCE"])
         .await
         .is_err());
     assert!(server.app.state().is_shutting_down());
@@ -450,21 +367,21 @@ async fn monitor_streams_commands() {
 // ---------------------------------------------------------------- DEBUG
 
 async fn debug_object_and_errors(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SET", "foo", "bar"]).await;
     ok(&mut con, &["SET", "n", "123"]).await;
     ok(&mut con, &["SET", "long", &"a".repeat(100)]).await;
 
-    let line = text(&q(&mut con, &["DEBUG", "OBJECT", "foo"]).await);
+    let line = as_text(&q(&mut con, &["DEBUG", "OBJECT", "foo"]).await);
     assert!(line.starts_with("Value at:0x"), "{line}");
     assert!(
         line.contains(" refcount:1 encoding:embstr serializedlength:4 lru:"),
         "{line}"
     );
     assert!(line.contains(" lru_seconds_idle:"), "{line}");
-    let line = text(&q(&mut con, &["DEBUG", "OBJECT", "n"]).await);
+    let line = as_text(&q(&mut con, &["DEBUG", "OBJECT", "n"]).await);
     assert!(line.contains(" encoding:int serializedlength:2 "), "{line}");
-    let line = text(&q(&mut con, &["debug", "object", "long"]).await);
+    let line = as_text(&q(&mut con, &["debug", "object", "long"]).await);
     assert!(line.contains(" encoding:raw "), "{line}");
 
     assert_eq!(
@@ -506,7 +423,7 @@ async fn debug_object_and_errors(resp3: bool) {
 }
 
 async fn debug_sleep_blocks_the_caller(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let started = Instant::now();
     ok(&mut con, &["DEBUG", "SLEEP", "0.2"]).await;
     assert!(started.elapsed() >= Duration::from_millis(200));
@@ -548,7 +465,7 @@ const ALL: &[&str] = &[
 ];
 
 async fn info_sections(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let default = info(&mut con, resp3, &[]).await;
     assert_eq!(headers(&default), DEFAULT);
     assert!(
@@ -590,7 +507,7 @@ async fn info_sections(resp3: bool) {
 }
 
 async fn info_fields(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     let mut other = server.client(resp3).await;
     q(&mut other, &["PING"]).await;
     let all = info(&mut con, resp3, &["all"]).await;
@@ -675,7 +592,7 @@ async fn info_fields(resp3: bool) {
 }
 
 async fn info_keyspace_commandstats_errorstats(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SET", "a", "1"]).await;
     ok(&mut con, &["SET", "b", "1", "EX", "1000"]).await;
     let mut db3 = server.client(resp3).await;
@@ -728,39 +645,39 @@ async fn info_keyspace_commandstats_errorstats(resp3: bool) {
 // ---------------------------------------------------------------- CONFIG
 
 async fn config_get_patterns(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     let all = pairs(q(&mut con, &["CONFIG", "GET", "*"]).await, resp3);
     assert!(all.len() > 50, "{}", all.len());
     for (name, value) in &all {
         assert!(matches!(name, Value::BulkString(_)), "{name:?}");
         assert!(matches!(value, Value::BulkString(_)), "{value:?}");
     }
-    let names: Vec<String> = all.iter().map(|(k, _)| text(k)).collect();
+    let names: Vec<String> = all.iter().map(|(k, _)| as_text(k)).collect();
     let mut unique = names.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "each parameter once");
 
     let memory = pairs(q(&mut con, &["CONFIG", "GET", "maxmemory*"]).await, resp3);
-    let mut memory_names: Vec<String> = memory.iter().map(|(k, _)| text(k)).collect();
+    let mut memory_names: Vec<String> = memory.iter().map(|(k, _)| as_text(k)).collect();
     memory_names.sort();
     assert!(memory_names.contains(&"maxmemory".to_string()));
     assert!(memory_names.contains(&"maxmemory-policy".to_string()));
     assert!(memory_names.contains(&"maxmemory-samples".to_string()));
     assert!(memory_names.iter().all(|n| n.starts_with("maxmemory")));
-    assert_eq!(text(get(&memory, "maxmemory")), "0");
-    assert_eq!(text(get(&memory, "maxmemory-policy")), "allkeys-lru");
+    assert_eq!(as_text(get(&memory, "maxmemory")), "0");
+    assert_eq!(as_text(get(&memory, "maxmemory-policy")), "allkeys-lru");
 
     // Patterns match without regard to case; a plain name is answered as spelled.
     let upper = pairs(q(&mut con, &["CONFIG", "GET", "MAXMEMORY-P*"]).await, resp3);
     assert_eq!(upper.len(), 1);
-    assert_eq!(text(&upper[0].0), "maxmemory-policy");
+    assert_eq!(as_text(&upper[0].0), "maxmemory-policy");
     let exact = pairs(
         q(&mut con, &["CONFIG", "GET", "MAXMEMORY", "maxmemory"]).await,
         resp3,
     );
     assert_eq!(exact.len(), 1, "{exact:?}");
-    assert_eq!(text(&exact[0].0), "MAXMEMORY");
+    assert_eq!(as_text(&exact[0].0), "MAXMEMORY");
 
     // Several patterns, overlapping: each parameter once.
     let several = pairs(
@@ -771,7 +688,7 @@ async fn config_get_patterns(resp3: bool) {
         .await,
         resp3,
     );
-    let several_names: Vec<String> = several.iter().map(|(k, _)| text(k)).collect();
+    let several_names: Vec<String> = several.iter().map(|(k, _)| as_text(k)).collect();
     assert_eq!(several_names.iter().filter(|n| *n == "port").count(), 1);
     assert_eq!(
         several_names.iter().filter(|n| *n == "maxmemory").count(),
@@ -780,13 +697,16 @@ async fn config_get_patterns(resp3: bool) {
     assert!(several_names.contains(&"maxclients".to_string()));
 
     // The port actually bound, not the 0 the test asked for.
-    assert_eq!(text(get(&several, "port")), server.addr.port().to_string());
+    assert_eq!(
+        as_text(get(&several, "port")),
+        server.addr.port().to_string()
+    );
     let compat = pairs(
         q(&mut con, &["CONFIG", "GET", "save", "appendonly"]).await,
         resp3,
     );
-    assert_eq!(text(get(&compat, "appendonly")), "no");
-    assert_eq!(text(get(&compat, "save")), "");
+    assert_eq!(as_text(get(&compat, "appendonly")), "no");
+    assert_eq!(as_text(get(&compat, "save")), "");
 
     assert!(pairs(q(&mut con, &["CONFIG", "GET", "nosuch"]).await, resp3).is_empty());
     assert!(pairs(q(&mut con, &["CONFIG", "GET", "nosuch*"]).await, resp3).is_empty());
@@ -798,11 +718,11 @@ async fn config_get_patterns(resp3: bool) {
 
 async fn config_value(con: &mut Conn, resp3: bool, name: &str) -> String {
     let found = pairs(q(con, &["CONFIG", "GET", name]).await, resp3);
-    text(get(&found, name))
+    as_text(get(&found, name))
 }
 
 async fn config_set_applies_atomically(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["CONFIG", "SET", "maxmemory", "10mb"]).await;
     assert_eq!(config_value(&mut con, resp3, "maxmemory").await, "10485760");
     ok(
@@ -903,7 +823,7 @@ async fn config_set_applies_atomically(resp3: bool) {
 }
 
 async fn config_set_requirepass_turns_auth_on(resp3: bool) {
-    let (server, mut con) = start(resp3).await;
+    let (server, mut con) = start_client(resp3).await;
     ok(&mut con, &["CONFIG", "SET", "requirepass", "secret"]).await;
     // The connection that set it stays authenticated; new ones must AUTH.
     assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
@@ -934,7 +854,7 @@ async fn config_set_requirepass_turns_auth_on(resp3: bool) {
 }
 
 async fn config_resetstat_and_rewrite(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await;
     ok(&mut con, &["SET", "a", "1"]).await;
     q(&mut con, &["GET", "a"]).await;
@@ -974,7 +894,7 @@ async fn config_resetstat_and_rewrite(resp3: bool) {
 // ---------------------------------------------------------------- SLOWLOG
 
 async fn slowlog(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     ok(&mut con, &["SLOWLOG", "RESET"]).await;
     assert_eq!(int(&mut con, &["SLOWLOG", "LEN"]).await, 0);
     ok(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).await;
@@ -1000,7 +920,7 @@ async fn slowlog(resp3: bool) {
         Value::Array(vec![bulk("SET"), bulk("slow"), bulk("value")])
     );
     assert!(
-        text(&set_entry[4]).starts_with("127.0.0.1:"),
+        as_text(&set_entry[4]).starts_with("127.0.0.1:"),
         "{set_entry:?}"
     );
     assert!(matches!(set_entry[5], Value::BulkString(_)));
@@ -1054,7 +974,7 @@ async fn slowlog(resp3: bool) {
 // ---------------------------------------------------------------- COMMAND
 
 async fn command_count_list_and_all(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let count = int(&mut con, &["COMMAND", "COUNT"]).await;
     let all = items(q(&mut con, &["COMMAND"]).await);
     assert_eq!(all.len() as i64, count);
@@ -1170,7 +1090,7 @@ fn assert_set(value: &Value, resp3: bool) {
 }
 
 async fn command_info_shape(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let mut entries = items(
         q(
             &mut con,
@@ -1258,7 +1178,10 @@ async fn command_info_shape(resp3: bool) {
         Value::Array(subs) => subs.clone(),
         other => panic!("subcommands are an array, got {other:?}"),
     };
-    let mut names: Vec<String> = subs.into_iter().map(|sub| text(&items(sub)[0])).collect();
+    let mut names: Vec<String> = subs
+        .into_iter()
+        .map(|sub| as_text(&items(sub)[0]))
+        .collect();
     names.sort();
     assert_eq!(
         names,
@@ -1273,7 +1196,7 @@ async fn command_info_shape(resp3: bool) {
 }
 
 async fn command_docs_shape(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let count = int(&mut con, &["COMMAND", "COUNT"]).await;
     let all = pairs(q(&mut con, &["COMMAND", "DOCS"]).await, resp3);
     assert_eq!(all.len() as i64, count);
@@ -1286,12 +1209,12 @@ async fn command_docs_shape(resp3: bool) {
                 "{name:?} {key}"
             );
         }
-        if let Some((_, arguments)) = docs.iter().find(|(k, _)| text(k) == "arguments") {
+        if let Some((_, arguments)) = docs.iter().find(|(k, _)| as_text(k) == "arguments") {
             assert!(matches!(arguments, Value::Array(_)), "{name:?} arguments");
         }
-        if let Some((_, subs)) = docs.iter().find(|(k, _)| text(k) == "subcommands") {
+        if let Some((_, subs)) = docs.iter().find(|(k, _)| as_text(k) == "subcommands") {
             for (sub, _) in pairs(subs.clone(), resp3) {
-                assert!(text(&sub).contains('|'), "{sub:?}");
+                assert!(as_text(&sub).contains('|'), "{sub:?}");
             }
         }
     }
@@ -1304,7 +1227,7 @@ async fn command_docs_shape(resp3: bool) {
         .await,
         resp3,
     );
-    let names: Vec<String> = some.iter().map(|(k, _)| text(k)).collect();
+    let names: Vec<String> = some.iter().map(|(k, _)| as_text(k)).collect();
     assert_eq!(names, ["get", "client|list"]);
     let get_docs = pairs(some[0].1.clone(), resp3);
     assert_eq!(get(&get_docs, "summary"), &bulk("Get the value of a key"));
@@ -1317,7 +1240,7 @@ async fn command_docs_shape(resp3: bool) {
     let config = pairs(config[0].1.clone(), resp3);
     let mut subs: Vec<String> = pairs(get(&config, "subcommands").clone(), resp3)
         .iter()
-        .map(|(k, _)| text(k))
+        .map(|(k, _)| as_text(k))
         .collect();
     subs.sort();
     assert_eq!(
@@ -1334,7 +1257,7 @@ async fn command_docs_shape(resp3: bool) {
     let client = pairs(client[0].1.clone(), resp3);
     let subs: Vec<String> = pairs(get(&client, "subcommands").clone(), resp3)
         .iter()
-        .map(|(k, _)| text(k))
+        .map(|(k, _)| as_text(k))
         .collect();
     assert!(subs.contains(&"client|list".to_string()));
     assert!(!subs.contains(&"client|pause".to_string()), "{subs:?}");
@@ -1343,7 +1266,7 @@ async fn command_docs_shape(resp3: bool) {
 }
 
 async fn command_getkeys(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     let keys = strings;
     assert_eq!(
         keys(q(&mut con, &["COMMAND", "GETKEYS", "get", "k"]).await),
@@ -1409,7 +1332,7 @@ async fn command_getkeys(resp3: bool) {
 }
 
 async fn help_replies(resp3: bool) {
-    let (_server, mut con) = start(resp3).await;
+    let (_server, mut con) = start_client(resp3).await;
     for (args, banner, entry) in [
         (&["CONFIG", "HELP"][..], "CONFIG <subcommand>", "RESETSTAT"),
         (
@@ -1431,10 +1354,21 @@ async fn help_replies(resp3: bool) {
                 .all(|line| matches!(line, Value::SimpleString(_))),
             "{args:?}: help lines are status replies"
         );
-        let lines: Vec<String> = lines.iter().map(text).collect();
+        let lines: Vec<String> = lines.iter().map(as_text).collect();
         assert!(lines[0].starts_with(banner), "{lines:?}");
         assert!(lines[0].ends_with("Subcommands are:"), "{lines:?}");
         assert!(lines.iter().any(|l| l == entry), "{args:?}: {lines:?}");
         assert_eq!(&lines[lines.len() - 2..], ["HELP", "    Prints this help."]);
+    }
+}
+
+/// A string-like reply as text.
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::BulkString(data) => String::from_utf8_lossy(data).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::Okay => "OK".to_string(),
+        other => panic!("expected a string reply, got {other:?}"),
     }
 }

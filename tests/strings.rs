@@ -2,31 +2,12 @@
 //! LCS, SETBIT/GETBIT/BITCOUNT/BITPOS/BITOP/BITFIELD) against Redis 7's
 //! replies, error texts and edge cases, each under RESP2 and RESP3.
 
+#[macro_use]
 mod common;
 
-use redis::aio::MultiplexedConnection;
+use common::*;
+
 use redis::Value;
-
-type Conn = MultiplexedConnection;
-
-/// Each scenario runs once per protocol, on its own server.
-macro_rules! both_protocols {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn resp2() {
-                    super::$name(false).await
-                }
-
-                #[tokio::test]
-                async fn resp3() {
-                    super::$name(true).await
-                }
-            }
-        )*
-    };
-}
 
 both_protocols!(
     get_and_set,
@@ -59,100 +40,13 @@ both_protocols!(
     keyspace_hits_and_misses,
 );
 
-fn command(args: &[&[u8]]) -> redis::Cmd {
-    let mut cmd = redis::cmd(&String::from_utf8_lossy(args[0]));
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd
-}
-
-async fn raw(con: &mut Conn, args: &[&[u8]]) -> redis::RedisResult<Value> {
-    command(args).query_async(con).await
-}
-
-/// The reply of a command that must succeed.
-async fn q(con: &mut Conn, args: &[&str]) -> Value {
-    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    match raw(con, &bytes).await {
-        Ok(value) => value,
-        Err(err) => panic!("{args:?} failed: {err}"),
-    }
-}
-
-async fn int(con: &mut Conn, args: &[&str]) -> i64 {
-    match q(con, args).await {
-        Value::Int(n) => n,
-        other => panic!("{args:?}: expected an integer, got {other:?}"),
-    }
-}
-
-/// A bulk reply as text; `None` for nil.
-async fn text(con: &mut Conn, args: &[&str]) -> Option<String> {
-    match q(con, args).await {
-        Value::BulkString(data) => Some(String::from_utf8_lossy(&data).into_owned()),
-        Value::Nil => None,
-        other => panic!("{args:?}: expected a bulk string, got {other:?}"),
-    }
-}
-
-async fn bytes(con: &mut Conn, args: &[&str]) -> Vec<u8> {
-    match q(con, args).await {
-        Value::BulkString(data) => data,
-        other => panic!("{args:?}: expected a bulk string, got {other:?}"),
-    }
-}
-
-/// The full error text (`ERR ...`) of a command that must fail.
-async fn err(con: &mut Conn, args: &[&str]) -> String {
-    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    match raw(con, &bytes).await {
-        Ok(value) => panic!("{args:?}: expected an error, got {value:?}"),
-        Err(err) => format!(
-            "{} {}",
-            err.code().unwrap_or("?"),
-            err.detail().unwrap_or("")
-        ),
-    }
-}
-
-fn bulk(text: &str) -> Value {
-    Value::BulkString(text.as_bytes().to_vec())
-}
-
 fn ints(values: &[i64]) -> Value {
     Value::Array(values.iter().map(|&n| Value::Int(n)).collect())
-}
-
-async fn ok(con: &mut Conn, args: &[&str]) {
-    assert_eq!(q(con, args).await, Value::Okay, "{args:?}");
-}
-
-async fn set(con: &mut Conn, key: &str, value: &str) {
-    ok(con, &["SET", key, value]).await;
 }
 
 async fn set_bytes(con: &mut Conn, key: &str, value: &[u8]) {
     let reply = raw(con, &[b"SET", key.as_bytes(), value]).await;
     assert_eq!(reply.ok(), Some(Value::Okay));
-}
-
-async fn start(resp3: bool) -> (common::TestServer, Conn) {
-    let server = common::start().await;
-    let con = server.client(resp3).await;
-    (server, con)
-}
-
-async fn info_stat(con: &mut Conn, field: &str) -> i64 {
-    let text = match q(con, &["INFO", "stats"]).await {
-        Value::BulkString(data) => String::from_utf8(data).unwrap_or_default(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
 }
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -166,7 +60,7 @@ const BAD_FIELD_TYPE: &str = "ERR Invalid bitfield type. Use something like i16 
 // GET / SET
 
 async fn get_and_set(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(q(&mut c, &["GET", "missing"]).await, Value::Nil);
     set(&mut c, "k", "v").await;
     assert_eq!(q(&mut c, &["GET", "k"]).await, bulk("v"));
@@ -189,7 +83,7 @@ async fn get_and_set(resp3: bool) {
 }
 
 async fn set_nx_xx_get(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["SET", "k", "v1", "NX"]).await;
     assert_eq!(q(&mut c, &["SET", "k", "v2", "NX"]).await, Value::Nil);
     assert_eq!(text(&mut c, &["GET", "k"]).await.as_deref(), Some("v1"));
@@ -226,7 +120,7 @@ async fn set_nx_xx_get(resp3: bool) {
 }
 
 async fn set_expiry_options(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["SET", "k", "v", "EX", "100"]).await;
     let ttl = int(&mut c, &["PTTL", "k"]).await;
     assert!(ttl > 98_000 && ttl <= 100_000, "{ttl}");
@@ -276,7 +170,7 @@ async fn set_expiry_options(resp3: bool) {
 }
 
 async fn set_expiry_errors(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let invalid = "ERR invalid expire time in 'set' command";
     for (option, amount) in [
         ("EX", "0"),
@@ -344,7 +238,7 @@ async fn set_expiry_errors(resp3: bool) {
 }
 
 async fn setnx_setex_psetex(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["SETNX", "k", "a"]).await, 1);
     assert_eq!(int(&mut c, &["SETNX", "k", "b"]).await, 0);
     assert_eq!(text(&mut c, &["GET", "k"]).await.as_deref(), Some("a"));
@@ -380,7 +274,7 @@ async fn setnx_setex_psetex(resp3: bool) {
 }
 
 async fn getset_and_getdel(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(q(&mut c, &["GETSET", "k", "a"]).await, Value::Nil);
     assert_eq!(q(&mut c, &["GETSET", "k", "b"]).await, bulk("a"));
     assert_eq!(text(&mut c, &["GET", "k"]).await.as_deref(), Some("b"));
@@ -395,7 +289,7 @@ async fn getset_and_getdel(resp3: bool) {
 }
 
 async fn getex_options(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(q(&mut c, &["GETEX", "missing"]).await, Value::Nil);
     // A missing key answers nil before the expiry is even checked.
     assert_eq!(
@@ -454,7 +348,7 @@ async fn getex_options(resp3: bool) {
 }
 
 async fn mget_mset_msetnx(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["MSET", "a", "1", "b", "2", "a", "3"]).await;
     assert_eq!(
         q(&mut c, &["MGET", "a", "b", "missing", "a"]).await,
@@ -489,7 +383,7 @@ async fn mget_mset_msetnx(resp3: bool) {
 }
 
 async fn append_and_strlen(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["APPEND", "k", "hello"]).await, 5);
     assert_eq!(int(&mut c, &["APPEND", "k", " world"]).await, 11);
     assert_eq!(int(&mut c, &["APPEND", "k", ""]).await, 11);
@@ -523,7 +417,7 @@ async fn append_and_strlen(resp3: bool) {
 }
 
 async fn getrange_and_substr(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "s", "This is a string").await;
     for (start, end, expected) in [
         ("0", "3", "This"),
@@ -570,7 +464,7 @@ async fn getrange_and_substr(resp3: bool) {
 }
 
 async fn setrange(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["SETRANGE", "k", "5", "hello"]).await, 10);
     assert_eq!(bytes(&mut c, &["GET", "k"]).await, b"\0\0\0\0\0hello");
     assert_eq!(int(&mut c, &["SETRANGE", "k", "0", "ab"]).await, 10);
@@ -674,7 +568,7 @@ async fn size_limits_follow_proto_max_bulk_len(resp3: bool) {
 // Counters
 
 async fn incr_decr(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["INCR", "n"]).await, 1);
     assert_eq!(int(&mut c, &["INCR", "n"]).await, 2);
     assert_eq!(int(&mut c, &["INCRBY", "n", "10"]).await, 12);
@@ -694,7 +588,7 @@ async fn incr_decr(resp3: bool) {
 }
 
 async fn incr_errors_and_overflow(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     for value in [
         " 1",
         "1 ",
@@ -741,7 +635,7 @@ async fn incr_errors_and_overflow(resp3: bool) {
 }
 
 async fn incrbyfloat(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let run = |key: &'static str, increments: &'static [&'static str]| {
         let mut c = c.clone();
         async move {
@@ -844,7 +738,7 @@ fn lcs_match(a: (i64, i64), b: (i64, i64), len: Option<i64>) -> Value {
 }
 
 async fn lcs_string_and_len(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["MSET", "a", "ohmytext", "b", "mynewtext"]).await;
     assert_eq!(q(&mut c, &["LCS", "a", "b"]).await, bulk("mytext"));
     assert_eq!(int(&mut c, &["LCS", "a", "b", "LEN"]).await, 6);
@@ -860,7 +754,7 @@ async fn lcs_string_and_len(resp3: bool) {
 }
 
 async fn lcs_idx(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["MSET", "a", "ohmytext", "b", "mynewtext"]).await;
     let (matches, len) = lcs_idx_parts(q(&mut c, &["LCS", "a", "b", "IDX"]).await, resp3);
     assert_eq!(len, 6);
@@ -906,7 +800,7 @@ async fn lcs_idx(resp3: bool) {
 }
 
 async fn lcs_errors(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(&mut c, &["MSET", "a", "ohmytext", "b", "mynewtext"]).await;
     assert_eq!(
         err(&mut c, &["LCS", "a", "b", "LEN", "IDX"]).await,
@@ -928,7 +822,7 @@ async fn lcs_errors(resp3: bool) {
 // Bits
 
 async fn setbit_getbit(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(int(&mut c, &["SETBIT", "b", "7", "1"]).await, 0);
     assert_eq!(int(&mut c, &["SETBIT", "b", "7", "1"]).await, 1);
     assert_eq!(bytes(&mut c, &["GET", "b"]).await, b"\x01");
@@ -979,7 +873,7 @@ async fn setbit_getbit(resp3: bool) {
 }
 
 async fn bitcount(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "s", "foobar").await;
     for (args, expected) in [
         (&[][..], 26),
@@ -1033,7 +927,7 @@ async fn bitcount(resp3: bool) {
 }
 
 async fn bitpos(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set_bytes(&mut c, "b", b"\xff\xf0\x00").await;
     for (args, expected) in [
         (&["0"][..], 12),
@@ -1119,7 +1013,7 @@ async fn bitpos(resp3: bool) {
 }
 
 async fn bitop(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     ok(
         &mut c,
         &["MSET", "a", "foobar", "b", "abcdef", "short", "a"],
@@ -1185,7 +1079,7 @@ async fn bitop(resp3: bool) {
 }
 
 async fn bitfield_get_set_incrby(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     assert_eq!(
         q(&mut c, &["BITFIELD", "k", "SET", "u8", "0", "255"]).await,
         ints(&[0])
@@ -1273,7 +1167,7 @@ async fn bitfield_get_set_incrby(resp3: bool) {
 }
 
 async fn bitfield_overflow(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     // WRAP (the default), SAT and FAIL, for signed and unsigned fields.
     for (args, expected) in [
         (
@@ -1466,7 +1360,7 @@ async fn bitfield_overflow(resp3: bool) {
 }
 
 async fn bitfield_offsets_and_errors(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "k", "\u{7f}").await;
     assert_eq!(
         q(&mut c, &["BITFIELD", "k", "GET", "i8", "4294967288"]).await,
@@ -1551,7 +1445,7 @@ async fn bitfield_offsets_and_errors(resp3: bool) {
 }
 
 async fn bitfield_ro(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "k", "\u{7f}").await;
     assert_eq!(
         q(
@@ -1600,7 +1494,7 @@ async fn bitfield_ro(resp3: bool) {
 // Encodings and statistics
 
 async fn encodings(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     let probe = c.clone();
     let encoding = move |key: &'static str| {
         let mut c = probe.clone();
@@ -1642,7 +1536,7 @@ async fn encodings(resp3: bool) {
 
 /// Reads count a hit or miss; writes do not, as in Redis 7.
 async fn keyspace_hits_and_misses(resp3: bool) {
-    let (_server, mut c) = start(resp3).await;
+    let (_server, mut c) = start_client(resp3).await;
     set(&mut c, "a", "1").await;
     let expect = |hits: i64, misses: i64, args: &'static [&'static str]| {
         let mut c = c.clone();

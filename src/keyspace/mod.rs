@@ -117,21 +117,13 @@ impl Keyspace {
         let now = now_ms();
         let mut shard = self.lock(db, hash);
         shard.purge_if_expired(hash, key, now);
-        let found = shard.get(hash, key).is_some();
-        if found {
-            shard.counters.hits += 1;
-        } else {
-            shard.counters.misses += 1;
-        }
-        match shard.get_mut(hash, key) {
-            Some(entry) => {
-                if !options.no_touch {
-                    entry.touch(secs_clock(now), self.lfu_log_factor);
-                }
-                f(Some(entry))
-            }
-            None => f(None),
-        }
+        let touch = self.touch_for(options, now);
+        f(shard.read(hash, key, touch))
+    }
+
+    /// What a read records of an access: nothing under `CLIENT NO-TOUCH`.
+    fn touch_for(&self, options: ReadOptions, now_ms: u64) -> Option<(u32, u32)> {
+        (!options.no_touch).then_some((secs_clock(now_ms), self.lfu_log_factor))
     }
 
     /// Looks at a key without counting a hit or miss or touching it
@@ -153,27 +145,13 @@ impl Keyspace {
         mut f: impl FnMut(usize, Option<&Entry>) -> R,
     ) -> Vec<R> {
         let mut txn = self.lock_keys(keys.iter().map(|key| (db, key.as_ref())));
-        let now = secs_clock(txn.now_ms);
+        let touch = self.touch_for(options, txn.now_ms);
         (0..keys.len())
             .map(|i| {
-                let (hash, guard) = (txn.keys[i].hash, txn.keys[i].guard);
-                let shard = &mut txn.guards[guard];
-                let key: &[u8] = &keys[i];
-                if shard.get(hash, key).is_some() {
-                    shard.counters.hits += 1;
-                } else {
-                    shard.counters.misses += 1;
-                }
-                match shard.get_mut(hash, key) {
-                    Some(entry) => {
-                        if !options.no_touch {
-                            entry.touch(now, self.lfu_log_factor);
-                        }
-                        let entry: &Entry = entry;
-                        f(i, Some(entry))
-                    }
-                    None => f(i, None),
-                }
+                let TxnKey {
+                    key, hash, guard, ..
+                } = txn.keys[i];
+                f(i, txn.guards[guard].read(hash, key, touch))
             })
             .collect()
     }
@@ -502,13 +480,8 @@ impl<'a> Txn<'a> {
     /// Counts a keyspace hit or miss for key `i`, for commands that read
     /// through a write (GETDEL, GETEX, SET ... GET) as Redis's `lookupKeyRead` does.
     pub fn count_read(&mut self, i: usize) {
-        let found = self.exists(i);
-        let (shard, _, _) = self.shard_mut(i);
-        if found {
-            shard.counters.hits += 1;
-        } else {
-            shard.counters.misses += 1;
-        }
+        let (shard, hash, key) = self.shard_mut(i);
+        shard.read(hash, key, None);
     }
 
     /// The entry to change in place; its size is re-measured when the

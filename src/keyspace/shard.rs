@@ -53,6 +53,24 @@ impl Shard {
             .map(|item| &item.entry)
     }
 
+    /// A read that counts a keyspace hit or miss and, given `(now_secs,
+    /// lfu_log_factor)`, records the access for LRU/LFU.
+    pub fn read(&mut self, hash: u64, key: &[u8], touch: Option<(u32, u32)>) -> Option<&Entry> {
+        match self.table.find_mut(hash, |item| item.key == key) {
+            Some(item) => {
+                self.counters.hits += 1;
+                if let Some((now_secs, lfu_log_factor)) = touch {
+                    item.entry.touch(now_secs, lfu_log_factor);
+                }
+                Some(&item.entry)
+            }
+            None => {
+                self.counters.misses += 1;
+                None
+            }
+        }
+    }
+
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
         self.table
             .find_mut(hash, |item| item.key == key)

@@ -45,3 +45,120 @@ impl TestServer {
             .expect("connects")
     }
 }
+
+pub type Conn = redis::aio::MultiplexedConnection;
+use redis::Value;
+
+/// Runs each named scenario `async fn name(resp3: bool)` once per protocol,
+/// as `name::resp2` and `name::resp3`.
+#[macro_export]
+macro_rules! both_protocols {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn resp2() {
+                    super::$name(false).await
+                }
+
+                #[tokio::test]
+                async fn resp3() {
+                    super::$name(true).await
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh server and one client speaking RESP2 or RESP3.
+pub async fn start_client(resp3: bool) -> (TestServer, Conn) {
+    let server = start().await;
+    let con = server.client(resp3).await;
+    (server, con)
+}
+
+/// Sends a command whose arguments may be any bytes.
+pub async fn raw(con: &mut Conn, args: &[&[u8]]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd(&String::from_utf8_lossy(args[0]));
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(con).await
+}
+
+async fn raw_str(con: &mut Conn, args: &[&str]) -> redis::RedisResult<Value> {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    raw(con, &bytes).await
+}
+
+/// The reply of a command that must succeed.
+pub async fn q(con: &mut Conn, args: &[&str]) -> Value {
+    match raw_str(con, args).await {
+        Ok(value) => value,
+        Err(err) => panic!("{args:?} failed: {err}"),
+    }
+}
+
+pub async fn int(con: &mut Conn, args: &[&str]) -> i64 {
+    match q(con, args).await {
+        Value::Int(n) => n,
+        other => panic!("{args:?}: expected an integer, got {other:?}"),
+    }
+}
+
+pub async fn ok(con: &mut Conn, args: &[&str]) {
+    assert_eq!(q(con, args).await, Value::Okay, "{args:?}");
+}
+
+/// A bulk reply as text; `None` for nil.
+pub async fn text(con: &mut Conn, args: &[&str]) -> Option<String> {
+    match q(con, args).await {
+        Value::BulkString(data) => Some(String::from_utf8_lossy(&data).into_owned()),
+        Value::Nil => None,
+        other => panic!("{args:?}: expected a bulk string, got {other:?}"),
+    }
+}
+
+pub async fn bytes(con: &mut Conn, args: &[&str]) -> Vec<u8> {
+    match q(con, args).await {
+        Value::BulkString(data) => data,
+        other => panic!("{args:?}: expected a bulk string, got {other:?}"),
+    }
+}
+
+/// The full error text (`ERR ...`) of a command that must fail.
+pub async fn err(con: &mut Conn, args: &[&str]) -> String {
+    match raw_str(con, args).await {
+        Ok(value) => panic!("{args:?}: expected an error, got {value:?}"),
+        Err(err) => format!(
+            "{} {}",
+            err.code().unwrap_or("?"),
+            err.detail().unwrap_or("")
+        ),
+    }
+}
+
+pub async fn set(con: &mut Conn, key: &str, value: &str) {
+    ok(con, &["SET", key, value]).await;
+}
+
+pub fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+pub fn status(text: &str) -> Value {
+    Value::SimpleString(text.to_string())
+}
+
+/// A numeric field of `INFO stats`.
+pub async fn info_stat(con: &mut Conn, field: &str) -> i64 {
+    let text = match q(con, &["INFO", "stats"]).await {
+        Value::BulkString(data) => String::from_utf8_lossy(&data).into_owned(),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("unexpected INFO reply {other:?}"),
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
+}
