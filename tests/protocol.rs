@@ -286,3 +286,68 @@ async fn shutdown_command_stops_the_server() {
         .await
         .expect("server stopped");
 }
+
+/// RESP3 reply shapes (map, verbatim, null, errors, aggregates) parsed by an
+/// independent RESP3 decoder: redis-protocol.
+#[tokio::test]
+async fn resp3_replies_parse_with_redis_protocol() {
+    use redis_protocol::resp3::decode::complete::decode;
+    use redis_protocol::resp3::types::OwnedFrame;
+
+    let server = common::start().await;
+    let mut stream = connect(&server).await;
+    let requests: &[(&[u8], fn(&OwnedFrame) -> bool)] = &[
+        (
+            b"HELLO 3\r\n",
+            |f| matches!(f, OwnedFrame::Map { data, .. } if data.len() == 7),
+        ),
+        (b"CONFIG GET maxmemory*\r\n", |f| {
+            matches!(f, OwnedFrame::Map { .. })
+        }),
+        (b"INFO server\r\n", |f| {
+            matches!(f, OwnedFrame::VerbatimString { .. })
+        }),
+        (b"CLIENT INFO\r\n", |f| {
+            matches!(f, OwnedFrame::VerbatimString { .. })
+        }),
+        (b"GET missing\r\n", |f| matches!(f, OwnedFrame::Null)),
+        (b"SET f 1.5\r\n", |f| {
+            matches!(f, OwnedFrame::SimpleString { .. })
+        }),
+        (b"INCRBYFLOAT f 1\r\n", |f| {
+            matches!(f, OwnedFrame::BlobString { .. })
+        }),
+        // COMMAND INFO/DOCS are left out: like Redis, they send sets of maps,
+        // which redis-protocol's hash-set frames cannot hold.
+        (
+            b"COMMAND COUNT\r\n",
+            |f| matches!(f, OwnedFrame::Number { data, .. } if *data > 50),
+        ),
+        (b"LCS f f IDX\r\n", |f| matches!(f, OwnedFrame::Map { .. })),
+        (b"NOSUCH\r\n", |f| {
+            matches!(f, OwnedFrame::SimpleError { .. })
+        }),
+    ];
+    let mut pending = Vec::new();
+    for (request, check) in requests {
+        stream.write_all(request).await.unwrap();
+        let frame = loop {
+            if let Some((frame, used)) = decode(&pending).expect("valid RESP3") {
+                pending.drain(..used);
+                break frame;
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("reply in time")
+                .expect("read");
+            assert!(n > 0, "closed");
+            pending.extend_from_slice(&chunk[..n]);
+        };
+        assert!(
+            check(&frame),
+            "{}: {frame:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
