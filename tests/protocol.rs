@@ -296,7 +296,8 @@ async fn resp3_replies_parse_with_redis_protocol() {
 
     let server = common::start().await;
     let mut stream = connect(&server).await;
-    let requests: &[(&[u8], fn(&OwnedFrame) -> bool)] = &[
+    type Expectation = (&'static [u8], fn(&OwnedFrame) -> bool);
+    let requests: &[Expectation] = &[
         (
             b"HELLO 3\r\n",
             |f| matches!(f, OwnedFrame::Map { data, .. } if data.len() == 7),
