@@ -30,7 +30,7 @@ pub struct ClientHandle {
     pub resp: AtomicUsize,
     /// Command-table id of the last command (`usize::MAX` before the first).
     pub last_command: AtomicUsize,
-    /// Milliseconds since `created` of the last command.
+    /// Unix milliseconds of the last command (0 = none yet).
     pub last_active_ms: AtomicU64,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
@@ -58,12 +58,9 @@ impl ClientHandle {
     }
 
     /// Records a command about to run; `now` is the caller's clock reading.
-    pub fn touch(&self, command_id: usize, now: Instant) {
+    pub fn touch(&self, command_id: usize, now_unix_ms: u64) {
         self.last_command.store(command_id, Relaxed);
-        self.last_active_ms.store(
-            now.saturating_duration_since(self.created).as_millis() as u64,
-            Relaxed,
-        );
+        self.last_active_ms.store(now_unix_ms, Relaxed);
     }
 
     /// One line of CLIENT LIST, in Redis 7's field order; `command_name`
@@ -71,8 +68,10 @@ impl ClientHandle {
     pub fn info_line(&self, command_name: impl Fn(usize) -> String) -> String {
         let labels = self.labels.lock().clone();
         let age = self.created.elapsed().as_secs();
-        let idle_ms = (self.created.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_active_ms.load(Relaxed));
+        let idle_ms = match self.last_active_ms.load(Relaxed) {
+            0 => self.created.elapsed().as_millis() as u64,
+            last => crate::keyspace::now_ms().saturating_sub(last),
+        };
         let mut flags = String::new();
         if self.monitor.load(Relaxed) {
             flags.push('O');

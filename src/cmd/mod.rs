@@ -15,7 +15,6 @@ mod strings;
 pub mod table;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -23,6 +22,7 @@ pub use args::{Args, CmdResult};
 pub use context::{AfterReply, Ctx, ReplyMode, Session};
 
 use crate::error;
+use crate::keyspace;
 use crate::protocol::Reply;
 use crate::state::ServerState;
 use table::{Registry, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG};
@@ -67,14 +67,17 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     if spec.flags & SKIP_MONITOR == 0 && state.has_monitors() {
         state.feed_monitors(monitor_line(session, args));
     }
-    let started = Instant::now();
-    session.client.touch(id, started);
+    // Wall-clock microseconds, as Redis's ustime(): the same reading dates
+    // the command for the keyspace and starts its duration.
+    let started_us = keyspace::unix_micros();
+    let _clock = keyspace::pin_clock(started_us / 1000);
+    session.client.touch(id, started_us / 1000);
     let mut cmd_args = Args::new(&args[skip..]);
     let reply: Reply = {
         let mut ctx = Ctx { state, session };
         (spec.handler)(&mut ctx, &mut cmd_args).into()
     };
-    let micros = started.elapsed().as_micros() as u64;
+    let micros = keyspace::unix_micros().saturating_sub(started_us);
 
     let stats = &state.stats.commands[id];
     stats.calls.fetch_add(1, Relaxed);

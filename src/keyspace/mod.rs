@@ -10,6 +10,7 @@
 mod shard;
 mod value;
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,12 +28,43 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// deadlines never stalls the shard's clients for long.
 const SWEEP_BUDGET_PER_SHARD: usize = 200;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+/// Microseconds since the Unix epoch, from the system clock.
+pub fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+thread_local! {
+    /// The running command's time in Unix ms (0 = none), as Redis's
+    /// command-time snapshot: one clock reading serves every key a command
+    /// touches, and expiry decisions within one command agree.
+    static COMMAND_TIME_MS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Keeps [`now_ms`] fixed on this thread until dropped.
+pub struct ClockPin(());
+
+impl Drop for ClockPin {
+    fn drop(&mut self) {
+        COMMAND_TIME_MS.with(|time| time.set(0));
+    }
+}
+
+/// Fixes the time the keyspace sees on this thread for one command.
+pub fn pin_clock(unix_ms: u64) -> ClockPin {
+    COMMAND_TIME_MS.with(|time| time.set(unix_ms));
+    ClockPin(())
+}
+
+/// Milliseconds since the Unix epoch: the running command's pinned time, or
+/// the system clock outside a command.
+pub fn now_ms() -> u64 {
+    match COMMAND_TIME_MS.with(Cell::get) {
+        0 => unix_micros() / 1000,
+        pinned => pinned,
+    }
 }
 
 fn secs_clock(now_ms: u64) -> u32 {

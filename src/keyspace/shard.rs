@@ -84,9 +84,9 @@ impl Shard {
         let new_expiry = entry.expire_at;
         if let Some(item) = self.table.find_mut(hash, |item| item.key == key) {
             let old = std::mem::replace(&mut item.entry, entry);
-            let stored_key = item.key.clone();
             self.bytes = self.bytes + new_size - old.mem_size(key.len());
             if old.expire_at != new_expiry {
+                let stored_key = item.key.clone();
                 if let Some(at) = old.expire_at {
                     self.expires.remove(&(at, hash, stored_key.clone()));
                 }
@@ -155,6 +155,10 @@ impl Shard {
 
     /// Lazy expiry: drops the key if its deadline has passed. True if dropped.
     pub fn purge_if_expired(&mut self, hash: u64, key: &[u8], now_ms: u64) -> bool {
+        // Most shards of a cache without TTLs never pay for the lookup.
+        if self.expires.is_empty() {
+            return false;
+        }
         let expired = self
             .get(hash, key)
             .is_some_and(|entry| entry.is_expired(now_ms));
