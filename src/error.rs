@@ -13,7 +13,6 @@ pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const NAN_OR_INFINITY: &str = "ERR increment would produce NaN or Infinity";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
-pub const INVALID_DB_INDEX: &str = "ERR invalid DB index";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 pub const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
@@ -24,13 +23,7 @@ pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const MAX_CLIENTS: &str = "ERR max number of clients reached";
-pub const NOT_POSITIVE_TIMEOUT: &str = "ERR timeout is not a float or out of range";
-pub const MULTI_NOT_SUPPORTED: &str = "ERR MULTI is not supported yet";
-pub const SHUTDOWN_REFUSED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
 pub const NX_XX_GT_LT: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
-pub const GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
-pub const COUNT_NEGATIVE: &str = "ERR count should be greater than 0";
-pub const MIN_MAX_NOT_INTEGER: &str = "ERR min or max is not an integer";
 pub const DENIED_PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 
 // Strings and bitmaps.

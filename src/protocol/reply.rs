@@ -53,10 +53,6 @@ impl Reply {
         Reply::Error(text.into())
     }
 
-    pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_) | Reply::StaticError(_))
-    }
-
     /// The error text (with its prefix) when this is an error reply.
     pub fn error_text(&self) -> Option<&str> {
         match self {
