@@ -107,6 +107,35 @@ impl Stats {
     }
 }
 
+/// Calls and time a connection ran since its last flush. Adding to the
+/// shared counters once per batch instead of once per command keeps the two
+/// worker threads from fighting over the counters' cache lines.
+#[derive(Default)]
+pub struct PendingCommandStats {
+    entries: Vec<(usize, u64, u64)>,
+}
+
+impl PendingCommandStats {
+    pub fn record(&mut self, id: usize, micros: u64) {
+        match self.entries.iter_mut().find(|(entry, _, _)| *entry == id) {
+            Some((_, calls, usec)) => {
+                *calls += 1;
+                *usec += micros;
+            }
+            None => self.entries.push((id, 1, micros)),
+        }
+    }
+
+    pub fn flush(&mut self, stats: &Stats) {
+        for (id, calls, usec) in self.entries.drain(..) {
+            if let Some(command) = stats.commands.get(id) {
+                command.calls.fetch_add(calls, Relaxed);
+                command.usec.fetch_add(usec, Relaxed);
+            }
+        }
+    }
+}
+
 /// One SLOWLOG record.
 #[derive(Clone)]
 pub struct SlowEntry {

@@ -44,6 +44,8 @@ pub struct Session {
     /// `slowlog-log-slower-than` in microseconds (negative = off), refreshed
     /// by the connection once per batch so the hot path never reads the config.
     pub slowlog_threshold: i64,
+    /// Commandstats not yet added to the shared counters (flushed per batch).
+    pub pending_stats: crate::metrics::PendingCommandStats,
 }
 
 impl Session {
@@ -57,6 +59,7 @@ impl Session {
             no_touch: false,
             after_reply: AfterReply::Continue,
             slowlog_threshold: crate::config::DEFAULT_SLOWLOG_SLOWER_THAN,
+            pending_stats: Default::default(),
         }
     }
 

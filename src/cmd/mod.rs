@@ -25,7 +25,7 @@ use crate::error;
 use crate::keyspace;
 use crate::protocol::Reply;
 use crate::state::ServerState;
-use table::{Registry, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG};
+use table::{Registry, FAST, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG};
 
 /// Number of commandstats slots the server must allocate.
 pub fn command_count() -> usize {
@@ -64,6 +64,11 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
         return reject(state, Some(id), Reply::StaticError(error::NOAUTH));
     }
 
+    // Commands that are not fast (INFO, CONFIG RESETSTAT, ...) see every
+    // call made before them on this connection.
+    if spec.flags & FAST == 0 {
+        session.pending_stats.flush(&state.stats);
+    }
     if spec.flags & SKIP_MONITOR == 0 && state.has_monitors() {
         state.feed_monitors(monitor_line(session, args));
     }
@@ -79,11 +84,9 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     };
     let micros = keyspace::unix_micros().saturating_sub(started_us);
 
-    let stats = &state.stats.commands[id];
-    stats.calls.fetch_add(1, Relaxed);
-    stats.usec.fetch_add(micros, Relaxed);
+    session.pending_stats.record(id, micros);
     if let Some(text) = reply.error_text() {
-        stats.failed.fetch_add(1, Relaxed);
+        state.stats.commands[id].failed.fetch_add(1, Relaxed);
         state.stats.record_error(error::error_code(text));
     }
     if spec.flags & SKIP_SLOWLOG == 0

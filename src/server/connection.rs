@@ -78,6 +78,7 @@ impl Connection<'_> {
                 )
             };
             let outcome = self.run_batch(session, max_bulk_len as i64);
+            session.pending_stats.flush(&self.state.stats);
             if !self.flush(stream).await {
                 return Ending::Closed;
             }
