@@ -9,7 +9,7 @@ use super::context::Ctx;
 use super::long_double::{self, Finite, LongDouble};
 use crate::error;
 use crate::keyspace::{now_ms, Txn, Value};
-use crate::protocol::Reply;
+use crate::protocol::{int_text, Reply};
 
 /// Redis's `SDS_MAX_PREALLOC`: a growing string over-allocates by at most this.
 const MAX_PREALLOC: usize = 1024 * 1024;
@@ -514,7 +514,7 @@ fn incr_by(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(fail(error::OVERFLOW))?;
-        txn.replace_value(0, new_string(value.to_string().as_bytes()));
+        txn.replace_value(0, Value::Str(int_text(value)));
         Ok(Reply::Int(value))
     })
 }

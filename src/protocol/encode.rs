@@ -135,6 +135,13 @@ fn put_int(out: &mut BytesMut, value: i64) {
     out.put_slice(digits.format(value));
 }
 
+/// The decimal text of an integer as stored bytes, with one allocation
+/// (INCR and friends run this on every call).
+pub fn int_text(value: i64) -> bytes::Bytes {
+    let mut digits = itoa_buf::Buffer::new();
+    bytes::Bytes::copy_from_slice(digits.format(value))
+}
+
 /// Formats a double as Redis does with `%.17g`, with `inf`/`-inf`/`nan` spelled out.
 pub fn format_double(value: f64) -> String {
     if value.is_nan() {

@@ -6,5 +6,5 @@ mod encode;
 mod reply;
 
 pub use decode::{parse_i64, split_args, DecodeLimits, Decoder, ProtocolError, INLINE_MAX_SIZE};
-pub use encode::{encode, format_double, format_g, Version};
+pub use encode::{encode, format_double, format_g, int_text, Version};
 pub use reply::Reply;
