@@ -57,7 +57,7 @@ impl ClientHandle {
         self.kill_signal.notified().await;
     }
 
-    /// Records a command about to run; `now` is the caller's clock reading.
+    /// Records a command about to run at `now_unix_ms` (the dispatcher's clock reading).
     pub fn touch(&self, command_id: usize, now_unix_ms: u64) {
         self.last_command.store(command_id, Relaxed);
         self.last_active_ms.store(now_unix_ms, Relaxed);

@@ -2,55 +2,28 @@
 
 mod common;
 
-use redis::aio::MultiplexedConnection;
-use redis::{RedisResult, Value};
-
-async fn query(conn: &mut MultiplexedConnection, args: &[&str]) -> RedisResult<Value> {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(conn).await
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        Value::Okay => "OK".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn error_text(result: RedisResult<Value>) -> String {
-    let err = result.expect_err("an error reply");
-    format!(
-        "{} {}",
-        err.code().unwrap_or(""),
-        err.detail().unwrap_or("")
-    )
-}
+use common::*;
+use redis::Value;
 
 #[tokio::test]
 async fn ping_echo_select_under_both_protocols() {
     let server = common::start().await;
     for resp3 in [false, true] {
         let mut c = server.client(resp3).await;
-        assert_eq!(text(&query(&mut c, &["PING"]).await.unwrap()), "PONG");
-        assert_eq!(text(&query(&mut c, &["PING", "hi"]).await.unwrap()), "hi");
-        assert_eq!(text(&query(&mut c, &["ECHO", "x y"]).await.unwrap()), "x y");
+        assert_eq!(as_text(&q(&mut c, &["PING"]).await), "PONG");
+        assert_eq!(as_text(&q(&mut c, &["PING", "hi"]).await), "hi");
+        assert_eq!(as_text(&q(&mut c, &["ECHO", "x y"]).await), "x y");
         assert_eq!(
-            error_text(query(&mut c, &["PING", "a", "b"]).await),
+            err(&mut c, &["PING", "a", "b"]).await,
             "ERR wrong number of arguments for 'ping' command"
         );
-        assert_eq!(text(&query(&mut c, &["SELECT", "15"]).await.unwrap()), "OK");
+        assert_eq!(as_text(&q(&mut c, &["SELECT", "15"]).await), "OK");
         assert_eq!(
-            error_text(query(&mut c, &["SELECT", "16"]).await),
+            err(&mut c, &["SELECT", "16"]).await,
             "ERR DB index is out of range"
         );
         assert_eq!(
-            error_text(query(&mut c, &["SELECT", "x"]).await),
+            err(&mut c, &["SELECT", "x"]).await,
             "ERR value is not an integer or out of range"
         );
     }
@@ -61,14 +34,12 @@ async fn hello_reports_protocol_and_identity() {
     let server = common::start().await;
     for resp3 in [false, true] {
         let mut c = server.client(resp3).await;
-        let reply = query(&mut c, &["HELLO", if resp3 { "3" } else { "2" }])
-            .await
-            .unwrap();
+        let reply = q(&mut c, &["HELLO", if resp3 { "3" } else { "2" }]).await;
         let pairs: Vec<(String, Value)> = match reply {
-            Value::Map(pairs) => pairs.into_iter().map(|(k, v)| (text(&k), v)).collect(),
+            Value::Map(pairs) => pairs.into_iter().map(|(k, v)| (as_text(&k), v)).collect(),
             Value::Array(items) => items
                 .chunks(2)
-                .map(|pair| (text(&pair[0]), pair[1].clone()))
+                .map(|pair| (as_text(&pair[0]), pair[1].clone()))
                 .collect(),
             other => panic!("HELLO reply {other:?}"),
         };
@@ -79,14 +50,17 @@ async fn hello_reports_protocol_and_identity() {
                 .map(|(_, v)| v.clone())
         };
         assert_eq!(field("proto"), Some(Value::Int(if resp3 { 3 } else { 2 })));
-        assert_eq!(field("mode").map(|v| text(&v)), Some("standalone".into()));
+        assert_eq!(
+            field("mode").map(|v| as_text(&v)),
+            Some("standalone".into())
+        );
         assert!(matches!(field("id"), Some(Value::Int(id)) if id > 0));
         assert_eq!(
-            error_text(query(&mut c, &["HELLO", "4"]).await),
+            err(&mut c, &["HELLO", "4"]).await,
             "NOPROTO unsupported protocol version"
         );
         assert_eq!(
-            error_text(query(&mut c, &["HELLO", "3", "BOGUS"]).await),
+            err(&mut c, &["HELLO", "3", "BOGUS"]).await,
             "ERR Syntax error in HELLO option 'BOGUS'"
         );
     }
@@ -98,22 +72,22 @@ async fn auth_with_requirepass() {
     let client = redis::Client::open(format!("redis://{}/", server.addr)).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     assert_eq!(
-        error_text(query(&mut c, &["GET", "k"]).await),
+        err(&mut c, &["GET", "k"]).await,
         "NOAUTH Authentication required."
     );
     assert_eq!(
-        error_text(query(&mut c, &["AUTH", "wrong"]).await),
+        err(&mut c, &["AUTH", "wrong"]).await,
         "WRONGPASS invalid username-password pair or user is disabled."
     );
     assert_eq!(
-        error_text(query(&mut c, &["AUTH", "other", "s3cret"]).await),
+        err(&mut c, &["AUTH", "other", "s3cret"]).await,
         "WRONGPASS invalid username-password pair or user is disabled."
     );
     assert_eq!(
-        text(&query(&mut c, &["AUTH", "default", "s3cret"]).await.unwrap()),
+        as_text(&q(&mut c, &["AUTH", "default", "s3cret"]).await),
         "OK"
     );
-    assert_eq!(text(&query(&mut c, &["PING"]).await.unwrap()), "PONG");
+    assert_eq!(as_text(&q(&mut c, &["PING"]).await), "PONG");
     // The password in the URL goes through HELLO/AUTH as clients do it.
     for resp3 in [false, true] {
         let url = format!(
@@ -126,7 +100,7 @@ async fn auth_with_requirepass() {
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-        assert_eq!(text(&query(&mut c, &["PING"]).await.unwrap()), "PONG");
+        assert_eq!(as_text(&q(&mut c, &["PING"]).await), "PONG");
     }
 }
 
@@ -135,15 +109,11 @@ async fn auth_without_a_password_configured() {
     let server = common::start().await;
     let mut c = server.client(false).await;
     assert_eq!(
-        error_text(query(&mut c, &["AUTH", "pw"]).await),
+        err(&mut c, &["AUTH", "pw"]).await,
         "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
     );
     assert_eq!(
-        text(
-            &query(&mut c, &["AUTH", "default", "anything"])
-                .await
-                .unwrap()
-        ),
+        as_text(&q(&mut c, &["AUTH", "default", "anything"]).await),
         "OK"
     );
 }
@@ -153,47 +123,32 @@ async fn client_subcommands() {
     let server = common::start().await;
     for resp3 in [false, true] {
         let mut c = server.client(resp3).await;
-        let id = match query(&mut c, &["CLIENT", "ID"]).await.unwrap() {
+        let id = match q(&mut c, &["CLIENT", "ID"]).await {
             Value::Int(id) => id,
             other => panic!("{other:?}"),
         };
+        assert_eq!(q(&mut c, &["CLIENT", "GETNAME"]).await, Value::Nil);
         assert_eq!(
-            query(&mut c, &["CLIENT", "GETNAME"]).await.unwrap(),
-            Value::Nil
-        );
-        assert_eq!(
-            text(
-                &query(&mut c, &["CLIENT", "SETNAME", "worker-1"])
-                    .await
-                    .unwrap()
-            ),
+            as_text(&q(&mut c, &["CLIENT", "SETNAME", "worker-1"]).await),
             "OK"
         );
         assert_eq!(
-            text(&query(&mut c, &["CLIENT", "GETNAME"]).await.unwrap()),
+            as_text(&q(&mut c, &["CLIENT", "GETNAME"]).await),
             "worker-1"
         );
         assert_eq!(
-            error_text(query(&mut c, &["CLIENT", "SETNAME", "has space"]).await),
+            err(&mut c, &["CLIENT", "SETNAME", "has space"]).await,
             "ERR Client names cannot contain spaces, newlines or special characters."
         );
         assert_eq!(
-            text(
-                &query(&mut c, &["CLIENT", "SETINFO", "LIB-NAME", "mylib"])
-                    .await
-                    .unwrap()
-            ),
+            as_text(&q(&mut c, &["CLIENT", "SETINFO", "LIB-NAME", "mylib"]).await),
             "OK"
         );
         assert_eq!(
-            text(
-                &query(&mut c, &["CLIENT", "SETINFO", "LIB-VER", "1.2"])
-                    .await
-                    .unwrap()
-            ),
+            as_text(&q(&mut c, &["CLIENT", "SETINFO", "LIB-VER", "1.2"]).await),
             "OK"
         );
-        let info = text(&query(&mut c, &["CLIENT", "INFO"]).await.unwrap());
+        let info = as_text(&q(&mut c, &["CLIENT", "INFO"]).await);
         assert!(info.starts_with(&format!("id={id} ")), "{info}");
         assert!(info.contains(" name=worker-1 "), "{info}");
         assert!(info.contains(" lib-name=mylib lib-ver=1.2"), "{info}");
@@ -202,49 +157,43 @@ async fn client_subcommands() {
             info.contains(&format!(" resp={} ", if resp3 { 3 } else { 2 })),
             "{info}"
         );
-        let list = text(&query(&mut c, &["CLIENT", "LIST"]).await.unwrap());
+        let list = as_text(&q(&mut c, &["CLIENT", "LIST"]).await);
         assert!(
             list.lines()
                 .any(|line| line.starts_with(&format!("id={id} "))),
             "{list}"
         );
-        let only = text(
-            &query(&mut c, &["CLIENT", "LIST", "ID", &id.to_string()])
-                .await
-                .unwrap(),
-        );
+        let only = as_text(&q(&mut c, &["CLIENT", "LIST", "ID", &id.to_string()]).await);
         assert_eq!(only.lines().count(), 1);
         assert_eq!(
-            text(&query(&mut c, &["CLIENT", "NO-EVICT", "on"]).await.unwrap()),
+            as_text(&q(&mut c, &["CLIENT", "NO-EVICT", "on"]).await),
             "OK"
         );
         assert_eq!(
-            text(&query(&mut c, &["CLIENT", "NO-TOUCH", "on"]).await.unwrap()),
+            as_text(&q(&mut c, &["CLIENT", "NO-TOUCH", "on"]).await),
             "OK"
         );
-        let info = text(&query(&mut c, &["CLIENT", "INFO"]).await.unwrap());
+        let info = as_text(&q(&mut c, &["CLIENT", "INFO"]).await);
         assert!(info.contains(" flags=eT "), "{info}");
         assert_eq!(
-            error_text(query(&mut c, &["CLIENT", "NO-TOUCH", "maybe"]).await),
+            err(&mut c, &["CLIENT", "NO-TOUCH", "maybe"]).await,
             "ERR syntax error"
         );
         assert_eq!(
-            error_text(query(&mut c, &["CLIENT", "KILL", "1.2.3.4:5"]).await),
+            err(&mut c, &["CLIENT", "KILL", "1.2.3.4:5"]).await,
             "ERR No such client"
         );
         assert_eq!(
-            query(&mut c, &["CLIENT", "KILL", "ID", "999999"])
-                .await
-                .unwrap(),
+            q(&mut c, &["CLIENT", "KILL", "ID", "999999"]).await,
             Value::Int(0)
         );
         assert_eq!(
-            error_text(query(&mut c, &["CLIENT", "MAINT_NOTIFICATIONS", "on"]).await),
+            err(&mut c, &["CLIENT", "MAINT_NOTIFICATIONS", "on"]).await,
             "ERR unknown subcommand 'MAINT_NOTIFICATIONS'. Try CLIENT HELP."
         );
-        let help = query(&mut c, &["CLIENT", "HELP"]).await.unwrap();
+        let help = q(&mut c, &["CLIENT", "HELP"]).await;
         assert!(matches!(help, Value::Array(ref lines) if lines.len() > 10));
-        assert_eq!(text(&query(&mut c, &["PING"]).await.unwrap()), "PONG");
+        assert_eq!(as_text(&q(&mut c, &["PING"]).await), "PONG");
     }
 }
 
@@ -252,15 +201,10 @@ async fn client_subcommands() {
 async fn reset_restores_the_connection_defaults() {
     let server = common::start().await;
     let mut c = server.client(false).await;
-    query(&mut c, &["SELECT", "3"]).await.unwrap();
-    query(&mut c, &["CLIENT", "SETNAME", "before"])
-        .await
-        .unwrap();
-    assert_eq!(text(&query(&mut c, &["RESET"]).await.unwrap()), "RESET");
-    assert_eq!(
-        query(&mut c, &["CLIENT", "GETNAME"]).await.unwrap(),
-        Value::Nil
-    );
-    let info = text(&query(&mut c, &["CLIENT", "INFO"]).await.unwrap());
+    q(&mut c, &["SELECT", "3"]).await;
+    q(&mut c, &["CLIENT", "SETNAME", "before"]).await;
+    assert_eq!(as_text(&q(&mut c, &["RESET"]).await), "RESET");
+    assert_eq!(q(&mut c, &["CLIENT", "GETNAME"]).await, Value::Nil);
+    let info = as_text(&q(&mut c, &["CLIENT", "INFO"]).await);
     assert!(info.contains(" db=0 "), "{info}");
 }

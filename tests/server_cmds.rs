@@ -1361,14 +1361,3 @@ async fn help_replies(resp3: bool) {
         assert_eq!(&lines[lines.len() - 2..], ["HELP", "    Prints this help."]);
     }
 }
-
-/// A string-like reply as text.
-fn as_text(value: &Value) -> String {
-    match value {
-        Value::BulkString(data) => String::from_utf8_lossy(data).into_owned(),
-        Value::SimpleString(text) => text.clone(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        Value::Okay => "OK".to_string(),
-        other => panic!("expected a string reply, got {other:?}"),
-    }
-}

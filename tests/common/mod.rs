@@ -162,3 +162,14 @@ pub async fn info_stat(con: &mut Conn, field: &str) -> i64 {
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("INFO stats has no {field}"))
 }
+
+/// A string-like reply (bulk, status, verbatim, OK) as text.
+pub fn as_text(value: &Value) -> String {
+    match value {
+        Value::BulkString(data) => String::from_utf8_lossy(data).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::Okay => "OK".to_string(),
+        other => panic!("expected a string reply, got {other:?}"),
+    }
+}
