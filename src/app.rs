@@ -25,11 +25,23 @@ impl App {
         let addr = listeners[0]
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
-        let state = Arc::new(ServerState::new(config, crate::cmd::command_count()));
+        // Opening sled reads the disk: off the async workers.
+        let state = tokio::task::spawn_blocking(move || {
+            ServerState::open(config, crate::cmd::command_count())
+        })
+        .await
+        .map_err(|e| format!("cannot open the keyspace: {e}"))??;
+        let state = Arc::new(state);
         state
             .port
             .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);
-        let task = tokio::spawn(crate::server::serve(state.clone(), listeners));
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            crate::server::serve(serving.clone(), listeners).await;
+            // Every connection has finished: flush the warm tier and mark
+            // it cleanly closed, off the async workers.
+            let _ = tokio::task::spawn_blocking(move || serving.keyspace.close()).await;
+        });
         Ok(App { state, addr, task })
     }
 

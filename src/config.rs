@@ -19,6 +19,12 @@ pub const DEFAULT_MAXMEMORY_POLICY: &str = "allkeys-lru";
 pub const DEFAULT_MAXMEMORY_SAMPLES: u64 = 5;
 pub const DEFAULT_DIR: &str = "./data";
 pub const DEFAULT_APPENDFSYNC: &str = "everysec";
+/// sled's own page cache: small, because the hot tier holds decoded values.
+pub const DEFAULT_WARM_CACHE_SIZE: u64 = 64 * 1024 * 1024;
+/// Free disk space below which writes are refused with `-MISCONF`, so sled
+/// never meets a full disk mid-write (it cannot recover from that without a
+/// restart).
+pub const DEFAULT_MIN_FREE_DISK: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -96,15 +102,25 @@ impl Default for MemoryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StorageConfig {
+    /// `false` keeps everything in memory only, as Redis without persistence.
+    pub warm_tier: bool,
     pub dir: PathBuf,
     pub appendfsync: String,
+    pub warm_cache_size: MemorySize,
+    /// Bound of the warm tier on disk (0 = none).
+    pub max_disk: MemorySize,
+    pub min_free_disk: MemorySize,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            warm_tier: true,
             dir: PathBuf::from(DEFAULT_DIR),
             appendfsync: DEFAULT_APPENDFSYNC.into(),
+            warm_cache_size: MemorySize(DEFAULT_WARM_CACHE_SIZE),
+            max_disk: MemorySize(0),
+            min_free_disk: MemorySize(DEFAULT_MIN_FREE_DISK),
         }
     }
 }
@@ -230,6 +246,10 @@ impl Config {
             "maxmemory-samples" => self.memory.maxmemory_samples.to_string(),
             "dir" => absolute(&self.storage.dir),
             "appendfsync" => self.storage.appendfsync.clone(),
+            "warm-tier" => yes_no(self.storage.warm_tier),
+            "warm-cache-size" => self.storage.warm_cache_size.0.to_string(),
+            "max-disk" => self.storage.max_disk.0.to_string(),
+            "min-free-disk" => self.storage.min_free_disk.0.to_string(),
             _ => return None,
         })
     }
@@ -300,7 +320,9 @@ impl Config {
                 self.memory.maxmemory_samples = n
             }
             "appendfsync" => self.storage.appendfsync = one_of(APPENDFSYNC_MODES)?,
-            "bind" | "port" | "databases" | "dir" => {
+            "max-disk" => self.storage.max_disk = MemorySize(memory()?),
+            "min-free-disk" => self.storage.min_free_disk = MemorySize(memory()?),
+            "bind" | "port" | "databases" | "dir" | "warm-tier" | "warm-cache-size" => {
                 return Err("can't set immutable config".into())
             }
             _ => return Err("unknown".into()),
@@ -329,6 +351,10 @@ pub const OWN_PARAMETERS: &[&str] = &[
     "maxmemory-samples",
     "dir",
     "appendfsync",
+    "warm-tier",
+    "warm-cache-size",
+    "max-disk",
+    "min-free-disk",
 ];
 
 /// Redis parameters that clients and tools read (and some set) but whose
@@ -524,5 +550,15 @@ mod example_file {
             defaults.memory.maxmemory_policy
         );
         assert_eq!(example.storage.appendfsync, defaults.storage.appendfsync);
+        assert_eq!(example.storage.warm_tier, defaults.storage.warm_tier);
+        assert_eq!(
+            example.storage.warm_cache_size,
+            defaults.storage.warm_cache_size
+        );
+        assert_eq!(example.storage.max_disk, defaults.storage.max_disk);
+        assert_eq!(
+            example.storage.min_free_disk,
+            defaults.storage.min_free_disk
+        );
     }
 }

@@ -57,6 +57,16 @@ pub fn unsupported_option(option: &[u8]) -> Reply {
 }
 
 // Server.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+pub const OOM_DISK: &str = "OOM command not allowed when used disk > 'max-disk'.";
+
+/// `-MISCONF`: the warm tier cannot take writes now (the reason says why).
+pub fn misconf(reason: &str) -> Reply {
+    Reply::Error(format!(
+        "MISCONF strata is unable to persist to disk: {reason}. Commands that may modify the data set are disabled until it can."
+    ))
+}
+
 pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";

@@ -30,6 +30,9 @@ struct Cli {
     maxmemory: Option<String>,
     #[arg(long, value_name = "POLICY")]
     maxmemory_policy: Option<String>,
+    /// Keys sampled per eviction (1-64).
+    #[arg(long, value_name = "N")]
+    maxmemory_samples: Option<u64>,
     /// Directory of the on-disk tier.
     #[arg(long, value_name = "PATH")]
     dir: Option<PathBuf>,
@@ -44,6 +47,18 @@ struct Cli {
     /// always | everysec | no
     #[arg(long)]
     appendfsync: Option<String>,
+    /// yes | no (no = memory only, nothing survives a restart)
+    #[arg(long, value_name = "yes|no")]
+    warm_tier: Option<String>,
+    /// sled's page cache (the hot tier holds the decoded values).
+    #[arg(long, value_name = "BYTES")]
+    warm_cache_size: Option<String>,
+    /// Bound of the on-disk tier (0 = none).
+    #[arg(long, value_name = "BYTES")]
+    max_disk: Option<String>,
+    /// Writes are refused with MISCONF when the disk has less free space.
+    #[arg(long, value_name = "BYTES")]
+    min_free_disk: Option<String>,
 }
 
 impl Cli {
@@ -64,11 +79,35 @@ impl Cli {
         if let Some(databases) = self.databases {
             config.server.databases = databases;
         }
+        if let Some(flag) = &self.warm_tier {
+            config.storage.warm_tier = match flag.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => {
+                    return Err(format!(
+                        "--warm-tier {flag}: argument must be 'yes' or 'no'"
+                    ))
+                }
+            };
+        }
+        if let Some(size) = &self.warm_cache_size {
+            config.storage.warm_cache_size = strata::config::parse_memory(size)
+                .map(strata::config::MemorySize)
+                .ok_or_else(|| {
+                    format!("--warm-cache-size {size}: argument must be a memory value")
+                })?;
+        }
         let settable = [
             ("requirepass", self.requirepass),
             ("maxclients", self.maxclients.map(|n| n.to_string())),
             ("maxmemory", self.maxmemory),
             ("maxmemory-policy", self.maxmemory_policy),
+            (
+                "maxmemory-samples",
+                self.maxmemory_samples.map(|n| n.to_string()),
+            ),
+            ("max-disk", self.max_disk),
+            ("min-free-disk", self.min_free_disk),
             ("protected-mode", self.protected_mode),
             ("loglevel", self.loglevel),
             ("appendfsync", self.appendfsync),

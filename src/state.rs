@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::clients::ClientRegistry;
 use crate::config::{Config, RuntimeConfig};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{EvictionPolicy, Keyspace, KeyspaceOptions};
 use crate::metrics::{SlowLog, Stats};
 
 pub struct ServerState {
@@ -31,7 +31,23 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Opens the keyspace (and its warm tier) the config describes. Blocks
+    /// on disk I/O: call it where that is allowed.
+    pub fn open(config: Config, command_count: usize) -> Result<ServerState, String> {
+        let keyspace = Keyspace::open(keyspace_options(&config))?;
+        Ok(ServerState::with_keyspace(config, command_count, keyspace))
+    }
+
+    /// Memory-only state with the config's other settings (tests, benches).
     pub fn new(config: Config, command_count: usize) -> ServerState {
+        let mut options = keyspace_options(&config);
+        options.warm = None;
+        let keyspace =
+            Keyspace::open(options).unwrap_or_else(|_| Keyspace::new(config.server.databases));
+        ServerState::with_keyspace(config, command_count, keyspace)
+    }
+
+    fn with_keyspace(config: Config, command_count: usize, keyspace: Keyspace) -> ServerState {
         let (shutdown, _) = watch::channel(false);
         let (monitor_feed, _) = broadcast::channel(4096);
         let auth = !config.server.requirepass.is_empty();
@@ -39,7 +55,7 @@ impl ServerState {
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
         ServerState {
-            keyspace: Keyspace::new(config.server.databases),
+            keyspace,
             auth_enabled: AtomicBool::new(auth),
             config: RwLock::new(RuntimeConfig::new(config)),
             stats: Stats::new(command_count),
@@ -51,6 +67,26 @@ impl ServerState {
             shutdown,
             monitor_feed,
             monitors: AtomicUsize::new(0),
+        }
+    }
+
+    /// Pushes the run-time settings the keyspace keeps for itself (after
+    /// CONFIG SET).
+    pub fn apply_config(&self) {
+        let config = self.config.read();
+        let memory = &config.config.memory;
+        self.keyspace.set_maxmemory(memory.maxmemory.0);
+        if let Some(policy) = EvictionPolicy::parse(&memory.maxmemory_policy) {
+            self.keyspace.set_policy(policy);
+        }
+        self.keyspace.set_samples(memory.maxmemory_samples as u32);
+        if let Some(warm) = self.keyspace.warm() {
+            let storage = &config.config.storage;
+            if let Some(policy) = crate::keyspace::warm::FsyncPolicy::parse(&storage.appendfsync) {
+                warm.set_fsync(policy);
+            }
+            warm.set_max_disk(storage.max_disk.0);
+            warm.set_min_free_disk(storage.min_free_disk.0);
         }
     }
 
@@ -87,5 +123,27 @@ impl ServerState {
 
     pub fn databases(&self) -> usize {
         self.keyspace.databases()
+    }
+}
+
+fn keyspace_options(config: &Config) -> KeyspaceOptions {
+    let storage = &config.storage;
+    KeyspaceOptions {
+        databases: config.server.databases,
+        warm: storage
+            .warm_tier
+            .then(|| crate::keyspace::warm::WarmOptions {
+                dir: storage.dir.clone(),
+                databases: config.server.databases,
+                cache_size: storage.warm_cache_size.0,
+                fsync: crate::keyspace::warm::FsyncPolicy::parse(&storage.appendfsync)
+                    .unwrap_or(crate::keyspace::warm::FsyncPolicy::EverySec),
+                max_disk: storage.max_disk.0,
+                min_free_disk: storage.min_free_disk.0,
+            }),
+        maxmemory: config.memory.maxmemory.0,
+        policy: EvictionPolicy::parse(&config.memory.maxmemory_policy)
+            .unwrap_or(EvictionPolicy::AllKeys(crate::keyspace::Rank::Lru)),
+        samples: config.memory.maxmemory_samples as u32,
     }
 }

@@ -46,6 +46,11 @@ pub struct Session {
     pub slowlog_threshold: i64,
     /// Commandstats not yet added to the shared counters (flushed per batch).
     pub pending_stats: crate::metrics::PendingCommandStats,
+    /// The batch ran a write command: its replies wait for the durability
+    /// point `appendfsync` promises.
+    pub wrote: bool,
+    /// SAVE: the batch's replies wait for a flush whatever the policy.
+    pub must_flush: bool,
 }
 
 impl Session {
@@ -60,6 +65,8 @@ impl Session {
             after_reply: AfterReply::Continue,
             slowlog_threshold: crate::config::DEFAULT_SLOWLOG_SLOWER_THAN,
             pending_stats: Default::default(),
+            wrote: false,
+            must_flush: false,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::error;
 use crate::keyspace;
 use crate::protocol::Reply;
 use crate::state::ServerState;
-use table::{Registry, FAST, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG};
+use table::{Registry, DENYOOM, FAST, NOAUTH, REGISTRY, SKIP_MONITOR, SKIP_SLOWLOG, WRITE};
 
 /// Number of commandstats slots the server must allocate.
 pub fn command_count() -> usize {
@@ -62,6 +62,21 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     }
     if !session.authenticated && spec.flags & NOAUTH == 0 && state.auth_enabled.load(Relaxed) {
         return reject(state, Some(id), Reply::StaticError(error::NOAUTH));
+    }
+
+    // As Redis's processCommand: keep the bounds, then refuse what cannot run.
+    if let Err(refusal) = state.keyspace.make_room(spec.flags & DENYOOM != 0) {
+        let text = match refusal {
+            keyspace::Refusal::OutOfMemory => error::OOM,
+            keyspace::Refusal::OutOfDisk => error::OOM_DISK,
+        };
+        return reject(state, Some(id), Reply::StaticError(text));
+    }
+    if spec.flags & WRITE != 0 {
+        if let Some(reason) = state.keyspace.write_refusal() {
+            return reject(state, Some(id), error::misconf(&reason));
+        }
+        session.wrote = true;
     }
 
     // Commands that are not fast (INFO, CONFIG RESETSTAT, ...) see every

@@ -140,28 +140,43 @@ pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `LASTSAVE`
 pub fn lastsave(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
-    Ok(Reply::Int(ctx.state.last_save.load(Relaxed) as i64))
+    Ok(Reply::Int(last_save_secs(ctx.state) as i64))
 }
 
-// Every acknowledged write is already at its durability point (the warm
-// tier's job), so a save has nothing left to do but record when it happened.
-fn record_save(state: &ServerState) {
-    state.last_save.store(unix_now().as_secs(), Relaxed);
+/// Unix seconds of the last flush of the warm tier (of the start, memory-only).
+fn last_save_secs(state: &ServerState) -> u64 {
+    match state.keyspace.warm() {
+        Some(warm) => warm.figures().last_flush_ms / 1000,
+        None => state.last_save.load(Relaxed),
+    }
 }
 
 /// # Format
 /// `SAVE`
+///
+/// Flushes the warm tier: the reply leaves once everything written before
+/// it is on disk (memory-only: nothing to save).
 pub fn save(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
-    record_save(ctx.state);
+    ctx.session.must_flush = true;
+    if ctx.state.keyspace.warm().is_none() {
+        ctx.state.last_save.store(unix_now().as_secs(), Relaxed);
+    }
     Ok(Reply::OK)
 }
 
 /// # Format
 /// `BGSAVE [SCHEDULE]`
+///
+/// Asks the flusher for a flush and answers at once.
 pub fn bgsave(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     args.eat("schedule");
     args.finish()?;
-    record_save(ctx.state);
+    match ctx.state.keyspace.warm() {
+        Some(warm) => {
+            warm.durability_target(true);
+        }
+        None => ctx.state.last_save.store(unix_now().as_secs(), Relaxed),
+    }
     Ok(Reply::Simple("Background saving started"))
 }
 
@@ -202,9 +217,8 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     if abort {
         return Err(Reply::StaticError(error::NO_SHUTDOWN_IN_PROGRESS));
     }
-    if save {
-        record_save(ctx.state);
-    }
+    // Whatever SAVE/NOSAVE say, the warm tier is flushed and closed once the
+    // connections have finished: acknowledged writes are never dropped.
     ctx.state.request_shutdown();
     ctx.session.after_reply = AfterReply::Shutdown;
     Ok(Reply::NoReply)
@@ -574,7 +588,7 @@ fn info_persistence(state: &ServerState, totals: &KeyspaceTotals, info: &mut Inf
     info.field("current_save_keys_total", 0);
     info.field("rdb_changes_since_last_save", changes);
     info.field("rdb_bgsave_in_progress", 0);
-    info.field("rdb_last_save_time", state.last_save.load(Relaxed));
+    info.field("rdb_last_save_time", last_save_secs(state));
     info.field("rdb_last_bgsave_status", "ok");
     info.field("rdb_last_bgsave_time_sec", -1);
     info.field("rdb_current_bgsave_time_sec", -1);
@@ -833,6 +847,7 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     *config = next;
     drop(config);
     ctx.state.auth_enabled.store(auth, Relaxed);
+    ctx.state.apply_config();
     Ok(Reply::OK)
 }
 

@@ -1,17 +1,23 @@
 //! The keyspace: the only API commands see. It owns typed values, expiry
-//! (lazy on access and an active sweep), and the tiers behind them.
+//! (lazy on access and an active sweep), and the tiers behind them: the hot
+//! tier (sharded in-memory tables bounded by `maxmemory`) over the warm tier
+//! (sled, every live key; see [`warm`]).
 //!
-//! Today the hot tier (sharded in-memory tables with byte accounting) is the
-//! only tier. Every read goes through [`Keyspace::read`] / [`Keyspace::read_many`]
-//! and every change through a [`Txn`]: a lookup that misses memory and the
-//! record of what a write changed both happen here, which is where the warm
-//! tier plugs in without commands noticing.
+//! Every read goes through [`Keyspace::read`] / [`Keyspace::read_many`] /
+//! [`Keyspace::peek`] and every change through a [`Txn`]. A read that misses
+//! memory consults sled and promotes what it finds, under the same shard lock
+//! a writer of that key would take; a [`Txn`] writes each changed key to sled
+//! before its locks are released, so the two tiers never disagree and
+//! evicting from memory loses nothing. Hits, misses and promotions are
+//! counted at the one spot where the outcome is known.
 
 mod shard;
 mod value;
+pub mod warm;
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,12 +27,17 @@ use smallvec::SmallVec;
 use shard::Shard;
 pub use shard::ShardCounters;
 pub use value::{Entry, Value, ValueType};
+use warm::{Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Most keys one shard's active sweep removes per tick, so a burst of
 /// deadlines never stalls the shard's clients for long.
 const SWEEP_BUDGET_PER_SHARD: usize = 200;
+/// Most expired records one database's sweep removes from disk per tick.
+const SWEEP_BUDGET_PER_DB: usize = 2_000;
+/// Most keys one command evicts before it runs; the next command goes on.
+const EVICTIONS_PER_CALL: usize = 1_024;
 
 /// Microseconds since the Unix epoch, from the system clock.
 pub fn unix_micros() -> u64 {
@@ -76,9 +87,11 @@ struct Db {
 }
 
 impl Db {
-    fn new() -> Db {
+    fn new(ordered: bool) -> Db {
         Db {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(ordered)))
+                .collect(),
         }
     }
 }
@@ -90,13 +103,32 @@ pub struct ReadOptions {
     pub no_touch: bool,
 }
 
-/// Totals over every shard, for INFO.
+/// Totals over every shard and the warm tier, for INFO and CACHE.STATS.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyspaceTotals {
+    /// Keys in memory.
     pub keys: u64,
     pub volatile: u64,
+    /// Bytes of keys, values and per-entry overhead in memory.
     pub bytes: u64,
     pub counters: ShardCounters,
+    pub warm: Option<WarmFigures>,
+}
+
+impl KeyspaceTotals {
+    /// Redis's `keyspace_hits`: a hit in either tier.
+    pub fn hits(&self) -> u64 {
+        self.counters.hits + self.counters.warm_hits
+    }
+
+    /// Redis's `expired_keys`: keys that expired, counted once whatever
+    /// tiers held a copy.
+    pub fn expired(&self) -> u64 {
+        match &self.warm {
+            Some(warm) => warm.expired,
+            None => self.counters.expired,
+        }
+    }
 }
 
 /// One page of a SCAN.
@@ -105,23 +137,168 @@ pub struct ScanPage {
     pub keys: Vec<Bytes>,
 }
 
+/// Which keys `maxmemory` eviction may choose and how it ranks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    NoEviction,
+    AllKeys(Rank),
+    Volatile(Rank),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    Lru,
+    Lfu,
+    Random,
+    Ttl,
+}
+
+impl EvictionPolicy {
+    /// Redis's `maxmemory-policy` names.
+    pub fn parse(name: &str) -> Option<EvictionPolicy> {
+        Some(match name {
+            "noeviction" => EvictionPolicy::NoEviction,
+            "allkeys-lru" => EvictionPolicy::AllKeys(Rank::Lru),
+            "allkeys-lfu" => EvictionPolicy::AllKeys(Rank::Lfu),
+            "allkeys-random" => EvictionPolicy::AllKeys(Rank::Random),
+            "volatile-lru" => EvictionPolicy::Volatile(Rank::Lru),
+            "volatile-lfu" => EvictionPolicy::Volatile(Rank::Lfu),
+            "volatile-random" => EvictionPolicy::Volatile(Rank::Random),
+            "volatile-ttl" => EvictionPolicy::Volatile(Rank::Ttl),
+            _ => return None,
+        })
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            EvictionPolicy::NoEviction => 0,
+            EvictionPolicy::AllKeys(rank) => 1 + rank as u8,
+            EvictionPolicy::Volatile(rank) => 5 + rank as u8,
+        }
+    }
+
+    fn from_code(code: u8) -> EvictionPolicy {
+        let rank = |n: u8| match n {
+            0 => Rank::Lru,
+            1 => Rank::Lfu,
+            2 => Rank::Random,
+            _ => Rank::Ttl,
+        };
+        match code {
+            0 => EvictionPolicy::NoEviction,
+            1..=4 => EvictionPolicy::AllKeys(rank(code - 1)),
+            _ => EvictionPolicy::Volatile(rank(code - 5)),
+        }
+    }
+}
+
+/// Why a command that may grow the data set was refused before it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Redis's `-OOM`: `maxmemory` is reached and the policy may not evict.
+    OutOfMemory,
+    /// `max-disk` is reached and the policy may not evict from disk.
+    OutOfDisk,
+}
+
+/// How the keyspace is built.
+pub struct KeyspaceOptions {
+    pub databases: usize,
+    /// `None`: memory only.
+    pub warm: Option<WarmOptions>,
+    pub maxmemory: u64,
+    pub policy: EvictionPolicy,
+    pub samples: u32,
+}
+
 pub struct Keyspace {
     dbs: Box<[Db]>,
     hasher: foldhash::quality::FixedState,
     lfu_log_factor: u32,
+    warm: Option<Warm>,
+    /// Bytes in memory over all shards, kept beside the per-shard figures so
+    /// the `maxmemory` check is one load.
+    hot_bytes: AtomicI64,
+    maxmemory: AtomicU64,
+    policy: AtomicU8,
+    samples: AtomicU32,
+    /// True while memory holds every key sled holds (a fresh directory,
+    /// nothing evicted yet): a miss in memory is then a miss, and sled is
+    /// not asked.
+    hot_complete: AtomicBool,
+}
+
+/// Where a key stands once its shard is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Hot,
+    /// Copied from the warm tier into memory just now.
+    Promoted,
+    Absent,
 }
 
 impl Keyspace {
+    /// A memory-only keyspace with no bound (tests, benches).
     pub fn new(databases: usize) -> Keyspace {
+        Keyspace::build(databases, None, 0, EvictionPolicy::AllKeys(Rank::Lru), 5)
+    }
+
+    /// Opens the keyspace, and the warm tier when the options ask for one.
+    pub fn open(options: KeyspaceOptions) -> Result<Keyspace, String> {
+        let warm = options.warm.as_ref().map(Warm::open).transpose()?;
+        Ok(Keyspace::build(
+            options.databases,
+            warm,
+            options.maxmemory,
+            options.policy,
+            options.samples,
+        ))
+    }
+
+    fn build(
+        databases: usize,
+        warm: Option<Warm>,
+        maxmemory: u64,
+        policy: EvictionPolicy,
+        samples: u32,
+    ) -> Keyspace {
+        let ordered = warm.is_none();
+        let hot_complete = warm.as_ref().is_none_or(|w| w.figures().keys == 0);
         Keyspace {
-            dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
+            dbs: (0..databases.max(1)).map(|_| Db::new(ordered)).collect(),
             hasher: foldhash::quality::FixedState::with_seed(rand::random()),
             lfu_log_factor: 10,
+            warm,
+            hot_bytes: AtomicI64::new(0),
+            maxmemory: AtomicU64::new(maxmemory),
+            policy: AtomicU8::new(policy.code()),
+            samples: AtomicU32::new(samples.max(1)),
+            hot_complete: AtomicBool::new(hot_complete),
         }
     }
 
     pub fn databases(&self) -> usize {
         self.dbs.len()
+    }
+
+    pub fn warm(&self) -> Option<&Warm> {
+        self.warm.as_ref()
+    }
+
+    pub fn set_maxmemory(&self, bytes: u64) {
+        self.maxmemory.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_policy(&self, policy: EvictionPolicy) {
+        self.policy.store(policy.code(), Ordering::Relaxed);
+    }
+
+    pub fn set_samples(&self, samples: u32) {
+        self.samples.store(samples.max(1), Ordering::Relaxed);
+    }
+
+    fn policy(&self) -> EvictionPolicy {
+        EvictionPolicy::from_code(self.policy.load(Ordering::Relaxed))
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -136,8 +313,57 @@ impl Keyspace {
         self.dbs[db].shards[Self::shard_of(hash)].lock()
     }
 
+    /// The warm tier when a miss in memory must consult it.
+    fn warm_behind(&self) -> Option<&Warm> {
+        self.warm
+            .as_ref()
+            .filter(|_| !self.hot_complete.load(Ordering::Relaxed))
+    }
+
+    /// Brings a key's shard up to date: drops it if its deadline has passed
+    /// (in every tier), promotes it from sled if memory lacks it.
+    fn settle(&self, shard: &mut Shard, db: usize, hash: u64, key: &[u8], now: u64) -> Presence {
+        if let Some(entry) = shard.get(hash, key) {
+            if !entry.is_expired(now) {
+                return Presence::Hot;
+            }
+            shard.remove(hash, key);
+            shard.counters.expired += 1;
+            if let Some(warm) = &self.warm {
+                warm.delete_expired(db, key);
+            }
+            return Presence::Absent;
+        }
+        let Some(warm) = self.warm_behind() else {
+            return Presence::Absent;
+        };
+        let Some(stored) = warm.get(db, key) else {
+            return Presence::Absent;
+        };
+        if stored.expire_at.is_some_and(|at| at <= now) {
+            warm.delete_expired(db, key);
+            return Presence::Absent;
+        }
+        match entry_from_stored(stored, secs_clock(now)) {
+            Some(entry) => {
+                shard.insert(hash, key, entry);
+                shard.counters.promotions += 1;
+                Presence::Promoted
+            }
+            None => Presence::Absent,
+        }
+    }
+
+    /// Adds a shard's change in bytes to the global figure.
+    fn account(&self, shard: &Shard, bytes_before: usize) {
+        let delta = shard.bytes as i64 - bytes_before as i64;
+        if delta != 0 {
+            self.hot_bytes.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
     /// Reads one key: `f` sees the live entry or `None`. Counts a keyspace
-    /// hit or miss and records the access.
+    /// hit (in memory or on disk) or miss and records the access.
     pub fn read<R>(
         &self,
         db: usize,
@@ -148,9 +374,14 @@ impl Keyspace {
         let hash = self.hash(key);
         let now = now_ms();
         let mut shard = self.lock(db, hash);
-        shard.purge_if_expired(hash, key, now);
+        let before = shard.bytes;
+        let presence = self.settle(&mut shard, db, hash, key, now);
         let touch = self.touch_for(options, now);
-        f(shard.read(hash, key, touch))
+        let promoted = presence == Presence::Promoted;
+        shard.counters.warm_hits += u64::from(promoted);
+        let result = f(shard.read(hash, key, touch, !promoted));
+        self.account(&shard, before);
+        result
     }
 
     /// What a read records of an access: nothing under `CLIENT NO-TOUCH`.
@@ -158,13 +389,33 @@ impl Keyspace {
         (!options.no_touch).then_some((secs_clock(now_ms), self.lfu_log_factor))
     }
 
-    /// Looks at a key without counting a hit or miss or touching it
-    /// (EXISTS-like inspection, OBJECT, TTL).
+    /// Looks at a key without counting a hit or miss, touching it or
+    /// promoting it (EXISTS, TYPE, TTL, OBJECT).
     pub fn peek<R>(&self, db: usize, key: &[u8], f: impl FnOnce(Option<&Entry>) -> R) -> R {
         let hash = self.hash(key);
+        let now = now_ms();
         let mut shard = self.lock(db, hash);
-        shard.purge_if_expired(hash, key, now_ms());
-        f(shard.get(hash, key))
+        let before = shard.bytes;
+        if shard.purge_if_expired(hash, key, now) {
+            if let Some(warm) = &self.warm {
+                warm.delete_expired(db, key);
+            }
+        }
+        self.account(&shard, before);
+        if let Some(entry) = shard.get(hash, key) {
+            return f(Some(entry));
+        }
+        let Some(warm) = self.warm_behind() else {
+            return f(None);
+        };
+        match warm.get(db, key) {
+            Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
+                warm.delete_expired(db, key);
+                f(None)
+            }
+            Some(stored) => f(entry_from_stored(stored, secs_clock(now)).as_ref()),
+            None => f(None),
+        }
     }
 
     /// Reads several keys atomically (MGET): every shard involved is locked
@@ -181,9 +432,15 @@ impl Keyspace {
         (0..keys.len())
             .map(|i| {
                 let TxnKey {
-                    key, hash, guard, ..
+                    key,
+                    hash,
+                    guard,
+                    promoted,
+                    ..
                 } = txn.keys[i];
-                f(i, txn.guards[guard].read(hash, key, touch))
+                let shard = &mut txn.guards[guard];
+                shard.counters.warm_hits += u64::from(promoted);
+                f(i, shard.read(hash, key, touch, !promoted))
             })
             .collect()
     }
@@ -213,10 +470,13 @@ impl Keyspace {
     fn lock_keys<'a>(&'a self, keys: impl IntoIterator<Item = (usize, &'a [u8])>) -> Txn<'a> {
         let now = now_ms();
         let mut txn = Txn {
+            keyspace: self,
             keys: SmallVec::new(),
             guards: SmallVec::new(),
+            bytes_before: SmallVec::new(),
             now_ms: now,
             pending_resize: SmallVec::new(),
+            changed: SmallVec::new(),
         };
         for (db, key) in keys {
             let hash = self.hash(key);
@@ -226,6 +486,7 @@ impl Keyspace {
                 hash,
                 guard: Self::shard_of(hash),
                 db,
+                promoted: false,
             });
         }
         // Shards are always locked in (db, shard) order, so two transactions never deadlock.
@@ -234,17 +495,25 @@ impl Keyspace {
         order.sort_unstable();
         order.dedup();
         for &(db, shard) in &order {
-            txn.guards.push(self.dbs[db].shards[shard].lock());
+            let guard = self.dbs[db].shards[shard].lock();
+            txn.bytes_before.push(guard.bytes);
+            txn.guards.push(guard);
         }
         for key in txn.keys.iter_mut() {
             key.guard = order.binary_search(&(key.db, key.guard)).unwrap_or(0);
-            txn.guards[key.guard].purge_if_expired(key.hash, key.key, now);
+            let presence = self.settle(&mut txn.guards[key.guard], key.db, key.hash, key.key, now);
+            key.promoted = presence == Presence::Promoted;
         }
         txn
     }
 
-    /// Number of keys in `db` (keys past their deadline but not yet swept included, as Redis does).
+    /// Number of keys in `db` (keys past their deadline but not yet swept
+    /// included, as Redis does). With a warm tier: the keys on disk, which
+    /// include every key in memory.
     pub fn dbsize(&self, db: usize) -> usize {
+        if let Some(warm) = &self.warm {
+            return warm.dbsize(db) as usize;
+        }
         self.dbs[db]
             .shards
             .iter()
@@ -256,6 +525,11 @@ impl Keyspace {
     pub fn keys(&self, db: usize, pattern: &[u8]) -> Vec<Bytes> {
         let now = now_ms();
         let all = pattern == b"*";
+        if let Some(warm) = &self.warm {
+            return warm.keys(db, now, |key, _| {
+                all || crate::glob::matches(pattern, key, false)
+            });
+        }
         let mut out = Vec::new();
         for shard in self.dbs[db].shards.iter() {
             let shard = shard.lock();
@@ -283,6 +557,13 @@ impl Keyspace {
         let now = now_ms();
         // Redis skips matching for a lone `*`, so it also returns the empty key.
         let pattern = pattern.filter(|p| *p != b"*");
+        if let Some(warm) = &self.warm {
+            let (cursor, keys) = warm.scan(db, cursor, count, now, |key, kind| {
+                value_type.is_none_or(|t| ValueType::from_kind(kind) == Some(t))
+                    && pattern.is_none_or(|p| crate::glob::matches(p, key, false))
+            });
+            return ScanPage { cursor, keys };
+        }
         let mut keys = Vec::new();
         let mut visited = 0usize;
         let mut position = cursor;
@@ -324,6 +605,9 @@ impl Keyspace {
     /// A random live key, or `None` when `db` is empty.
     pub fn random_key(&self, db: usize) -> Option<Bytes> {
         let now = now_ms();
+        if let Some(warm) = &self.warm {
+            return warm.random_key(db, now);
+        }
         // Expired keys found on the way are dropped; bounded so a database
         // full of expired keys cannot spin here.
         for _ in 0..100 {
@@ -332,24 +616,17 @@ impl Keyspace {
             for offset in 0..SHARDS {
                 let index = (start + offset) % SHARDS;
                 let shard = self.dbs[db].shards[index].lock();
-                if shard.len() == 0 {
-                    continue;
+                if let Some((hash, key, _)) = shard.random_item() {
+                    candidate = Some((index, hash, key.clone()));
+                    break;
                 }
-                let base = (index as u64) << (64 - SHARD_BITS);
-                let span = rand::random::<u64>() >> SHARD_BITS;
-                let pick = shard
-                    .ordered_from(base | span)
-                    .next()
-                    .filter(|(position, _)| (*position >> (64 - SHARD_BITS)) as usize == index)
-                    .or_else(|| shard.ordered_from(base).next())
-                    .cloned();
-                candidate = pick.map(|(position, key)| (index, position, key));
-                break;
             }
-            let (index, position, key) = candidate?;
+            let (index, hash, key) = candidate?;
             let mut shard = self.dbs[db].shards[index].lock();
-            let hash = position.rotate_right(27);
-            if shard.purge_if_expired(hash, &key, now) {
+            let before = shard.bytes;
+            let expired = shard.purge_if_expired(hash, &key, now);
+            self.account(&shard, before);
+            if expired {
                 continue;
             }
             if shard.get(hash, &key).is_some() {
@@ -360,21 +637,26 @@ impl Keyspace {
     }
 
     pub fn flush_db(&self, db: usize, background: bool) {
-        let old: Vec<Shard> = self.dbs[db]
-            .shards
-            .iter()
-            .map(|shard| shard.lock().clear())
-            .collect();
+        let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        let old: Vec<Shard> = guards.iter_mut().map(|shard| shard.clear()).collect();
+        if let Some(warm) = &self.warm {
+            warm.flush_db(db, background);
+        }
+        drop(guards);
+        self.forget(&old);
         drop_maybe_in_background(old, background);
     }
 
     pub fn flush_all(&self, background: bool) {
-        let old: Vec<Shard> = self
-            .dbs
-            .iter()
-            .flat_map(|db| db.shards.iter().map(|shard| shard.lock().clear()))
-            .collect();
-        drop_maybe_in_background(old, background);
+        for db in 0..self.dbs.len() {
+            self.flush_db(db, background);
+        }
+    }
+
+    /// Subtracts dropped shards' bytes from the global figure.
+    fn forget(&self, old: &[Shard]) {
+        let bytes: usize = old.iter().map(|shard| shard.bytes).sum();
+        self.hot_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
     }
 
     /// Swaps two databases' contents atomically (every shard of both locked first).
@@ -388,16 +670,43 @@ impl Keyspace {
         for (x, y) in first_guards.iter_mut().zip(second_guards.iter_mut()) {
             x.swap_contents(y);
         }
+        if let Some(warm) = &self.warm {
+            warm.swap_db(a, b);
+        }
     }
 
-    /// Removes expired keys from every shard, a bounded number per shard.
+    /// Active expiry: removes expired keys, a bounded number per tick. With
+    /// a warm tier the expiry index on disk drives it and both copies go.
     pub fn sweep_expired(&self) -> usize {
         let now = now_ms();
-        self.dbs
-            .iter()
-            .flat_map(|db| db.shards.iter())
-            .map(|shard| shard.lock().sweep_expired(now, SWEEP_BUDGET_PER_SHARD))
-            .sum()
+        let Some(warm) = &self.warm else {
+            return self
+                .dbs
+                .iter()
+                .flat_map(|db| db.shards.iter())
+                .map(|shard| {
+                    let mut shard = shard.lock();
+                    let before = shard.bytes;
+                    let removed = shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD);
+                    self.account(&shard, before);
+                    removed
+                })
+                .sum();
+        };
+        let mut removed = 0;
+        for db in 0..self.dbs.len() {
+            for (deadline, key) in warm.due_expiries(db, now, SWEEP_BUDGET_PER_DB) {
+                let hash = self.hash(&key);
+                let mut shard = self.lock(db, hash);
+                let before = shard.bytes;
+                if shard.purge_if_expired(hash, &key, now) {
+                    removed += 1;
+                }
+                self.account(&shard, before);
+                warm.expire_due(db, deadline, &key, now);
+            }
+        }
+        removed
     }
 
     /// Per-database key counts (keys, keys with a TTL, average TTL in ms) for INFO keyspace.
@@ -413,7 +722,10 @@ impl Keyspace {
             ttl_count += count;
         }
         let avg = ttl_sum.checked_div(ttl_count).unwrap_or(0);
-        (keys, volatile, avg)
+        match &self.warm {
+            Some(warm) => (warm.dbsize(db), warm.volatile(db), avg),
+            None => (keys, volatile, avg),
+        }
     }
 
     pub fn totals(&self) -> KeyspaceTotals {
@@ -424,17 +736,15 @@ impl Keyspace {
                 totals.keys += shard.len() as u64;
                 totals.volatile += shard.volatile_count() as u64;
                 totals.bytes += shard.bytes as u64;
-                let c = shard.counters;
-                totals.counters.hits += c.hits;
-                totals.counters.misses += c.misses;
-                totals.counters.expired += c.expired;
-                totals.counters.changes += c.changes;
+                totals.counters.add(&shard.counters);
             }
         }
+        totals.warm = self.warm.as_ref().map(Warm::figures);
         totals
     }
 
-    /// CONFIG RESETSTAT: zero hits, misses and expiry counts.
+    /// CONFIG RESETSTAT / CACHE.STATS RESET: zero hits, misses, promotions,
+    /// evictions and expiry counts in every tier.
     pub fn reset_stats(&self) {
         for db in self.dbs.iter() {
             for shard in db.shards.iter() {
@@ -446,6 +756,182 @@ impl Keyspace {
                 };
             }
         }
+        if let Some(warm) = &self.warm {
+            warm.reset_counters();
+        }
+    }
+
+    /// Memory in use by the hot tier, as `maxmemory` counts it.
+    pub fn hot_bytes(&self) -> u64 {
+        self.hot_bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Runs before a command, as Redis's `performEvictions`: evicts from
+    /// memory down to `maxmemory`, and from disk down to `max-disk`. A
+    /// command that may grow the data set (`may_grow`) is refused when a
+    /// bound cannot be kept.
+    pub fn make_room(&self, may_grow: bool) -> Result<(), Refusal> {
+        let limit = self.maxmemory.load(Ordering::Relaxed);
+        if limit > 0 && self.hot_bytes() > limit {
+            let mut evicted = 0;
+            while self.hot_bytes() > limit && evicted < EVICTIONS_PER_CALL {
+                if !self.evict_from_memory() {
+                    break;
+                }
+                evicted += 1;
+            }
+            // Without a warm tier eviction is loss: a policy that may not
+            // evict (or finds nothing it may) refuses growth, as Redis.
+            if may_grow && self.warm.is_none() && self.hot_bytes() > limit {
+                return Err(Refusal::OutOfMemory);
+            }
+        }
+        let Some(warm) = &self.warm else {
+            return Ok(());
+        };
+        let mut evicted = 0;
+        while may_grow && warm.over_max_disk() && evicted < EVICTIONS_PER_CALL {
+            if !self.evict_from_disk(warm) {
+                return Err(Refusal::OutOfDisk);
+            }
+            evicted += 1;
+        }
+        Ok(())
+    }
+
+    /// Why writes must be refused with `-MISCONF` now, if they must.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.warm.as_ref().and_then(Warm::write_refusal)
+    }
+
+    /// Drops one sampled key from memory, chosen by the policy. With a warm
+    /// tier this loses nothing, so `noeviction` and a volatile policy that
+    /// finds no key with a TTL fall back to LRU over all keys.
+    fn evict_from_memory(&self) -> bool {
+        let policy = self.policy();
+        let lossless = self.warm.is_some();
+        let (volatile_only, rank) = match policy {
+            EvictionPolicy::NoEviction if lossless => (false, Rank::Lru),
+            EvictionPolicy::NoEviction => return false,
+            EvictionPolicy::AllKeys(rank) => (false, rank),
+            EvictionPolicy::Volatile(rank) => (true, rank),
+        };
+        let samples = self.samples.load(Ordering::Relaxed) as usize;
+        let now_secs = secs_clock(now_ms());
+        let shard_count = self.dbs.len() * SHARDS;
+        let start = rand::random::<usize>() % shard_count;
+        for attempt in [volatile_only, volatile_only && !lossless] {
+            for offset in 0..shard_count {
+                let index = (start + offset) % shard_count;
+                let mut shard = self.dbs[index / SHARDS].shards[index % SHARDS].lock();
+                if shard.len() == 0 {
+                    continue;
+                }
+                let mut best: Option<(u64, u64, Bytes)> = None;
+                for _ in 0..samples {
+                    let Some((hash, key, entry)) = shard.random_item() else {
+                        break;
+                    };
+                    if attempt && entry.expire_at.is_none() {
+                        continue;
+                    }
+                    let score = match rank {
+                        Rank::Lru => u64::from(now_secs.saturating_sub(entry.access)),
+                        Rank::Lfu => u64::from(u8::MAX - entry.freq),
+                        Rank::Random => rand::random(),
+                        Rank::Ttl => u64::MAX - entry.expire_at.unwrap_or(u64::MAX),
+                    };
+                    if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                        best = Some((score, hash, key.clone()));
+                    }
+                }
+                let Some((_, hash, key)) = best else {
+                    continue;
+                };
+                let before = shard.bytes;
+                shard.evict(hash, &key);
+                self.account(&shard, before);
+                // Memory no longer holds every key on disk.
+                self.hot_complete.store(false, Ordering::Relaxed);
+                return true;
+            }
+            if !attempt {
+                break;
+            }
+        }
+        false
+    }
+
+    /// Drops one key from both tiers to respect `max-disk` (real loss the
+    /// user chose with an `allkeys-*` or `volatile-*` policy): among sampled
+    /// records, one not in memory (so not recently used) with the oldest
+    /// write.
+    fn evict_from_disk(&self, warm: &Warm) -> bool {
+        let volatile_only = match self.policy() {
+            EvictionPolicy::NoEviction => return false,
+            EvictionPolicy::AllKeys(_) => false,
+            EvictionPolicy::Volatile(_) => true,
+        };
+        let samples = self.samples.load(Ordering::Relaxed) as usize;
+        let start = rand::random::<usize>() % self.dbs.len();
+        for offset in 0..self.dbs.len() {
+            let db = (start + offset) % self.dbs.len();
+            if warm.dbsize(db) == 0 {
+                continue;
+            }
+            let mut best: Option<(bool, u64, Bytes)> = None;
+            for (key, version, deadline) in warm.sample(db, samples.max(1)) {
+                if volatile_only && deadline.is_none() {
+                    continue;
+                }
+                let hash = self.hash(&key);
+                let in_memory = self.lock(db, hash).get(hash, &key).is_some();
+                let candidate = (in_memory, version, key);
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (candidate.0, candidate.1) < (b.0, b.1))
+                {
+                    best = Some(candidate);
+                }
+            }
+            let Some((_, _, key)) = best else {
+                continue;
+            };
+            let hash = self.hash(&key);
+            let mut shard = self.lock(db, hash);
+            let before = shard.bytes;
+            shard.remove(hash, &key);
+            self.account(&shard, before);
+            if warm.delete(db, &key) {
+                warm.count_eviction();
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Flushes and closes the warm tier (shutdown). Blocks on disk I/O.
+    pub fn close(&self) {
+        if let Some(warm) = &self.warm {
+            warm.close();
+        }
+    }
+}
+
+/// Rebuilds a hot-tier entry from a warm record; `None` for a kind this
+/// version cannot decode.
+fn entry_from_stored(stored: Stored, now_secs: u32) -> Option<Entry> {
+    let value = match stored.kind {
+        KIND_STRING => Value::Str(stored.payload),
+        _ => return None,
+    };
+    Some(Entry::new(value, stored.expire_at, now_secs))
+}
+
+/// What the warm tier stores for an entry: (kind, payload).
+fn entry_payload(entry: &Entry) -> (u8, &[u8]) {
+    match &entry.value {
+        Value::Str(data) => (KIND_STRING, data),
     }
 }
 
@@ -463,17 +949,25 @@ struct TxnKey<'a> {
     db: usize,
     /// Index into `Txn::guards` of the shard holding the key.
     guard: usize,
+    /// Copied from sled into memory when the transaction opened.
+    promoted: bool,
 }
 
 /// Keys locked for a change. Index `i` is the position of the key in the
-/// list the transaction was opened with.
+/// list the transaction was opened with. Every key changed is written to
+/// the warm tier when the transaction ends, before its locks are released.
 // Most commands touch one or two keys: those transactions allocate nothing.
 pub struct Txn<'a> {
+    keyspace: &'a Keyspace,
     keys: SmallVec<[TxnKey<'a>; 2]>,
     guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
+    /// Each guard's shard bytes when locked, for the global figure.
+    bytes_before: SmallVec<[usize; 2]>,
     now_ms: u64,
     /// Entries handed out by `entry_mut`, re-measured when the transaction ends.
     pending_resize: SmallVec<[(usize, usize); 2]>,
+    /// Keys changed, to be written to the warm tier.
+    changed: SmallVec<[usize; 2]>,
 }
 
 impl<'a> Txn<'a> {
@@ -496,6 +990,12 @@ impl<'a> Txn<'a> {
         (&mut self.guards[guard], hash, key)
     }
 
+    fn mark_changed(&mut self, i: usize) {
+        if !self.changed.contains(&i) {
+            self.changed.push(i);
+        }
+    }
+
     pub fn get(&self, i: usize) -> Option<&Entry> {
         let k = &self.keys[i];
         self.shard(i).get(k.hash, k.key)
@@ -512,8 +1012,10 @@ impl<'a> Txn<'a> {
     /// Counts a keyspace hit or miss for key `i`, for commands that read
     /// through a write (GETDEL, GETEX, SET ... GET) as Redis's `lookupKeyRead` does.
     pub fn count_read(&mut self, i: usize) {
+        let promoted = self.keys[i].promoted;
         let (shard, hash, key) = self.shard_mut(i);
-        shard.read(hash, key, None);
+        shard.counters.warm_hits += u64::from(promoted);
+        shard.read(hash, key, None, !promoted);
     }
 
     /// The entry to change in place; its size is re-measured when the
@@ -525,6 +1027,7 @@ impl<'a> Txn<'a> {
         if !self.pending_resize.iter().any(|(index, _)| *index == i) {
             self.pending_resize.push((i, size));
         }
+        self.mark_changed(i);
         let (shard, hash, key) = self.shard_mut(i);
         shard.get_mut(hash, key)
     }
@@ -537,6 +1040,7 @@ impl<'a> Txn<'a> {
 
     pub fn insert_entry(&mut self, i: usize, entry: Entry) -> Option<Entry> {
         self.pending_resize.retain(|(index, _)| *index != i);
+        self.mark_changed(i);
         let TxnKey {
             key, hash, guard, ..
         } = &self.keys[i];
@@ -554,7 +1058,11 @@ impl<'a> Txn<'a> {
         let TxnKey {
             key, hash, guard, ..
         } = &self.keys[i];
-        self.guards[*guard].remove(*hash, key)
+        let removed = self.guards[*guard].remove(*hash, key);
+        if removed.is_some() {
+            self.mark_changed(i);
+        }
+        removed
     }
 
     /// Sets or clears the deadline; false when the key is absent.
@@ -563,7 +1071,11 @@ impl<'a> Txn<'a> {
         let TxnKey {
             key, hash, guard, ..
         } = &self.keys[i];
-        self.guards[*guard].set_expire(*hash, key, expire_at)
+        let present = self.guards[*guard].set_expire(*hash, key, expire_at);
+        if present {
+            self.mark_changed(i);
+        }
+        present
     }
 
     fn flush_resize(&mut self, i: usize) {
@@ -579,6 +1091,32 @@ impl<'a> Txn<'a> {
             self.guards[*guard].resize(*hash, key, old_size);
         }
     }
+
+    /// Writes every changed key to the warm tier: its entry as it now is in
+    /// memory, or its absence.
+    fn write_through(&mut self) {
+        let Some(warm) = &self.keyspace.warm else {
+            return;
+        };
+        for &i in &self.changed {
+            let TxnKey {
+                key,
+                hash,
+                guard,
+                db,
+                ..
+            } = self.keys[i];
+            match self.guards[guard].get(hash, key) {
+                Some(entry) => {
+                    let (kind, payload) = entry_payload(entry);
+                    warm.put(db, key, kind, entry.expire_at, payload);
+                }
+                None => {
+                    warm.delete(db, key);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Txn<'_> {
@@ -588,6 +1126,12 @@ impl Drop for Txn<'_> {
                 key, hash, guard, ..
             } = &self.keys[i];
             self.guards[*guard].resize(*hash, key, old_size);
+        }
+        if !self.changed.is_empty() {
+            self.write_through();
+        }
+        for (shard, &before) in self.guards.iter().zip(self.bytes_before.iter()) {
+            self.keyspace.account(shard, before);
         }
     }
 }

@@ -24,6 +24,14 @@ impl ValueType {
         }
     }
 
+    /// The type of a warm-tier record of `kind`.
+    pub fn from_kind(kind: u8) -> Option<ValueType> {
+        match kind {
+            super::warm::KIND_STRING => Some(ValueType::String),
+            _ => None,
+        }
+    }
+
     pub fn from_name(name: &[u8]) -> Option<ValueType> {
         match name.to_ascii_lowercase().as_slice() {
             b"string" => Some(ValueType::String),

@@ -79,6 +79,7 @@ impl Connection<'_> {
             };
             let outcome = self.run_batch(session, max_bulk_len as i64);
             session.pending_stats.flush(&self.state.stats);
+            self.wait_durable(session).await;
             if !self.flush(stream).await {
                 return Ending::Closed;
             }
@@ -147,6 +148,23 @@ impl Connection<'_> {
                 AfterReply::Continue => {}
                 AfterReply::Close | AfterReply::Shutdown => return BatchEnd::Close,
                 AfterReply::Monitor => return BatchEnd::Monitor,
+            }
+        }
+    }
+
+    /// Holds the batch's replies until its writes reach the durability point
+    /// `appendfsync` promises (or SAVE asked for): one flush covers every
+    /// connection waiting at that moment (group commit).
+    async fn wait_durable(&self, session: &mut Session) {
+        let (wrote, forced) = (session.wrote, session.must_flush);
+        session.wrote = false;
+        session.must_flush = false;
+        if !(wrote || forced) {
+            return;
+        }
+        if let Some(warm) = self.state.keyspace.warm() {
+            if let Some(target) = warm.durability_target(forced) {
+                warm.wait_durable(target).await;
             }
         }
     }

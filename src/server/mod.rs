@@ -149,7 +149,15 @@ async fn housekeeping(state: Arc<ServerState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        state.keyspace.sweep_expired();
+        // The sweep reads and deletes sled records: off the async workers.
+        let worker = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            worker.keyspace.sweep_expired();
+            if let Some(warm) = worker.keyspace.warm() {
+                warm.refresh_disk();
+            }
+        })
+        .await;
         state.stats.sample_ops();
     }
 }

@@ -9,6 +9,8 @@ use strata::config::Config;
 pub struct TestServer {
     pub app: App,
     pub addr: SocketAddr,
+    /// The warm tier's directory, removed when the server is dropped.
+    pub dir: tempfile::TempDir,
 }
 
 /// A server on 127.0.0.1 with an ephemeral port and default settings.
@@ -18,13 +20,17 @@ pub async fn start() -> TestServer {
 
 /// A server whose config `tweak` adjusts first.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().expect("temporary directory");
     let mut config = Config::default();
     config.server.bind = vec!["127.0.0.1".into()];
     config.server.port = 0;
+    config.storage.dir = dir.path().to_path_buf();
+    // Small: many servers run at once in the suite.
+    config.storage.warm_cache_size = strata::config::MemorySize(8 << 20);
     tweak(&mut config);
     let app = App::start(config).await.expect("server starts");
     let addr = app.local_addr();
-    TestServer { app, addr }
+    TestServer { app, addr, dir }
 }
 
 impl TestServer {

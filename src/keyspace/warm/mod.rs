@@ -1,0 +1,1205 @@
+//! The warm tier: every live key of every database, in sled under `dir`.
+//!
+//! It owns every sled call, the durability policy (`appendfsync`: a flusher
+//! thread with group commit), the free-space guard that turns a filling disk
+//! into `-MISCONF` before sled meets it, and the per-database figures
+//! (`DBSIZE` without a scan). The keyspace calls it under the shard lock of
+//! the key concerned, so the hot and warm copies of a key change together.
+//!
+//! Each database is one sled tree; `strata:meta` maps database numbers to
+//! tree names, so FLUSHDB and SWAPDB are one atomic record change. The record
+//! layout is in [`record`].
+
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
+
+pub use record::KIND_STRING;
+use record::{Header, EXPIRY_PREFIX, KEY_PREFIX};
+
+const META_TREE: &[u8] = b"strata:meta";
+const DBMAP_KEY: &[u8] = b"dbmap";
+/// Present only between a clean close and the next open: the figures it
+/// holds are then exact and no recount is needed.
+const CLEAN_KEY: &[u8] = b"clean";
+/// Under `everysec`, writers wait for the flusher once it is this far behind,
+/// so a crash never loses much more than the promised second.
+const MAX_FLUSH_LAG_MS: u64 = 2_000;
+const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes of a record beyond its key and envelope: the `k` prefix and hash.
+const RECORD_KEY_OVERHEAD: usize = 9;
+
+/// Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    Always,
+    EverySec,
+    No,
+}
+
+impl FsyncPolicy {
+    pub fn parse(name: &str) -> Option<FsyncPolicy> {
+        match name.to_ascii_lowercase().as_str() {
+            "always" => Some(FsyncPolicy::Always),
+            "everysec" => Some(FsyncPolicy::EverySec),
+            "no" => Some(FsyncPolicy::No),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> FsyncPolicy {
+        match code {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+}
+
+pub struct WarmOptions {
+    pub dir: PathBuf,
+    pub databases: usize,
+    pub cache_size: u64,
+    pub fsync: FsyncPolicy,
+    pub max_disk: u64,
+    pub min_free_disk: u64,
+}
+
+/// A key's record as read back from disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub kind: u8,
+    pub expire_at: Option<u64>,
+    pub version: u64,
+    pub payload: Bytes,
+}
+
+/// One database's tree and its figures (kept in memory, exact after a clean
+/// close, recounted after a crash).
+struct DbTree {
+    name: Vec<u8>,
+    tree: sled::Tree,
+    keys: AtomicI64,
+    volatile: AtomicI64,
+    bytes: AtomicI64,
+}
+
+impl DbTree {
+    fn new(name: Vec<u8>, tree: sled::Tree) -> DbTree {
+        DbTree {
+            name,
+            tree,
+            keys: AtomicI64::new(0),
+            volatile: AtomicI64::new(0),
+            bytes: AtomicI64::new(0),
+        }
+    }
+
+    fn figures(&self) -> [i64; 3] {
+        [
+            self.keys.load(Ordering::Relaxed),
+            self.volatile.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// Counts keys, keys with a deadline and record bytes by reading every
+    /// key record; returns the highest version seen.
+    fn recount(&self) -> u64 {
+        let (mut keys, mut volatile, mut bytes, mut version) = (0, 0, 0, 0);
+        for (raw_key, raw) in self.tree.scan_prefix([KEY_PREFIX]).flatten() {
+            keys += 1;
+            bytes += (raw_key.len() + raw.len()) as i64;
+            if let Ok(header) = record::peek_header(&raw) {
+                volatile += i64::from(header.expire_at.is_some());
+                version = version.max(header.version);
+            }
+        }
+        self.keys.store(keys, Ordering::Relaxed);
+        self.volatile.store(volatile, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        version
+    }
+}
+
+/// Figures only the warm tier knows.
+#[derive(Debug, Default)]
+pub struct WarmCounters {
+    pub crc_errors: AtomicU64,
+    pub expired: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+/// A snapshot for INFO and CACHE.STATS.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WarmFigures {
+    pub keys: u64,
+    pub bytes: u64,
+    pub disk_bytes: u64,
+    pub crc_errors: u64,
+    pub expired: u64,
+    pub evictions: u64,
+    /// Unix ms of the last completed flush.
+    pub last_flush_ms: u64,
+    /// Age in ms of the oldest write not yet flushed (0 = all flushed).
+    pub flush_lag_ms: u64,
+    pub flushes: u64,
+}
+
+pub struct Warm {
+    db: sled::Db,
+    meta: sled::Tree,
+    dbs: Box<[RwLock<Arc<DbTree>>]>,
+    /// Trees of databases beyond the configured count (a restart with fewer
+    /// `databases`): kept on disk untouched, and in the map.
+    spare_trees: Vec<Vec<u8>>,
+    durability: Arc<Durability>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    pub counters: WarmCounters,
+    guard: DiskGuard,
+    version: AtomicU64,
+    max_disk: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Warm {
+    /// Opens (or creates) the warm tier under `options.dir`. The error says
+    /// what could not be opened and why, for the operator.
+    pub fn open(options: &WarmOptions) -> Result<Warm, String> {
+        let fail = |what: String| {
+            format!(
+                "cannot open the warm tier at {}: {what}",
+                options.dir.display()
+            )
+        };
+        std::fs::create_dir_all(&options.dir).map_err(|e| fail(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(&options.dir)
+            .cache_capacity(options.cache_size)
+            .mode(sled::Mode::HighThroughput)
+            // Under `no` sled flushes on its own schedule; otherwise the
+            // flusher thread decides.
+            .flush_every_ms((options.fsync == FsyncPolicy::No).then_some(500))
+            .open()
+            .map_err(|e| fail(describe_sled_error(&e)))?;
+        let meta = db
+            .open_tree(META_TREE)
+            .map_err(|e| fail(describe_sled_error(&e)))?;
+
+        let mut names = match meta.get(DBMAP_KEY).map_err(|e| fail(e.to_string()))? {
+            Some(raw) => {
+                decode_names(&raw).ok_or_else(|| fail("the database map is corrupt".into()))?
+            }
+            None => Vec::new(),
+        };
+        let seed = crate::keyspace::unix_micros();
+        while names.len() < options.databases.max(1) {
+            names.push(format!("db:{}:{seed}", names.len()).into_bytes());
+        }
+        let mut trees = Vec::with_capacity(names.len());
+        for name in &names[..options.databases.max(1)] {
+            let tree = db.open_tree(name).map_err(|e| fail(e.to_string()))?;
+            trees.push(Arc::new(DbTree::new(name.clone(), tree)));
+        }
+
+        let clean = meta.get(CLEAN_KEY).map_err(|e| fail(e.to_string()))?;
+        let mut version = seed;
+        match clean.as_deref().and_then(decode_clean) {
+            Some((saved_version, figures)) => {
+                version = version.max(saved_version);
+                for tree in &trees {
+                    if let Some((_, f)) = figures.iter().find(|(name, _)| *name == tree.name) {
+                        tree.keys.store(f[0], Ordering::Relaxed);
+                        tree.volatile.store(f[1], Ordering::Relaxed);
+                        tree.bytes.store(f[2], Ordering::Relaxed);
+                    }
+                }
+            }
+            None => {
+                for tree in &trees {
+                    version = version.max(tree.recount());
+                }
+            }
+        }
+        // From here on the figures change with every write: a crash must
+        // find no marker and recount.
+        meta.insert(DBMAP_KEY, encode_names(&names))
+            .and_then(|_| meta.remove(CLEAN_KEY))
+            .map_err(|e| fail(e.to_string()))?;
+        db.flush().map_err(|e| fail(e.to_string()))?;
+        drop_unmapped_trees(&db, &names);
+
+        let durability = Arc::new(Durability::new(options.fsync));
+        let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
+        guard.refresh();
+        let warm = Warm {
+            flusher: Mutex::new(None),
+            spare_trees: names[trees.len()..].to_vec(),
+            dbs: trees.into_iter().map(RwLock::new).collect(),
+            db,
+            meta,
+            durability,
+            counters: WarmCounters::default(),
+            guard,
+            version: AtomicU64::new(version),
+            max_disk: AtomicU64::new(options.max_disk),
+            closed: AtomicBool::new(false),
+        };
+        let flusher = {
+            let db = warm.db.clone();
+            let durability = warm.durability.clone();
+            std::thread::Builder::new()
+                .name("strata-flusher".into())
+                .spawn(move || durability.run_flusher(&db))
+                .map_err(|e| fail(format!("cannot start the flusher thread: {e}")))?
+        };
+        *warm.flusher.lock() = Some(flusher);
+        Ok(warm)
+    }
+
+    fn tree(&self, db: usize) -> RwLockReadGuard<'_, Arc<DbTree>> {
+        self.dbs[db].read()
+    }
+
+    fn next_version(&self) -> u64 {
+        self.version.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Reads a key's record. A record that fails its check is a miss,
+    /// logged and counted, never returned.
+    pub fn get(&self, db: usize, key: &[u8]) -> Option<Stored> {
+        let tree = self.tree(db);
+        let raw = match tree.tree.get(record::record_key(key)) {
+            Ok(found) => found?,
+            Err(error) => {
+                self.io_error(&error);
+                return None;
+            }
+        };
+        match record::decode(key, &raw) {
+            Ok((header, payload)) => Some(Stored {
+                kind: header.kind,
+                expire_at: header.expire_at,
+                version: header.version,
+                payload: Bytes::copy_from_slice(payload),
+            }),
+            Err(error) => {
+                self.count_corrupt(key, error);
+                None
+            }
+        }
+    }
+
+    fn count_corrupt(&self, key: &[u8], error: record::RecordError) {
+        let seen = self.counters.crc_errors.fetch_add(1, Ordering::Relaxed);
+        // Logged for the first few and then every thousandth, so a damaged
+        // file cannot flood the log.
+        if seen < 16 || seen.is_multiple_of(1000) {
+            tracing::warn!(
+                "warm tier: record of key {:?} failed its check ({error:?}); treated as a miss",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    /// Stores a key's record, replacing what was there.
+    pub fn put(&self, db: usize, key: &[u8], kind: u8, expire_at: Option<u64>, payload: &[u8]) {
+        let header = Header {
+            kind,
+            expire_at,
+            version: self.next_version(),
+        };
+        let raw = record::encode(key, header, payload);
+        let tree = self.tree(db);
+        // The expiry entry goes first and leaves last, so after any crash
+        // every record with a deadline still has its entry in the index.
+        if let Some(at) = expire_at {
+            if let Err(error) = tree.tree.insert(record::expiry_key(at, key), &[]) {
+                return self.io_error(&error);
+            }
+        }
+        let new_bytes = (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+        let old = match tree.tree.insert(record::record_key(key), raw) {
+            Ok(old) => old,
+            Err(error) => return self.io_error(&error),
+        };
+        let mut delta = new_bytes;
+        match &old {
+            None => {
+                tree.keys.fetch_add(1, Ordering::Relaxed);
+                tree.volatile
+                    .fetch_add(i64::from(expire_at.is_some()), Ordering::Relaxed);
+            }
+            Some(old) => {
+                delta -= (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+                let old_deadline = record::peek_header(old).ok().and_then(|h| h.expire_at);
+                if old_deadline != expire_at {
+                    if let Some(at) = old_deadline {
+                        if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
+                            return self.io_error(&error);
+                        }
+                    }
+                    let change = i64::from(expire_at.is_some()) - i64::from(old_deadline.is_some());
+                    tree.volatile.fetch_add(change, Ordering::Relaxed);
+                }
+            }
+        }
+        tree.bytes.fetch_add(delta, Ordering::Relaxed);
+        self.wrote(delta.max(0) as u64);
+    }
+
+    /// Removes a key's record; true if there was one.
+    pub fn delete(&self, db: usize, key: &[u8]) -> bool {
+        let tree = self.tree(db);
+        let old = match tree.tree.remove(record::record_key(key)) {
+            Ok(Some(old)) => old,
+            Ok(None) => return false,
+            Err(error) => {
+                self.io_error(&error);
+                return false;
+            }
+        };
+        tree.keys.fetch_sub(1, Ordering::Relaxed);
+        tree.bytes.fetch_sub(
+            (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64,
+            Ordering::Relaxed,
+        );
+        if let Some(at) = record::peek_header(&old).ok().and_then(|h| h.expire_at) {
+            tree.volatile.fetch_sub(1, Ordering::Relaxed);
+            if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
+                self.io_error(&error);
+            }
+        }
+        self.wrote(0);
+        true
+    }
+
+    /// Removes a key found past its deadline on access.
+    pub fn delete_expired(&self, db: usize, key: &[u8]) {
+        if self.delete(db, key) {
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self, bytes: u64) {
+        self.durability.note_write();
+        self.guard.spend(bytes);
+    }
+
+    /// A sled error on a write: sled refuses every later write, so writes are
+    /// refused with the reason until the operator restarts strata.
+    fn io_error(&self, error: &sled::Error) {
+        let reason = describe_sled_error(error);
+        tracing::error!("warm tier: {reason}");
+        self.guard.fail(reason);
+    }
+
+    /// Why writes must be refused now (`-MISCONF`), if they must.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.guard.refusal()
+    }
+
+    /// Whether the records on disk exceed `max-disk`.
+    pub fn over_max_disk(&self) -> bool {
+        let bound = self.max_disk.load(Ordering::Relaxed);
+        bound > 0 && self.stored_bytes() > bound
+    }
+
+    pub fn set_max_disk(&self, bytes: u64) {
+        self.max_disk.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_min_free_disk(&self, bytes: u64) {
+        self.guard.min_free.store(bytes, Ordering::Relaxed);
+        self.guard.refresh();
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.dbs
+            .iter()
+            .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
+            .sum()
+    }
+
+    pub fn dbsize(&self, db: usize) -> u64 {
+        self.tree(db).keys.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn volatile(&self, db: usize) -> u64 {
+        self.tree(db).volatile.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// One SCAN step: up to about `count` key records from scan position
+    /// `cursor`, those `keep` accepts; the next cursor is 0 at the end.
+    /// Keys sharing a hash are returned together, so no cursor splits them.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        mut keep: impl FnMut(&[u8], u8) -> bool,
+    ) -> (u64, Vec<Bytes>) {
+        let tree = self.tree(db).clone();
+        let mut keys = Vec::new();
+        let mut visited = 0usize;
+        let mut last_hash = None;
+        let start = record::record_key_from(cursor);
+        let end = [KEY_PREFIX + 1];
+        for item in tree.tree.range(start.as_slice()..end.as_slice()) {
+            let Ok((raw_key, raw)) = item else { break };
+            let Some((hash, key)) = record::parse_record_key(&raw_key) else {
+                continue;
+            };
+            if visited >= count && last_hash != Some(hash) {
+                return (hash, keys);
+            }
+            visited += 1;
+            last_hash = Some(hash);
+            if let Ok(header) = record::peek_header(&raw) {
+                if header.expire_at.is_some_and(|at| at <= now_ms) || !keep(key, header.kind) {
+                    continue;
+                }
+                keys.push(Bytes::copy_from_slice(key));
+            }
+        }
+        (0, keys)
+    }
+
+    /// Every live key `keep` accepts (KEYS).
+    pub fn keys(&self, db: usize, now_ms: u64, keep: impl FnMut(&[u8], u8) -> bool) -> Vec<Bytes> {
+        self.scan(db, 0, usize::MAX, now_ms, keep).1
+    }
+
+    /// A random live key (RANDOMKEY): the first key record at or after a
+    /// random scan position, wrapping around.
+    pub fn random_key(&self, db: usize, now_ms: u64) -> Option<Bytes> {
+        let tree = self.tree(db).clone();
+        let end = [KEY_PREFIX + 1];
+        for _ in 0..16 {
+            let start = record::record_key_from(rand::random());
+            let first = tree
+                .tree
+                .range(start.as_slice()..end.as_slice())
+                .next()
+                .or_else(|| tree.tree.scan_prefix([KEY_PREFIX]).next());
+            let Some(Ok((raw_key, raw))) = first else {
+                return None;
+            };
+            let (_, key) = record::parse_record_key(&raw_key)?;
+            let live =
+                record::peek_header(&raw).is_ok_and(|h| h.expire_at.is_none_or(|at| at > now_ms));
+            if live {
+                return Some(Bytes::copy_from_slice(key));
+            }
+        }
+        // Mostly expired keys: walk in order for a live one.
+        let found = self.scan(db, 0, 1, now_ms, |_, _| true).1;
+        found.into_iter().next()
+    }
+
+    /// Up to `budget` (deadline, key) entries of the expiry index due at `now_ms`.
+    pub fn due_expiries(&self, db: usize, now_ms: u64, budget: usize) -> Vec<(u64, Bytes)> {
+        let tree = self.tree(db).clone();
+        let end = record::expiry_key(now_ms.saturating_add(1), b"");
+        tree.tree
+            .range([EXPIRY_PREFIX].as_slice()..end.as_slice())
+            .take(budget)
+            .filter_map(|item| {
+                let (raw_key, _) = item.ok()?;
+                let (at, key) = record::parse_expiry_key(&raw_key)?;
+                Some((at, Bytes::copy_from_slice(key)))
+            })
+            .collect()
+    }
+
+    /// Removes a key whose deadline has passed, and the index entry that
+    /// pointed at it (also when stale: the key's deadline has changed since).
+    /// True if a key was removed.
+    pub fn expire_due(&self, db: usize, deadline: u64, key: &[u8], now_ms: u64) -> bool {
+        let expired = {
+            let tree = self.tree(db);
+            let current = match tree.tree.get(record::record_key(key)) {
+                Ok(found) => found.and_then(|raw| record::peek_header(&raw).ok()),
+                Err(error) => {
+                    self.io_error(&error);
+                    return false;
+                }
+            };
+            let due = current.is_some_and(|h| h.expire_at.is_some_and(|at| at <= now_ms));
+            if !due && current.and_then(|h| h.expire_at) != Some(deadline) {
+                if let Err(error) = tree.tree.remove(record::expiry_key(deadline, key)) {
+                    self.io_error(&error);
+                }
+            }
+            due
+        };
+        if expired && self.delete(db, key) {
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Random key records of `db` (for eviction from disk): (key, version,
+    /// has a deadline, deadline).
+    pub fn sample(&self, db: usize, count: usize) -> Vec<(Bytes, u64, Option<u64>)> {
+        let tree = self.tree(db).clone();
+        let end = [KEY_PREFIX + 1];
+        (0..count)
+            .filter_map(|_| {
+                let start = record::record_key_from(rand::random());
+                let (raw_key, raw) = tree
+                    .tree
+                    .range(start.as_slice()..end.as_slice())
+                    .next()
+                    .or_else(|| tree.tree.scan_prefix([KEY_PREFIX]).next())?
+                    .ok()?;
+                let (_, key) = record::parse_record_key(&raw_key)?;
+                let header = record::peek_header(&raw).ok()?;
+                Some((
+                    Bytes::copy_from_slice(key),
+                    header.version,
+                    header.expire_at,
+                ))
+            })
+            .collect()
+    }
+
+    /// Counts a key removed from disk to respect `max-disk`.
+    pub fn count_eviction(&self) {
+        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// FLUSHDB: the database gets a fresh tree at once; the old one is
+    /// dropped after (in the background for FLUSHDB ASYNC).
+    pub fn flush_db(&self, db: usize, background: bool) {
+        let name = format!("db:{db}:{}", self.next_version()).into_bytes();
+        let tree = match self.db.open_tree(&name) {
+            Ok(tree) => tree,
+            Err(error) => return self.io_error(&error),
+        };
+        let old = std::mem::replace(
+            &mut *self.dbs[db].write(),
+            Arc::new(DbTree::new(name, tree)),
+        );
+        self.save_names();
+        let name = old.name.clone();
+        drop(old);
+        if background {
+            let db_handle = self.db.clone();
+            std::thread::spawn(move || db_handle.drop_tree(name));
+        } else if let Err(error) = self.db.drop_tree(name) {
+            self.io_error(&error);
+        }
+    }
+
+    /// SWAPDB: two entries of the map change places.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (first, second) = (a.min(b), a.max(b));
+        let mut x = self.dbs[first].write();
+        let mut y = self.dbs[second].write();
+        std::mem::swap(&mut *x, &mut *y);
+        drop((x, y));
+        self.save_names();
+    }
+
+    fn save_names(&self) {
+        let mut names: Vec<Vec<u8>> = self.dbs.iter().map(|t| t.read().name.clone()).collect();
+        names.extend(self.spare_trees.iter().cloned());
+        if let Err(error) = self.meta.insert(DBMAP_KEY, encode_names(&names)) {
+            return self.io_error(&error);
+        }
+        self.wrote(0);
+    }
+
+    /// The sequence number a write batch must see flushed before its replies
+    /// leave, if it must: always under `always`; under `everysec` only when
+    /// the flusher has fallen behind (writers are slowed, not failed).
+    /// `forced` (SAVE) asks for a flush whatever the policy.
+    pub fn durability_target(&self, forced: bool) -> Option<u64> {
+        self.durability.target(forced)
+    }
+
+    /// Resolves once everything up to `target` is on disk (or a flush failed).
+    pub async fn wait_durable(&self, target: u64) {
+        let mut durable = self.durability.durable_tx.subscribe();
+        let _ = durable
+            .wait_for(|&(seq, failed)| seq >= target || failed)
+            .await;
+    }
+
+    pub fn set_fsync(&self, policy: FsyncPolicy) {
+        self.durability
+            .policy
+            .store(policy.code(), Ordering::Relaxed);
+        self.durability.wake.notify_one();
+    }
+
+    /// Re-reads the free disk space (housekeeping, every 100 ms).
+    pub fn refresh_disk(&self) {
+        self.guard.refresh();
+    }
+
+    pub fn figures(&self) -> WarmFigures {
+        let (keys, bytes) = self.dbs.iter().fold((0, 0), |(k, b), tree| {
+            let [keys, _, bytes] = tree.read().figures();
+            (k + keys.max(0) as u64, b + bytes.max(0) as u64)
+        });
+        let d = &self.durability;
+        let oldest = d.oldest_unflushed_ms.load(Ordering::Relaxed);
+        WarmFigures {
+            keys,
+            bytes,
+            disk_bytes: self.db.size_on_disk().unwrap_or(0),
+            crc_errors: self.counters.crc_errors.load(Ordering::Relaxed),
+            expired: self.counters.expired.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            last_flush_ms: d.last_flush_ms.load(Ordering::Relaxed),
+            flush_lag_ms: if oldest == 0 {
+                0
+            } else {
+                (crate::keyspace::unix_micros() / 1000).saturating_sub(oldest)
+            },
+            flushes: d.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn reset_counters(&self) {
+        self.counters.crc_errors.store(0, Ordering::Relaxed);
+        self.counters.expired.store(0, Ordering::Relaxed);
+        self.counters.evictions.store(0, Ordering::Relaxed);
+    }
+
+    /// Flushes everything, records the figures as exact and stops the
+    /// flusher. Blocks: call it from a thread that may (shutdown, drop).
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.durability.stop.store(true, Ordering::SeqCst);
+        self.durability.wake.notify_one();
+        if let Some(flusher) = self.flusher.lock().take() {
+            let _ = flusher.join();
+        }
+        if self.guard.failed() {
+            // sled refuses writes after an I/O error; the next open recounts.
+            return;
+        }
+        let figures: Vec<(Vec<u8>, [i64; 3])> = self
+            .dbs
+            .iter()
+            .map(|t| {
+                let t = t.read();
+                (t.name.clone(), t.figures())
+            })
+            .collect();
+        let marker = encode_clean(self.version.load(Ordering::Relaxed), &figures);
+        let result = self.db.flush().and_then(|_| {
+            self.meta.insert(CLEAN_KEY, marker)?;
+            self.db.flush()
+        });
+        match result {
+            Ok(_) => self
+                .durability
+                .published(self.durability.written.load(Ordering::SeqCst)),
+            Err(error) => tracing::error!("warm tier: final flush failed: {error}"),
+        }
+    }
+
+    /// The directory sled keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.guard.dir
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn describe_sled_error(error: &sled::Error) -> String {
+    match error {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
+        {
+            "the directory is locked by another process (is another strata using it?)".into()
+        }
+        sled::Error::Io(io) => format!("I/O error: {io}"),
+        sled::Error::Corruption { .. } => format!("the files are corrupt ({error})"),
+        other => other.to_string(),
+    }
+}
+
+fn drop_unmapped_trees(db: &sled::Db, names: &[Vec<u8>]) {
+    let orphans: Vec<_> = db
+        .tree_names()
+        .into_iter()
+        .filter(|name| {
+            name.as_ref() != META_TREE
+                && name.as_ref() != b"__sled__default"
+                && !names.iter().any(|n| n.as_slice() == name.as_ref())
+        })
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let db = db.clone();
+    std::thread::spawn(move || {
+        for name in orphans {
+            let _ = db.drop_tree(name);
+        }
+    });
+}
+
+fn encode_names(names: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in names {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+    }
+    out
+}
+
+fn decode_names(mut raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    while !raw.is_empty() {
+        let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+        names.push(raw.get(4..4 + len)?.to_vec());
+        raw = raw.get(4 + len..)?;
+    }
+    Some(names)
+}
+
+fn encode_clean(version: u64, figures: &[(Vec<u8>, [i64; 3])]) -> Vec<u8> {
+    let mut out = version.to_le_bytes().to_vec();
+    for (name, f) in figures {
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+        for value in f {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out
+}
+
+type CleanFigures = Vec<(Vec<u8>, [i64; 3])>;
+
+fn decode_clean(raw: &[u8]) -> Option<(u64, CleanFigures)> {
+    let version = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
+    let mut rest = raw.get(8..)?;
+    let mut figures = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let name = rest.get(4..4 + len)?.to_vec();
+        let mut f = [0i64; 3];
+        for (i, value) in f.iter_mut().enumerate() {
+            let at = 4 + len + i * 8;
+            *value = i64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?);
+        }
+        figures.push((name, f));
+        rest = rest.get(4 + len + 24..)?;
+    }
+    Some((version, figures))
+}
+
+/// When writes are on disk: counts writes, runs the flusher thread and
+/// tells waiting connections when their writes are covered.
+struct Durability {
+    policy: AtomicU8,
+    /// Writes issued to sled so far.
+    written: AtomicU64,
+    /// (writes covered by the last completed flush, a flush failed).
+    durable_tx: watch::Sender<(u64, bool)>,
+    /// The highest sequence a connection waits for; the flusher's wake-up.
+    requested: Mutex<u64>,
+    wake: Condvar,
+    stop: AtomicBool,
+    last_flush_ms: AtomicU64,
+    oldest_unflushed_ms: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl Durability {
+    fn new(policy: FsyncPolicy) -> Durability {
+        let (durable_tx, _) = watch::channel((0, false));
+        Durability {
+            policy: AtomicU8::new(policy.code()),
+            written: AtomicU64::new(0),
+            durable_tx,
+            requested: Mutex::new(0),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            last_flush_ms: AtomicU64::new(crate::keyspace::unix_micros() / 1000),
+            oldest_unflushed_ms: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Called after each sled write has returned, so a flush that starts
+    /// after reading this count covers the write.
+    fn note_write(&self) {
+        self.written.fetch_add(1, Ordering::SeqCst);
+        if self.oldest_unflushed_ms.load(Ordering::Relaxed) == 0 {
+            let now = crate::keyspace::unix_micros() / 1000;
+            let _ = self.oldest_unflushed_ms.compare_exchange(
+                0,
+                now.max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        self.durable_tx.borrow().0
+    }
+
+    fn target(&self, forced: bool) -> Option<u64> {
+        let written = self.written.load(Ordering::SeqCst);
+        let behind = written > self.durable();
+        let wait = forced
+            || match self.policy() {
+                FsyncPolicy::Always => behind,
+                FsyncPolicy::EverySec => {
+                    let oldest = self.oldest_unflushed_ms.load(Ordering::Relaxed);
+                    let now = crate::keyspace::unix_micros() / 1000;
+                    behind && oldest != 0 && now.saturating_sub(oldest) > MAX_FLUSH_LAG_MS
+                }
+                FsyncPolicy::No => false,
+            };
+        if !wait {
+            return None;
+        }
+        // A forced flush must happen even with nothing new to cover.
+        let target = if forced && !behind {
+            written + 1
+        } else {
+            written
+        };
+        let mut requested = self.requested.lock();
+        if *requested < target {
+            *requested = target;
+            self.wake.notify_one();
+        }
+        Some(target)
+    }
+
+    fn run_flusher(&self, db: &sled::Db) {
+        loop {
+            let forced = {
+                let mut requested = self.requested.lock();
+                let pending = |r: u64| r > self.durable();
+                if !pending(*requested) && !self.stop.load(Ordering::SeqCst) {
+                    let timeout = match self.policy() {
+                        FsyncPolicy::EverySec => EVERYSEC_INTERVAL,
+                        // Woken by requests; the timeout only re-reads the policy.
+                        FsyncPolicy::Always | FsyncPolicy::No => Duration::from_secs(1),
+                    };
+                    self.wake.wait_for(&mut requested, timeout);
+                }
+                pending(*requested)
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let written = self.written.load(Ordering::SeqCst);
+            let due = match self.policy() {
+                FsyncPolicy::EverySec | FsyncPolicy::Always => written > self.durable(),
+                FsyncPolicy::No => false,
+            };
+            if !(forced || due) {
+                continue;
+            }
+            let started = crate::keyspace::unix_micros() / 1000;
+            match db.flush() {
+                Ok(_) => {
+                    let covered = if forced {
+                        written.max(*self.requested.lock())
+                    } else {
+                        written
+                    };
+                    // Writes after `written` was read are not covered: the
+                    // oldest of them is at most as old as this flush.
+                    let still_behind = self.written.load(Ordering::SeqCst) > written;
+                    self.oldest_unflushed_ms.store(
+                        if still_behind { started.max(1) } else { 0 },
+                        Ordering::Relaxed,
+                    );
+                    self.published(covered);
+                }
+                Err(error) => {
+                    tracing::error!("warm tier: flush failed: {error}");
+                    self.durable_tx.send_modify(|state| state.1 = true);
+                    // Wait before retrying so a failing disk is not hammered.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn published(&self, covered: u64) {
+        self.last_flush_ms
+            .store(crate::keyspace::unix_micros() / 1000, Ordering::Relaxed);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.durable_tx
+            .send_modify(|state| *state = (state.0.max(covered), false));
+    }
+}
+
+/// Keeps sled away from a full disk: writes are refused while free space is
+/// under `min-free-disk`, and accepted again once there is room.
+struct DiskGuard {
+    dir: PathBuf,
+    min_free: AtomicU64,
+    free: AtomicU64,
+    /// Bytes written since the free space was last read.
+    spent: AtomicU64,
+    low: AtomicBool,
+    /// A sled I/O error: permanent for this process.
+    error: Mutex<Option<String>>,
+    has_error: AtomicBool,
+}
+
+impl DiskGuard {
+    fn new(dir: PathBuf, min_free: u64) -> DiskGuard {
+        DiskGuard {
+            dir,
+            min_free: AtomicU64::new(min_free),
+            free: AtomicU64::new(u64::MAX),
+            spent: AtomicU64::new(0),
+            low: AtomicBool::new(false),
+            error: Mutex::new(None),
+            has_error: AtomicBool::new(false),
+        }
+    }
+
+    fn refresh(&self) {
+        let Ok(free) = fs2::available_space(&self.dir) else {
+            return;
+        };
+        self.free.store(free, Ordering::Relaxed);
+        self.spent.store(0, Ordering::Relaxed);
+        let low = free < self.min_free.load(Ordering::Relaxed);
+        if self.low.swap(low, Ordering::Relaxed) != low {
+            if low {
+                tracing::warn!("warm tier: {free} bytes free on disk; refusing writes");
+            } else {
+                tracing::warn!("warm tier: the disk has room again; accepting writes");
+            }
+        }
+    }
+
+    /// Re-reads free space early when writes may have used a good part of
+    /// the margin since the last reading.
+    fn spend(&self, bytes: u64) {
+        let spent = self.spent.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let free = self.free.load(Ordering::Relaxed);
+        let margin = free.saturating_sub(self.min_free.load(Ordering::Relaxed));
+        if spent > margin / 4 {
+            self.refresh();
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        let mut error = self.error.lock();
+        if error.is_none() {
+            *error = Some(reason);
+            self.has_error.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.has_error.load(Ordering::Relaxed)
+    }
+
+    fn refusal(&self) -> Option<String> {
+        if self.has_error.load(Ordering::Relaxed) {
+            return self.error.lock().clone();
+        }
+        if self.low.load(Ordering::Relaxed) {
+            return Some(format!(
+                "the disk of {} has {} bytes free, under min-free-disk ({})",
+                self.dir.display(),
+                self.free.load(Ordering::Relaxed),
+                self.min_free.load(Ordering::Relaxed)
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path) -> WarmOptions {
+        WarmOptions {
+            dir: dir.to_path_buf(),
+            databases: 2,
+            cache_size: 8 << 20,
+            fsync: FsyncPolicy::EverySec,
+            max_disk: 0,
+            min_free_disk: 0,
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen_with_their_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            warm.put(0, b"a", KIND_STRING, None, b"1");
+            warm.put(0, b"b", KIND_STRING, Some(u64::MAX / 2), b"2");
+            warm.put(1, b"a", KIND_STRING, None, b"other db");
+            warm.put(0, b"a", KIND_STRING, Some(u64::MAX / 4), b"3");
+            assert!(warm.delete(0, b"b"));
+            assert_eq!((warm.dbsize(0), warm.volatile(0)), (1, 1));
+        }
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let found = warm.get(0, b"a").unwrap();
+        assert_eq!(
+            (found.payload.as_ref(), found.expire_at),
+            (&b"3"[..], Some(u64::MAX / 4))
+        );
+        assert_eq!(warm.get(1, b"a").unwrap().payload.as_ref(), b"other db");
+        assert_eq!(warm.get(0, b"b"), None);
+        assert_eq!(
+            (warm.dbsize(0), warm.volatile(0), warm.dbsize(1)),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn without_the_clean_marker_the_figures_are_recounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let figures = {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            for i in 0..50u32 {
+                let deadline = (i % 5 == 0).then_some(1 << 50);
+                warm.put(0, &i.to_be_bytes(), KIND_STRING, deadline, b"v");
+            }
+            warm.delete(0, &7u32.to_be_bytes());
+            let t = warm.tree(0).figures();
+            t
+        };
+        {
+            // What a crash leaves: the records without the marker.
+            let raw = sled::Config::new().path(dir.path()).open().unwrap();
+            raw.open_tree(META_TREE).unwrap().remove(CLEAN_KEY).unwrap();
+            raw.flush().unwrap();
+        }
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        assert_eq!(warm.tree(0).figures(), figures);
+        assert_eq!((warm.dbsize(0), warm.volatile(0)), (49, 10));
+    }
+
+    #[test]
+    fn corrupt_records_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        warm.put(0, b"k", KIND_STRING, None, b"value");
+        let tree = warm.tree(0).tree.clone();
+        let key = record::record_key(b"k");
+        let mut raw = tree.get(&key).unwrap().unwrap().to_vec();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        tree.insert(&key, raw).unwrap();
+        assert_eq!(warm.get(0, b"k"), None);
+        tree.insert(&key, &b"short"[..]).unwrap();
+        assert_eq!(warm.get(0, b"k"), None);
+        assert_eq!(warm.counters.crc_errors.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn scan_expiry_and_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        for i in 0..100u32 {
+            let deadline = (i < 10).then_some(1000 + u64::from(i));
+            warm.put(0, format!("k{i}").as_bytes(), KIND_STRING, deadline, b"v");
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = warm.scan(0, cursor, 7, 0, |_, _| true);
+            for key in keys {
+                assert!(seen.insert(key));
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 100);
+        assert_eq!(warm.keys(0, 2000, |_, _| true).len(), 90);
+        let due = warm.due_expiries(0, 1004, 100);
+        assert_eq!(due.len(), 5);
+        for (at, key) in due {
+            assert!(warm.expire_due(0, at, &key, 1004));
+        }
+        assert_eq!((warm.dbsize(0), warm.volatile(0)), (95, 5));
+        assert!(warm.random_key(0, 0).is_some());
+        warm.swap_db(0, 1);
+        assert_eq!((warm.dbsize(0), warm.dbsize(1)), (0, 95));
+        warm.flush_db(1, false);
+        assert_eq!(warm.dbsize(1), 0);
+        assert_eq!(warm.random_key(1, 0), None);
+    }
+
+    #[test]
+    fn always_waits_for_a_flush_that_covers_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path());
+        opts.fsync = FsyncPolicy::Always;
+        let warm = Warm::open(&opts).unwrap();
+        assert_eq!(warm.durability_target(false), None);
+        warm.put(0, b"k", KIND_STRING, None, b"v");
+        let target = warm.durability_target(false).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(warm.wait_durable(target));
+        assert!(warm.durability.durable() >= target);
+        assert_eq!(warm.durability_target(false), None);
+        let forced = warm.durability_target(true).unwrap();
+        runtime.block_on(warm.wait_durable(forced));
+    }
+
+    #[test]
+    fn a_locked_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Warm::open(&options(dir.path())).unwrap();
+        // sled's lock is per process, so a second process is what meets it;
+        // here the check is that garbage in place of sled's files fails cleanly.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("conf"), b"\xff\xfe not a config").unwrap();
+        std::fs::write(other.path().join("db"), b"garbage").unwrap();
+        match Warm::open(&options(other.path())) {
+            Err(message) => assert!(message.contains("cannot open the warm tier"), "{message}"),
+            Ok(_) => panic!("opened a corrupt directory"),
+        }
+    }
+}
