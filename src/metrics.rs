@@ -217,3 +217,30 @@ impl SlowLog {
         self.entries.iter().take(count).cloned().collect()
     }
 }
+
+/// The figures of INFO's `# Tiers` section and CACHE.STATS, in order: one
+/// list so both always agree.
+pub fn tier_figures(totals: &crate::keyspace::KeyspaceTotals) -> Vec<(&'static str, u64)> {
+    let c = &totals.counters;
+    let warm = totals.warm.unwrap_or_default();
+    vec![
+        ("warm_tier", u64::from(totals.warm.is_some())),
+        ("hot_keys", totals.keys),
+        ("hot_bytes", totals.bytes),
+        ("warm_keys", warm.keys),
+        ("warm_bytes", warm.bytes),
+        ("warm_disk_bytes", warm.disk_bytes),
+        ("hot_hits", c.hits),
+        ("warm_hits", c.warm_hits),
+        ("misses", c.misses),
+        ("promotions", c.promotions),
+        ("hot_evictions", c.evictions),
+        ("warm_evictions", warm.evictions),
+        ("hot_expired_keys", c.expired),
+        ("warm_expired_keys", warm.expired),
+        ("crc_errors", warm.crc_errors),
+        ("flushes", warm.flushes),
+        ("last_flush_ms", warm.last_flush_ms),
+        ("flush_lag_ms", warm.flush_lag_ms),
+    ]
+}

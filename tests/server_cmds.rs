@@ -273,7 +273,8 @@ async fn save_and_bgsave(resp3: bool) {
     let persistence = info(&mut con, resp3, &["persistence"]).await;
     assert_eq!(number(&persistence, "rdb_last_save_time"), lastsave);
     assert_eq!(field(&persistence, "rdb_bgsave_in_progress"), Some("0"));
-    assert_eq!(field(&persistence, "aof_enabled"), Some("0"));
+    // The warm tier plays the part of Redis's append-only file.
+    assert_eq!(field(&persistence, "aof_enabled"), Some("1"));
 }
 
 async fn wait_answers_at_once(resp3: bool) {
@@ -446,6 +447,7 @@ const DEFAULT: &[&str] = &[
     "Errorstats",
     "Cluster",
     "Keyspace",
+    "Tiers",
 ];
 
 const ALL: &[&str] = &[
@@ -462,6 +464,7 @@ const ALL: &[&str] = &[
     "Latencystats",
     "Cluster",
     "Keyspace",
+    "Tiers",
 ];
 
 async fn info_sections(resp3: bool) {

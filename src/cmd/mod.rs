@@ -5,6 +5,7 @@
 
 mod args;
 mod bits;
+mod cache;
 mod connection;
 mod context;
 mod docs;

@@ -332,6 +332,7 @@ const SECTIONS: &[&str] = &[
     "latencystats",
     "cluster",
     "keyspace",
+    "tiers",
 ];
 
 /// What `INFO` and `INFO default` print.
@@ -347,6 +348,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "tiers",
 ];
 
 /// # Format
@@ -372,7 +374,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// The INFO text of the `wanted` sections (also for other families, e.g. a tiers section later).
 pub fn info_text(state: &ServerState, wanted: &HashSet<&'static str>) -> String {
     // One pass over every shard serves all sections that need the totals.
-    let totals = if ["memory", "persistence", "stats"]
+    let totals = if ["memory", "persistence", "stats", "tiers"]
         .iter()
         .any(|s| wanted.contains(s))
     {
@@ -402,6 +404,12 @@ pub fn info_text(state: &ServerState, wanted: &HashSet<&'static str>) -> String 
             "cluster" => {
                 info.header("Cluster");
                 info.field("cluster_enabled", 0);
+            }
+            "tiers" => {
+                info.header("Tiers");
+                for (name, value) in crate::metrics::tier_figures(&totals) {
+                    info.field(name, value);
+                }
             }
             _ => info_keyspace(state, &mut info),
         }
@@ -593,14 +601,18 @@ fn info_persistence(state: &ServerState, totals: &KeyspaceTotals, info: &mut Inf
     info.field("rdb_last_bgsave_time_sec", -1);
     info.field("rdb_current_bgsave_time_sec", -1);
     info.field("rdb_last_cow_size", 0);
-    info.field("aof_enabled", 0);
+    info.field("aof_enabled", u8::from(state.keyspace.warm().is_some()));
     info.field("aof_rewrite_in_progress", 0);
     info.field("aof_rewrite_scheduled", 0);
     info.field("aof_last_rewrite_time_sec", -1);
     info.field("aof_current_rewrite_time_sec", -1);
     info.field("aof_last_bgrewrite_status", "ok");
     info.field("aof_rewrites", 0);
-    info.field("aof_last_write_status", "ok");
+    let write_status = match state.keyspace.write_refusal() {
+        Some(_) => "err",
+        None => "ok",
+    };
+    info.field("aof_last_write_status", write_status);
     info.field("aof_last_cow_size", 0);
     info.field("module_fork_in_progress", 0);
     info.field("module_fork_last_cow_size", 0);
@@ -634,15 +646,16 @@ fn info_stats(state: &ServerState, totals: &KeyspaceTotals, info: &mut Info<'_>)
     info.field("sync_full", 0);
     info.field("sync_partial_ok", 0);
     info.field("sync_partial_err", 0);
-    info.field("expired_keys", counters.expired);
+    info.field("expired_keys", totals.expired());
     info.field("expired_stale_perc", "0.00");
     info.field("expired_time_cap_reached_count", 0);
     info.field("expire_cycle_cpu_milliseconds", 0);
-    info.field("evicted_keys", 0);
+    let warm_evictions = totals.warm.map_or(0, |warm| warm.evictions);
+    info.field("evicted_keys", counters.evictions + warm_evictions);
     info.field("evicted_clients", 0);
     info.field("total_eviction_exceeded_time", 0);
     info.field("current_eviction_exceeded_time", 0);
-    info.field("keyspace_hits", counters.hits);
+    info.field("keyspace_hits", totals.hits());
     info.field("keyspace_misses", counters.misses);
     info.field("pubsub_channels", 0);
     info.field("pubsub_patterns", 0);

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, connection, keys, server, strings};
+use super::{bits, cache, connection, keys, server, strings};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -255,6 +255,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("flushall", -1, W, 0, 0, 0, "server", server::flushall),
     cmd!("swapdb", 3, W | F, 0, 0, 0, "server", server::swapdb),
     cmd!("info", -1, LS, 0, 0, 0, "server", server::info),
+    cmd!("cache.stats", -1, LS, 0, 0, 0, "server", cache::stats),
     cmd!("time", 1, F | LS, 0, 0, 0, "server", server::time),
     cmd!("lastsave", 1, F | LS, 0, 0, 0, "server", server::lastsave),
     cmd!(
