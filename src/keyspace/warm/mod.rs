@@ -10,6 +10,7 @@
 //! tree names, so FLUSHDB and SWAPDB are one atomic record change. The record
 //! layout is in [`record`].
 
+pub mod collections;
 mod record;
 
 use std::path::{Path, PathBuf};
