@@ -35,7 +35,8 @@ fn main() {
             scope.spawn(move || {
                 for _ in 0..requests / threads {
                     let key = format!("key:{:012}", rand::random::<u64>() % keyspace);
-                    tree.insert(key.as_bytes(), value.as_slice()).expect("insert");
+                    tree.insert(key.as_bytes(), value.as_slice())
+                        .expect("insert");
                 }
             });
         }

@@ -633,15 +633,21 @@ impl Warm {
     /// leave, if it must: always under `always`; under `everysec` only when
     /// the flusher has fallen behind (writers are slowed, not failed).
     /// `forced` (SAVE) asks for a flush whatever the policy.
-    pub fn durability_target(&self, forced: bool) -> Option<u64> {
+    pub fn durability_target(&self, forced: bool) -> Option<DurableWait> {
         self.durability.target(forced)
     }
 
-    /// Resolves once everything up to `target` is on disk (or a flush failed).
-    pub async fn wait_durable(&self, target: u64) {
+    /// Resolves once what `wait` names is on disk (or a flush failed).
+    pub async fn wait_durable(&self, wait: DurableWait) {
         let mut durable = self.durability.durable_tx.subscribe();
         let _ = durable
-            .wait_for(|&(seq, failed)| seq >= target || failed)
+            .wait_for(|state| {
+                state.failed
+                    || match wait {
+                        DurableWait::Writes(seq) => state.writes >= seq,
+                        DurableWait::Flush(ticket) => state.flushes >= ticket,
+                    }
+            })
             .await;
     }
 
@@ -677,7 +683,7 @@ impl Warm {
             } else {
                 (crate::keyspace::unix_micros() / 1000).saturating_sub(oldest)
             },
-            flushes: d.flushes.load(Ordering::Relaxed),
+            flushes: d.durable().flushes,
         }
     }
 
@@ -716,9 +722,11 @@ impl Warm {
             self.db.flush()
         });
         match result {
-            Ok(_) => self
-                .durability
-                .published(self.durability.written.load(Ordering::SeqCst)),
+            Ok(_) => {
+                let flushes = self.durability.durable().flushes + 1;
+                let written = self.durability.written.load(Ordering::SeqCst);
+                self.durability.published(written, flushes);
+            }
             Err(error) => tracing::error!("warm tier: final flush failed: {error}"),
         }
     }
@@ -821,36 +829,62 @@ fn decode_clean(raw: &[u8]) -> Option<(u64, CleanFigures)> {
     Some((version, figures))
 }
 
+/// What a connection waits for before its replies leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurableWait {
+    /// Every write up to this sequence number flushed.
+    Writes(u64),
+    /// A flush that started after the request completed (SAVE).
+    Flush(u64),
+}
+
+/// What the flusher has made durable so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Durable {
+    /// Writes covered by the last completed flush.
+    writes: u64,
+    /// Flushes completed.
+    flushes: u64,
+    failed: bool,
+}
+
+/// What connections asked the flusher for.
+#[derive(Debug, Default)]
+struct Requests {
+    /// The highest write sequence a connection waits for.
+    writes: u64,
+    /// A flush was asked for whatever is pending (SAVE, BGSAVE).
+    forced: bool,
+    /// Flushes the flusher has started; a forced request waits for the next.
+    started: u64,
+}
+
 /// When writes are on disk: counts writes, runs the flusher thread and
 /// tells waiting connections when their writes are covered.
 struct Durability {
     policy: AtomicU8,
     /// Writes issued to sled so far.
     written: AtomicU64,
-    /// (writes covered by the last completed flush, a flush failed).
-    durable_tx: watch::Sender<(u64, bool)>,
-    /// The highest sequence a connection waits for; the flusher's wake-up.
-    requested: Mutex<u64>,
+    durable_tx: watch::Sender<Durable>,
+    requests: Mutex<Requests>,
     wake: Condvar,
     stop: AtomicBool,
     last_flush_ms: AtomicU64,
     oldest_unflushed_ms: AtomicU64,
-    flushes: AtomicU64,
 }
 
 impl Durability {
     fn new(policy: FsyncPolicy) -> Durability {
-        let (durable_tx, _) = watch::channel((0, false));
+        let (durable_tx, _) = watch::channel(Durable::default());
         Durability {
             policy: AtomicU8::new(policy.code()),
             written: AtomicU64::new(0),
             durable_tx,
-            requested: Mutex::new(0),
+            requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             last_flush_ms: AtomicU64::new(crate::keyspace::unix_micros() / 1000),
             oldest_unflushed_ms: AtomicU64::new(0),
-            flushes: AtomicU64::new(0),
         }
     }
 
@@ -873,86 +907,85 @@ impl Durability {
         }
     }
 
-    fn durable(&self) -> u64 {
-        self.durable_tx.borrow().0
+    fn durable(&self) -> Durable {
+        *self.durable_tx.borrow()
     }
 
-    fn target(&self, forced: bool) -> Option<u64> {
+    fn target(&self, forced: bool) -> Option<DurableWait> {
+        if forced {
+            let mut requests = self.requests.lock();
+            requests.forced = true;
+            let ticket = requests.started + 1;
+            self.wake.notify_one();
+            return Some(DurableWait::Flush(ticket));
+        }
         let written = self.written.load(Ordering::SeqCst);
-        let behind = written > self.durable();
-        let wait = forced
-            || match self.policy() {
-                FsyncPolicy::Always => behind,
-                FsyncPolicy::EverySec => {
-                    let oldest = self.oldest_unflushed_ms.load(Ordering::Relaxed);
-                    let now = crate::keyspace::unix_micros() / 1000;
-                    behind && oldest != 0 && now.saturating_sub(oldest) > MAX_FLUSH_LAG_MS
-                }
-                FsyncPolicy::No => false,
-            };
+        if written <= self.durable().writes {
+            return None;
+        }
+        let wait = match self.policy() {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => {
+                let oldest = self.oldest_unflushed_ms.load(Ordering::Relaxed);
+                let now = crate::keyspace::unix_micros() / 1000;
+                oldest != 0 && now.saturating_sub(oldest) > MAX_FLUSH_LAG_MS
+            }
+            FsyncPolicy::No => false,
+        };
         if !wait {
             return None;
         }
-        // A forced flush must happen even with nothing new to cover.
-        let target = if forced && !behind {
-            written + 1
-        } else {
-            written
-        };
-        let mut requested = self.requested.lock();
-        if *requested < target {
-            *requested = target;
+        let mut requests = self.requests.lock();
+        if requests.writes < written {
+            requests.writes = written;
             self.wake.notify_one();
         }
-        Some(target)
+        Some(DurableWait::Writes(written))
     }
 
     fn run_flusher(&self, db: &sled::Db) {
         loop {
-            let forced = {
-                let mut requested = self.requested.lock();
-                let pending = |r: u64| r > self.durable();
-                if !pending(*requested) && !self.stop.load(Ordering::SeqCst) {
+            let started = {
+                let mut requests = self.requests.lock();
+                let asked = |r: &Requests| r.forced || r.writes > self.durable().writes;
+                if !asked(&requests) && !self.stop.load(Ordering::SeqCst) {
                     let timeout = match self.policy() {
                         FsyncPolicy::EverySec => EVERYSEC_INTERVAL,
                         // Woken by requests; the timeout only re-reads the policy.
                         FsyncPolicy::Always | FsyncPolicy::No => Duration::from_secs(1),
                     };
-                    self.wake.wait_for(&mut requested, timeout);
+                    self.wake.wait_for(&mut requests, timeout);
                 }
-                pending(*requested)
+                if self.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let periodic = self.policy() == FsyncPolicy::EverySec
+                    && self.written.load(Ordering::SeqCst) > self.durable().writes;
+                if !(asked(&requests) || periodic) {
+                    continue;
+                }
+                requests.forced = false;
+                requests.started += 1;
+                requests.started
             };
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
+            // Every write counted before this point has returned from sled,
+            // so the flush below covers it.
             let written = self.written.load(Ordering::SeqCst);
-            let due = match self.policy() {
-                FsyncPolicy::EverySec | FsyncPolicy::Always => written > self.durable(),
-                FsyncPolicy::No => false,
-            };
-            if !(forced || due) {
-                continue;
-            }
-            let started = crate::keyspace::unix_micros() / 1000;
+            let began = crate::keyspace::unix_micros() / 1000;
             match db.flush() {
                 Ok(_) => {
-                    let covered = if forced {
-                        written.max(*self.requested.lock())
-                    } else {
-                        written
-                    };
                     // Writes after `written` was read are not covered: the
                     // oldest of them is at most as old as this flush.
                     let still_behind = self.written.load(Ordering::SeqCst) > written;
                     self.oldest_unflushed_ms.store(
-                        if still_behind { started.max(1) } else { 0 },
+                        if still_behind { began.max(1) } else { 0 },
                         Ordering::Relaxed,
                     );
-                    self.published(covered);
+                    self.published(written, started);
                 }
                 Err(error) => {
                     tracing::error!("warm tier: flush failed: {error}");
-                    self.durable_tx.send_modify(|state| state.1 = true);
+                    self.durable_tx.send_modify(|state| state.failed = true);
                     // Wait before retrying so a failing disk is not hammered.
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -960,12 +993,14 @@ impl Durability {
         }
     }
 
-    fn published(&self, covered: u64) {
+    fn published(&self, writes: u64, flushes: u64) {
         self.last_flush_ms
             .store(crate::keyspace::unix_micros() / 1000, Ordering::Relaxed);
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        self.durable_tx
-            .send_modify(|state| *state = (state.0.max(covered), false));
+        self.durable_tx.send_modify(|state| {
+            state.writes = state.writes.max(writes);
+            state.flushes = state.flushes.max(flushes);
+            state.failed = false;
+        });
     }
 }
 
@@ -1183,10 +1218,19 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(warm.wait_durable(target));
-        assert!(warm.durability.durable() >= target);
+        assert!(warm.durability.durable().writes >= 1);
         assert_eq!(warm.durability_target(false), None);
+        // SAVE with nothing pending still waits for a flush of its own, and
+        // a write after it is not taken as covered.
+        let flushes = warm.durability.durable().flushes;
         let forced = warm.durability_target(true).unwrap();
         runtime.block_on(warm.wait_durable(forced));
+        assert!(warm.durability.durable().flushes > flushes);
+        warm.put(0, b"k2", KIND_STRING, None, b"v");
+        let after = warm.durability_target(false).unwrap();
+        assert_eq!(after, DurableWait::Writes(2));
+        runtime.block_on(warm.wait_durable(after));
+        assert!(warm.durability.durable().writes >= 2);
     }
 
     #[test]
