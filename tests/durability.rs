@@ -1,7 +1,8 @@
 //! Durability of the warm tier, tested on the real `strata` binary: `kill -9`
 //! at random moments under `appendfsync always` and `everysec` (sled's own
-//! crash tests are the model), restarts that must answer correctly at once in
-//! every database, a directory another server holds, and a full disk.
+//! crash tests are the model) and right after SAVE, restarts that must answer
+//! correctly at once in every database, a directory another server holds, and
+//! a full disk.
 //!
 //! The harness at the top runs `strata` as a child process on a free port and
 //! waits for PING; a guard kills and reaps every child, also when a test
@@ -706,6 +707,38 @@ fn crash_at_random_moments_loses_no_acknowledged_write() {
             stats.checked_everysec > 0,
             "no write was acknowledged more than {EVERYSEC_WINDOW:?} before an everysec kill"
         );
+    }
+}
+
+/// SAVE forces a flush with nothing new to cover; the write after it must
+/// still wait for its own fsync under `always`.
+#[test]
+fn a_write_right_after_save_survives_a_crash() {
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let flags = flags(dir.path(), "always", &[]);
+    for round in 0..3 {
+        let server = Strata::start(&flags);
+        let mut con = server.con();
+        let before = format!("before:{round}");
+        let after = format!("after:{round}");
+        set(&mut con, before.as_bytes(), b"1", &[]);
+        let _: Value = q(&mut con, &redis::cmd("SAVE"));
+        set(&mut con, after.as_bytes(), b"1", &[]);
+        drop(con);
+        server.kill9();
+
+        let server = Strata::start(&flags);
+        let mut con = server.con();
+        for key in [&before, &after] {
+            let value: Option<Vec<u8>> = q(&mut con, redis::cmd("GET").arg(key));
+            assert_eq!(
+                value.as_deref(),
+                Some(&b"1"[..]),
+                "{key}, acknowledged under appendfsync always (SET, SAVE, SET, kill -9)"
+            );
+        }
+        drop(con);
+        server.kill9();
     }
 }
 
