@@ -1093,12 +1093,14 @@ impl<'a> Txn<'a> {
     }
 
     /// Writes every changed key to the warm tier: its entry as it now is in
-    /// memory, or its absence.
+    /// memory, or its absence. The changes of one database go in one atomic
+    /// batch; across databases (MOVE, COPY ... DB) databases that gain a key
+    /// go first, so a crash between them may leave a copy, never a loss.
     fn write_through(&mut self) {
         let Some(warm) = &self.keyspace.warm else {
             return;
         };
-        for &i in &self.changed {
+        if let [i] = self.changed[..] {
             let TxnKey {
                 key,
                 hash,
@@ -1115,6 +1117,37 @@ impl<'a> Txn<'a> {
                     warm.delete(db, key);
                 }
             }
+            return;
+        }
+        let mut dbs: SmallVec<[(bool, usize); 2]> = SmallVec::new();
+        for &i in &self.changed {
+            let k = &self.keys[i];
+            let gains = self.guards[k.guard].get(k.hash, k.key).is_some();
+            match dbs.iter_mut().find(|(_, db)| *db == k.db) {
+                Some(group) => group.0 |= gains,
+                None => dbs.push((gains, k.db)),
+            }
+        }
+        dbs.sort_by_key(|&(gains, db)| (!gains, db));
+        for &(_, db) in &dbs {
+            let mut changes: SmallVec<[(&[u8], Option<warm::Record<'_>>); 4]> = SmallVec::new();
+            for &i in &self.changed {
+                let k = &self.keys[i];
+                // A key named twice (MSET k 1 k 2) is written once, as it ends.
+                if k.db != db || changes.iter().any(|(key, _)| *key == k.key) {
+                    continue;
+                }
+                let record = self.guards[k.guard].get(k.hash, k.key).map(|entry| {
+                    let (kind, payload) = entry_payload(entry);
+                    warm::Record {
+                        kind,
+                        expire_at: entry.expire_at,
+                        payload,
+                    }
+                });
+                changes.push((k.key, record));
+            }
+            warm.apply(db, &changes);
         }
     }
 }

@@ -78,6 +78,14 @@ pub struct WarmOptions {
     pub min_free_disk: u64,
 }
 
+/// A key's record to store.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub kind: u8,
+    pub expire_at: Option<u64>,
+    pub payload: &'a [u8],
+}
+
 /// A key's record as read back from disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -385,6 +393,61 @@ impl Warm {
         }
         self.wrote(0);
         true
+    }
+
+    /// Applies several changes to one database atomically (one sled batch):
+    /// after a crash either all of them are on disk or none. `None` deletes.
+    pub fn apply(&self, db: usize, changes: &[(&[u8], Option<Record<'_>>)]) {
+        let tree = self.tree(db);
+        let mut batch = sled::Batch::default();
+        let (mut keys, mut volatile, mut bytes) = (0i64, 0i64, 0i64);
+        for (key, change) in changes {
+            let record_key = record::record_key(key);
+            let old = match tree.tree.get(&record_key) {
+                Ok(old) => old,
+                Err(error) => return self.io_error(&error),
+            };
+            let old_deadline = old
+                .as_ref()
+                .and_then(|raw| record::peek_header(raw).ok())
+                .and_then(|h| h.expire_at);
+            if let Some(old) = &old {
+                keys -= 1;
+                volatile -= i64::from(old_deadline.is_some());
+                bytes -= (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+            }
+            let new_deadline = change.as_ref().and_then(|r| r.expire_at);
+            if old_deadline != new_deadline {
+                if let Some(at) = old_deadline {
+                    batch.remove(record::expiry_key(at, key));
+                }
+                if let Some(at) = new_deadline {
+                    batch.insert(record::expiry_key(at, key), &[]);
+                }
+            }
+            match change {
+                Some(r) => {
+                    let header = Header {
+                        kind: r.kind,
+                        expire_at: r.expire_at,
+                        version: self.next_version(),
+                    };
+                    let raw = record::encode(key, header, r.payload);
+                    keys += 1;
+                    volatile += i64::from(r.expire_at.is_some());
+                    bytes += (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+                    batch.insert(record_key, raw);
+                }
+                None => batch.remove(record_key),
+            }
+        }
+        if let Err(error) = tree.tree.apply_batch(batch) {
+            return self.io_error(&error);
+        }
+        tree.keys.fetch_add(keys, Ordering::Relaxed);
+        tree.volatile.fetch_add(volatile, Ordering::Relaxed);
+        tree.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.wrote(bytes.max(0) as u64);
     }
 
     /// Removes a key found past its deadline on access.
@@ -1149,6 +1212,36 @@ mod tests {
         let warm = Warm::open(&options(dir.path())).unwrap();
         assert_eq!(warm.tree(0).figures(), figures);
         assert_eq!((warm.dbsize(0), warm.volatile(0)), (49, 10));
+    }
+
+    #[test]
+    fn a_batch_applies_puts_and_deletes_with_their_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        warm.put(0, b"a", KIND_STRING, Some(1 << 50), b"1");
+        warm.put(0, b"b", KIND_STRING, None, b"2");
+        let record = |payload: &'static [u8], expire_at| Record {
+            kind: KIND_STRING,
+            expire_at,
+            payload,
+        };
+        warm.apply(
+            0,
+            &[
+                (b"a", None),
+                (b"c", Some(record(b"3", Some(1 << 51)))),
+                (b"b", Some(record(b"4", None))),
+            ],
+        );
+        assert_eq!(warm.get(0, b"a"), None);
+        assert_eq!(warm.get(0, b"b").unwrap().payload.as_ref(), b"4");
+        assert_eq!(warm.get(0, b"c").unwrap().expire_at, Some(1 << 51));
+        assert_eq!((warm.dbsize(0), warm.volatile(0)), (2, 1));
+        // The index holds only c's deadline now.
+        assert_eq!(warm.due_expiries(0, u64::MAX - 1, 10).len(), 1);
+        let figures = warm.tree(0).figures();
+        warm.tree(0).recount();
+        assert_eq!(warm.tree(0).figures(), figures);
     }
 
     #[test]
