@@ -35,8 +35,7 @@ const CLEAN_KEY: &[u8] = b"clean";
 /// so a crash never loses much more than the promised second.
 const MAX_FLUSH_LAG_MS: u64 = 2_000;
 const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
-/// Bytes of a record beyond its key and envelope: the `k` prefix and hash.
-const RECORD_KEY_OVERHEAD: usize = 9;
+const RECORD_KEY_OVERHEAD: usize = record::KEY_OVERHEAD;
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +223,9 @@ impl Warm {
         }
 
         let clean = meta.get(CLEAN_KEY).map_err(|e| fail(e.to_string()))?;
-        let mut version = seed;
+        // Versions count up from the highest on disk, so they stay short
+        // (LEB128) and still order every write of a key across restarts.
+        let mut version = 0;
         match clean.as_deref().and_then(decode_clean) {
             Some((saved_version, figures)) => {
                 version = version.max(saved_version);
@@ -516,6 +517,10 @@ impl Warm {
         now_ms: u64,
         mut keep: impl FnMut(&[u8], u8) -> bool,
     ) -> (u64, Vec<Bytes>) {
+        // Positions are 32-bit hashes: a larger cursor is past the end.
+        let Ok(cursor) = u32::try_from(cursor) else {
+            return (0, Vec::new());
+        };
         let tree = self.tree(db).clone();
         let mut keys = Vec::new();
         let mut visited = 0usize;
@@ -528,7 +533,7 @@ impl Warm {
                 continue;
             };
             if visited >= count && last_hash != Some(hash) {
-                return (hash, keys);
+                return (u64::from(hash), keys);
             }
             visited += 1;
             last_hash = Some(hash);
