@@ -1,27 +1,75 @@
 #!/usr/bin/env bash
-# Throughput of strata against redis-server: same machine, same run, same
-# redis-benchmark settings, servers taking turns per test so that machine noise
-# hits both alike. Prints a markdown table on stdout (progress goes to stderr).
+# Throughput of strata, in suites. Every run is redis-benchmark on 127.0.0.1;
+# where strata is compared with redis-server both run in the same script, with
+# the same settings, taking turns per test so that machine noise hits both
+# alike. Prints one markdown table per suite on stdout (progress on stderr).
 #
 #   tools/bench.sh
-#   BENCH_REQUESTS=20000 BENCH_TESTS=get,set BENCH_PIPELINES="1 64" tools/bench.sh
+#   BENCH_SUITES=memory BENCH_REQUESTS=20000 BENCH_TESTS=get,set BENCH_PIPELINES="1 64" tools/bench.sh
+#   BENCH_SUITES=cold BENCH_COLD_KEYS=500000 STRATA_BIN=target/release/strata tools/bench.sh
+#
+# Suites (BENCH_SUITES, comma- or space-separated, run in this order):
+#   memory   strata --warm-tier no vs redis-server --save '' --appendonly no:
+#            BENCH_TESTS at each of BENCH_PIPELINES.
+#   durable  strata --appendfsync everysec vs redis-server --appendonly yes
+#            --appendfsync everysec (both on a fresh dir): SET and GET -r
+#            BENCH_KEYSPACE at each of BENCH_DURABLE_PIPELINES; then both
+#            with appendfsync always: SET. redis-server runs with --save '' so
+#            the AOF is its only persistence, as the warm tier is strata's.
+#            Then sled's raw insert rate (examples/sled_ceiling.rs) for as
+#            many requests as the deepest SET run, and that run's strata rate
+#            as a fraction of it.
+#   cold     strata alone, --maxmemory BENCH_COLD_MAXMEMORY on a fresh dir,
+#            filled with BENCH_COLD_KEYS keys (key:%012d, every one, through
+#            redis-cli --pipe) of BENCH_COLD_VALUE bytes, so most keys live
+#            only in the warm tier. GET -r BENCH_HOT_KEYS after a warm-up
+#            pass (hot: memory hits) vs GET -r BENCH_COLD_KEYS (cold: mostly
+#            sled reads and promotions), then the cold GET again after a
+#            SHUTDOWN and restart (empty hot tier, empty sled cache). The
+#            warm_hits / hot_hits columns are INFO tiers deltas across a run.
 #
 # Environment:
-#   BENCH_REQUESTS   requests per test, x10 at -P 10+ (default 100000)
-#   BENCH_TESTS      redis-benchmark -t list        (default ping,set,get,incr,mset)
-#   BENCH_PIPELINES  pipeline depths, space-separated (default "1 16")
-#   BENCH_CLIENTS    parallel connections           (default 50)
-#   BENCH_TIMEOUT    seconds allowed per benchmark run (default 300)
-#   STRATA_BIN       strata binary to run; unset = cargo build --release
-#   STRATA_ARGS      extra flags for strata, e.g. "--warm-tier no"
+#   BENCH_SUITES      suites to run                     (default memory,durable,cold)
+#   BENCH_REQUESTS    requests per run, x depth up to x10 when pipelined (default 100000)
+#   BENCH_TESTS       memory: redis-benchmark -t list  (default ping,set,get,incr,mset)
+#   BENCH_PIPELINES   memory: pipeline depths           (default "1 16")
+#   BENCH_CLIENTS     parallel connections              (default 50)
+#   BENCH_TIMEOUT     seconds allowed per benchmark run (default 300)
+#   BENCH_KEYSPACE    durable: -r of SET and GET        (default 1000000)
+#   BENCH_DURABLE_PIPELINES  durable: depths            (default "1 16")
+#   BENCH_ALWAYS_REQUESTS    durable, appendfsync always: requests at -P 1,
+#                     x depth up to x10 when pipelined  (default BENCH_REQUESTS / 2)
+#   BENCH_COLD_KEYS   cold: keys filled                 (default 200000)
+#   BENCH_COLD_VALUE  cold: value bytes                 (default 100)
+#   BENCH_COLD_MAXMEMORY  cold: strata --maxmemory      (default 8mb)
+#   BENCH_HOT_KEYS    cold: keys of the hot runs        (default 1000)
+#   BENCH_COLD_PIPELINES  cold: depths                  (default "1 16")
+#   STRATA_BIN        strata binary; unset = cargo build --release (and the
+#                     sled_ceiling example)
+#   SLED_CEILING_BIN  sled_ceiling binary; unset = target/release/examples/sled_ceiling
+#                     (next to STRATA_BIN when that is set); missing = no ceiling line
+#   STRATA_ARGS       extra flags for every strata started; a flag given here
+#                     replaces the suite's own (--port, --bind and --dir are the
+#                     script's), e.g. BENCH_SUITES=memory STRATA_ARGS="--warm-tier yes"
+#                     for the memory suite against strata with its warm tier.
 set -euo pipefail
 
+SUITES="${BENCH_SUITES:-memory,durable,cold}"
 REQUESTS="${BENCH_REQUESTS:-100000}"
 TESTS="${BENCH_TESTS:-ping,set,get,incr,mset}"
 PIPELINES="${BENCH_PIPELINES:-1 16}"
 CLIENTS="${BENCH_CLIENTS:-50}"
 RUN_TIMEOUT="${BENCH_TIMEOUT:-300}"
+KEYSPACE="${BENCH_KEYSPACE:-1000000}"
+DURABLE_PIPELINES="${BENCH_DURABLE_PIPELINES:-1 16}"
+ALWAYS_REQUESTS="${BENCH_ALWAYS_REQUESTS:-}"
+COLD_KEYS="${BENCH_COLD_KEYS:-200000}"
+COLD_VALUE="${BENCH_COLD_VALUE:-100}"
+COLD_MAXMEMORY="${BENCH_COLD_MAXMEMORY:-8mb}"
+HOT_KEYS="${BENCH_HOT_KEYS:-1000}"
+COLD_PIPELINES="${BENCH_COLD_PIPELINES:-1 16}"
 STRATA_BIN="${STRATA_BIN:-}"
+SLED_CEILING_BIN="${SLED_CEILING_BIN:-}"
 read -r -a STRATA_EXTRA <<<"${STRATA_ARGS:-}"
 
 die() {
@@ -29,18 +77,43 @@ die() {
     exit 1
 }
 
-# A relative STRATA_BIN means relative to where the script was called from.
+# Relative paths mean relative to where the script was called from.
 if [[ "$STRATA_BIN" == */* && "$STRATA_BIN" != /* ]]; then
     STRATA_BIN="$PWD/$STRATA_BIN"
 fi
+if [[ "$SLED_CEILING_BIN" == */* && "$SLED_CEILING_BIN" != /* ]]; then
+    SLED_CEILING_BIN="$PWD/$SLED_CEILING_BIN"
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-for n in "$REQUESTS" "$CLIENTS" "$RUN_TIMEOUT" $PIPELINES; do
+[[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || die "expected a positive number, got '$REQUESTS'"
+ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-$((REQUESTS / 2 > 0 ? REQUESTS / 2 : 1))}"
+# shellcheck disable=SC2086 # the depth lists are meant to split
+for n in "$REQUESTS" "$CLIENTS" "$RUN_TIMEOUT" "$KEYSPACE" "$ALWAYS_REQUESTS" "$COLD_KEYS" \
+    "$COLD_VALUE" "$HOT_KEYS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "expected a positive number, got '$n'"
 done
+[ "$COLD_KEYS" -lt 1000000000000 ] || die "BENCH_COLD_KEYS must fit key:%012d"
+[ "$HOT_KEYS" -le "$COLD_KEYS" ] || die "BENCH_HOT_KEYS must not exceed BENCH_COLD_KEYS"
 IFS=, read -r -a TEST_LIST <<<"$TESTS"
 [ "${#TEST_LIST[@]}" -gt 0 ] || die "BENCH_TESTS is empty"
-for tool in redis-server redis-cli redis-benchmark timeout; do
+IFS=', ' read -r -a SUITE_LIST <<<"$SUITES"
+[ "${#SUITE_LIST[@]}" -gt 0 ] || die "BENCH_SUITES is empty"
+declare -A WANT=()
+for suite in "${SUITE_LIST[@]}"; do
+    case "$suite" in
+    memory | durable | cold) WANT[$suite]=1 ;;
+    *) die "unknown suite '$suite' (memory, durable, cold)" ;;
+    esac
+done
+for arg in "${STRATA_EXTRA[@]}"; do
+    case "$arg" in
+    --port | --port=* | --bind | --bind=* | --dir | --dir=*)
+        die "STRATA_ARGS may not set $arg: the script chooses ports and directories"
+        ;;
+    esac
+done
+for tool in redis-server redis-cli redis-benchmark timeout awk; do
     command -v "$tool" >/dev/null || die "$tool not found (tools/test.sh installs redis-tools)"
 done
 
@@ -48,10 +121,17 @@ if [ -z "$STRATA_BIN" ]; then
     echo "building strata (release)..." >&2
     cargo build --release >&2
     STRATA_BIN="$PWD/target/release/strata"
+    if [ -n "${WANT[durable]:-}" ] && [ -z "$SLED_CEILING_BIN" ]; then
+        cargo build --release --example sled_ceiling >&2
+    fi
+fi
+if [ -z "$SLED_CEILING_BIN" ]; then
+    SLED_CEILING_BIN="$(dirname "$STRATA_BIN")/examples/sled_ceiling"
 fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")"
-PIDS=()
+declare -A SERVER_PID=()  # [name] = pid, while it runs
+declare -A SERVER_PORT=() # [name] = port
 
 # True while the process exists and is not a zombie waiting to be reaped.
 running() {
@@ -65,48 +145,53 @@ running() {
     fi
 }
 
-cleanup() {
-    local pid i
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
+# Waits up to $2 seconds for pid $1 to exit, then kills it; reaps it.
+reap() { # pid seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        running "$1" || break
+        sleep 0.1
     done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 100; i++)); do
-            running "$pid" || break
-            sleep 0.1
-        done
-        if running "$pid"; then
-            echo "pid $pid ignored SIGTERM for 10 s, killing it" >&2
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
+    if running "$1"; then
+        echo "pid $1 still running after $2 s, killing it" >&2
+        kill -9 "$1" 2>/dev/null || true
+    fi
+    wait "$1" 2>/dev/null || true
+}
+
+cleanup() {
+    local name
+    for name in "${!SERVER_PID[@]}"; do
+        kill "${SERVER_PID[$name]}" 2>/dev/null || true
+    done
+    for name in "${!SERVER_PID[@]}"; do
+        reap "${SERVER_PID[$name]}" 10
     done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Two distinct free loopback ports.
-free_ports() {
+# A free loopback port.
+free_port() {
     if command -v python3 >/dev/null; then
         python3 -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
 '
         return
     fi
-    # No python: probe upwards from a random port for ones nobody listens on.
-    local port=$((20000 + RANDOM % 20000)) found=() i
-    for ((i = 0; i < 500 && ${#found[@]} < 2; i++, port++)); do
+    # No python: probe upwards from a random port for one nobody listens on.
+    local port=$((20000 + RANDOM % 20000)) i
+    for ((i = 0; i < 500; i++, port++)); do
         if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            found+=("$port")
+            echo "$port"
+            return
         fi
     done
-    [ "${#found[@]}" -eq 2 ] || die "no free ports found"
-    echo "${found[*]}"
+    die "no free port found"
 }
 
 wait_ready() { # name port pid
@@ -125,90 +210,409 @@ wait_ready() { # name port pid
     die "$1 did not answer PING on port $2 within 10 s"
 }
 
-read -r STRATA_PORT REDIS_PORT <<<"$(free_ports)"
-mkdir -p "$TMP/strata-data" "$TMP/redis-data"
+# Starts a server on a free loopback port and waits until it answers PING.
+start_server() { # name program args...
+    local name=$1 port shown
+    shift
+    port="$(free_port)"
+    printf -v shown ' %q' "${@:2}"
+    echo "starting $name on port $port:$shown" >&2
+    "$@" --port "$port" --bind 127.0.0.1 >>"$TMP/$name.log" 2>&1 &
+    SERVER_PID[$name]=$!
+    SERVER_PORT[$name]=$port
+    wait_ready "$name" "$port" "$!"
+}
 
-"$STRATA_BIN" --port "$STRATA_PORT" --bind 127.0.0.1 --dir "$TMP/strata-data" \
-    --loglevel warning --maxmemory 0 "${STRATA_EXTRA[@]}" >"$TMP/strata.log" 2>&1 &
-PIDS+=("$!")
-STRATA_PID=$!
+stop_server() { # name
+    local pid=${SERVER_PID[$1]}
+    unset "SERVER_PID[$1]"
+    kill "$pid" 2>/dev/null || true
+    reap "$pid" 30
+}
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$TMP/redis-data" --loglevel warning >"$TMP/redis.log" 2>&1 &
-PIDS+=("$!")
-REDIS_PID=$!
+# SHUTDOWN through the protocol (strata closes its warm tier cleanly), and
+# SIGTERM if that does not end the process.
+shutdown_server() { # name
+    local pid=${SERVER_PID[$1]}
+    timeout --foreground 30 redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" shutdown \
+        >/dev/null 2>&1 || true
+    reap_or_stop "$1" "$pid"
+}
 
-wait_ready strata "$STRATA_PORT" "$STRATA_PID"
-wait_ready redis "$REDIS_PORT" "$REDIS_PID"
-echo "strata on port $STRATA_PORT, redis-server on port $REDIS_PORT" >&2
+reap_or_stop() { # name pid
+    local i
+    for ((i = 0; i < 300; i++)); do
+        running "$2" || break
+        sleep 0.1
+    done
+    stop_server "$1"
+}
 
-declare -A RPS=()  # [server|test|depth] = ops/s
-declare -A SEEN=() # [test|depth] = 1
-ROWS=()            # "test|depth" in the order first seen
+# A server that died would only make every later run fail (or hang).
+check_servers() {
+    local name
+    for name in "${!SERVER_PID[@]}"; do
+        if ! running "${SERVER_PID[$name]}"; then
+            tail -n 20 "$TMP/$name.log" >&2 || true
+            die "$name exited during the run"
+        fi
+    done
+}
 
-# Runs one redis-benchmark test against one server and records its ops/s.
+# The strata command line: the suite's flags (pairs), except those
+# STRATA_ARGS sets, then STRATA_ARGS.
+STRATA_CMD=()
+strata_cmd() { # dir [flag value]...
+    local dir=$1 flag value arg given
+    shift
+    STRATA_CMD=("$STRATA_BIN" --dir "$dir" --loglevel warning)
+    while [ $# -gt 0 ]; do
+        flag=$1 value=$2
+        shift 2
+        given=
+        for arg in "${STRATA_EXTRA[@]}"; do
+            [[ "$arg" == "$flag" || "$arg" == "$flag="* ]] && given=1
+        done
+        [ -n "$given" ] || STRATA_CMD+=("$flag" "$value")
+    done
+    STRATA_CMD+=("${STRATA_EXTRA[@]}")
+}
 
-bench_one() { # server port test depth
-    local server=$1 port=$2 test=$3 depth=$4 csv name rps
-    # A pipelined run of REQUESTS finishes in a few tens of milliseconds,
-    # too short to measure on a shared machine: scale it with the depth.
-    local requests=$((REQUESTS * (depth > 1 ? (depth < 10 ? depth : 10) : 1)))
-    echo "  $server: -t $test -P $depth -n $requests" >&2
+# A pipelined run of REQUESTS finishes in a few tens of milliseconds, too
+# short to measure on a shared machine: scale it with the depth, up to x10.
+scaled() { # requests depth
+    echo $(($1 * ($2 > 1 ? ($2 < 10 ? $2 : 10) : 1)))
+}
+
+# One table at a time: rows in the order first seen, cells by row and column.
+declare -A CELL=() # [label|depth#column] = value
+ROWS=()            # "label|depth"
+new_table() {
+    CELL=()
+    ROWS=()
+}
+record() { # row column value
+    if [ -z "${CELL["$1#"]:-}" ]; then
+        CELL["$1#"]=1
+        ROWS+=("$1")
+    fi
+    CELL["$1#$2"]=$3
+}
+
+# Runs one redis-benchmark test against one server: RESULTS gets one
+# "name|ops/s" line per line of its CSV, LAST_RPS the last ops/s (empty when
+# the run failed).
+RESULTS=()
+LAST_RPS=
+run_bench() { # label port test depth requests [redis-benchmark args...]
+    local label=$1 port=$2 test=$3 depth=$4 requests=$5 csv name rps started=$SECONDS
+    shift 5
+    echo -n "  $label: -t $test -P $depth -n $requests $*" >&2
+    RESULTS=()
+    LAST_RPS=
     # --foreground keeps redis-benchmark in our process group, so Ctrl-C
     # reaches it and stops the whole script.
     if ! csv="$(timeout --foreground "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" \
-        -c "$CLIENTS" -n "$requests" -q -t "$test" -P "$depth" --csv 2>"$TMP/bench.err")"; then
-        echo "  $server: redis-benchmark failed or timed out on '$test':" >&2
+        -c "$CLIENTS" -n "$requests" -q -t "$test" -P "$depth" --csv "$@" 2>"$TMP/bench.err")"; then
+        echo >&2
+        echo "  $label: redis-benchmark failed or timed out on '$test':" >&2
         tail -n 5 "$TMP/bench.err" >&2 || true
     fi
-    # A server that died would only make every later run fail (or hang).
-    if ! running "$STRATA_PID" || ! running "$REDIS_PID"; then
-        tail -n 20 "$TMP/strata.log" "$TMP/redis.log" >&2 || true
-        die "a server exited during the run"
-    fi
+    echo " ($((SECONDS - started)) s)" >&2
+    check_servers
     # CSV: a header line, then "NAME","rps","avg_latency_ms",...
     while IFS=, read -r name rps _; do
         name="${name//\"/}"
         rps="${rps//\"/}"
         [[ "$rps" =~ ^[0-9.]+$ ]] || continue # header or garbage
-        RPS["$server|$name|$depth"]="$rps"
-        if [ -z "${SEEN["$name|$depth"]:-}" ]; then
-            SEEN["$name|$depth"]=1
-            ROWS+=("$name|$depth")
-        fi
+        RESULTS+=("$name|$rps")
+        LAST_RPS=$rps
     done <<<"$csv"
 }
 
-turn=0
-for depth in $PIPELINES; do
-    for test in "${TEST_LIST[@]}"; do
-        # Alternate who goes first, so neither always gets the warmer machine.
-        if ((turn % 2 == 0)); then
-            bench_one strata "$STRATA_PORT" "$test" "$depth"
-            bench_one redis "$REDIS_PORT" "$test" "$depth"
-        else
-            bench_one redis "$REDIS_PORT" "$test" "$depth"
-            bench_one strata "$STRATA_PORT" "$test" "$depth"
-        fi
-        turn=$((turn + 1))
+# run_bench, each result recorded under row "<name><suffix>|<depth>",
+# column `column`.
+bench_one() { # column port suffix test depth requests [redis-benchmark args...]
+    local column=$1 port=$2 suffix=$3 test=$4 depth=$5 line
+    shift 3
+    run_bench "$column" "$port" "$@"
+    for line in "${RESULTS[@]}"; do
+        record "${line%|*}$suffix|$depth" "$column" "${line##*|}"
     done
-done
+}
 
-echo
-echo "strata vs $(redis-server --version | awk '{print $1, $2, $3}') on 127.0.0.1:" \
-    "redis-benchmark -c $CLIENTS -n $REQUESTS (x10 when pipelined), $(nproc 2>/dev/null || echo '?') cores"
-echo
-echo "| test | pipeline | strata ops/s | redis ops/s | ratio |"
-echo "|---|---:|---:|---:|---:|"
-for row in "${ROWS[@]}"; do
-    name="${row%|*}"
-    depth="${row##*|}"
-    s="${RPS["strata|$name|$depth"]:-}"
-    r="${RPS["redis|$name|$depth"]:-}"
-    awk -v name="$name" -v depth="$depth" -v s="$s" -v r="$r" 'BEGIN {
-        fs = (s == "") ? "n/a" : sprintf("%.0f", s)
-        fr = (r == "") ? "n/a" : sprintf("%.0f", r)
-        ratio = (s == "" || r == "" || r + 0 == 0) ? "n/a" : sprintf("%.2f", s / r)
-        printf "| %s | %s | %s | %s | %s |\n", name, depth, fs, fr, ratio
+# strata and redis take turns going first, so neither always gets the
+# warmer machine.
+turn=0
+both() { # suffix test depth requests [redis-benchmark args...]
+    if ((turn % 2 == 0)); then
+        bench_one strata "${SERVER_PORT[strata]}" "$@"
+        bench_one redis "${SERVER_PORT[redis]}" "$@"
+    else
+        bench_one redis "${SERVER_PORT[redis]}" "$@"
+        bench_one strata "${SERVER_PORT[strata]}" "$@"
+    fi
+    turn=$((turn + 1))
+}
+
+number() { # value → rounded, or n/a
+    awk -v v="$1" 'BEGIN { if (v == "") print "n/a"; else printf "%.0f\n", v }'
+}
+
+ratio() { # a b → a/b with two decimals, or n/a
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b
     }'
+}
+
+# The current table: columns "key:title"...; ratio = first column / second.
+print_table() {
+    local keys=() titles=() spec row line key i
+    for spec in "$@"; do
+        keys+=("${spec%%:*}")
+        titles+=("${spec#*:}")
+    done
+    line="| test | pipeline | ${titles[0]} | ${titles[1]} | ratio |"
+    for ((i = 2; i < ${#titles[@]}; i++)); do
+        line+=" ${titles[i]} |"
+    done
+    echo "$line"
+    line="|---|---:|---:|---:|---:|"
+    for ((i = 2; i < ${#titles[@]}; i++)); do
+        line+="---:|"
+    done
+    echo "$line"
+    for row in "${ROWS[@]}"; do
+        line="| ${row%|*} | ${row##*|} |"
+        for key in "${keys[@]:0:2}"; do
+            line+=" $(number "${CELL["$row#$key"]:-}") |"
+        done
+        line+=" $(ratio "${CELL["$row#${keys[0]}"]:-}" "${CELL["$row#${keys[1]}"]:-}") |"
+        for key in "${keys[@]:2}"; do
+            line+=" $(number "${CELL["$row#$key"]:-}") |"
+        done
+        echo "$line"
+    done
+    echo
+}
+
+REDIS_VERSION="$(redis-server --version | awk '{print $1, $2, $3}')"
+# Said under every table when STRATA_ARGS changed strata's flags.
+EXTRA_NOTE="${STRATA_ARGS:+; strata also ran with STRATA_ARGS=\"$STRATA_ARGS\"}"
+CORES="$(nproc 2>/dev/null || echo '?')"
+
+suite_memory() {
+    echo "== memory: strata --warm-tier no vs redis-server without persistence" >&2
+    new_table
+    mkdir -p "$TMP/memory-strata" "$TMP/memory-redis"
+    strata_cmd "$TMP/memory-strata" --warm-tier no --maxmemory 0
+    start_server strata "${STRATA_CMD[@]}"
+    start_server redis redis-server --save '' --appendonly no --daemonize no \
+        --dir "$TMP/memory-redis" --loglevel warning
+    local depth test
+    for depth in $PIPELINES; do
+        for test in "${TEST_LIST[@]}"; do
+            both "" "$test" "$depth" "$(scaled "$REQUESTS" "$depth")"
+        done
+    done
+    stop_server strata
+    stop_server redis
+    rm -rf "$TMP/memory-strata" "$TMP/memory-redis"
+
+    echo "### memory: strata --warm-tier no vs $REDIS_VERSION --save '' --appendonly no"
+    echo
+    echo "redis-benchmark -c $CLIENTS -n $REQUESTS (x10 when pipelined), 127.0.0.1," \
+        "$CORES cores$EXTRA_NOTE"
+    echo
+    print_table strata:"strata ops/s" redis:"redis ops/s"
+}
+
+suite_durable() {
+    echo "== durable: strata's warm tier vs redis-server's AOF" >&2
+    new_table
+    local policy depth test deepest=0 set_requests=0 strata_set=""
+    for depth in $DURABLE_PIPELINES; do
+        [ "$depth" -gt "$deepest" ] && deepest=$depth
+    done
+    for policy in everysec always; do
+        mkdir -p "$TMP/durable-strata-$policy" "$TMP/durable-redis-$policy"
+        strata_cmd "$TMP/durable-strata-$policy" --warm-tier yes --appendfsync "$policy" \
+            --maxmemory 0
+        start_server strata "${STRATA_CMD[@]}"
+        start_server redis redis-server --save '' --appendonly yes --appendfsync "$policy" \
+            --daemonize no --dir "$TMP/durable-redis-$policy" --loglevel warning
+        for depth in $DURABLE_PIPELINES; do
+            if [ "$policy" = everysec ]; then
+                for test in set get; do
+                    both " ($policy)" "$test" "$depth" "$(scaled "$REQUESTS" "$depth")" \
+                        -r "$KEYSPACE"
+                done
+                if [ "$depth" = "$deepest" ]; then
+                    set_requests=$(scaled "$REQUESTS" "$depth")
+                    strata_set=${CELL["SET ($policy)|$depth#strata"]:-}
+                fi
+            else
+                both " ($policy)" set "$depth" "$(scaled "$ALWAYS_REQUESTS" "$depth")" \
+                    -r "$KEYSPACE"
+            fi
+        done
+        stop_server strata
+        stop_server redis
+        rm -rf "$TMP/durable-strata-$policy" "$TMP/durable-redis-$policy"
+    done
+
+    echo "### durable: strata (warm tier) vs $REDIS_VERSION --appendonly yes --save ''"
+    echo
+    echo "redis-benchmark -c $CLIENTS -r $KEYSPACE -n $REQUESTS (always: $ALWAYS_REQUESTS)" \
+        "(x10 when pipelined), 127.0.0.1, $CORES cores$EXTRA_NOTE"
+    echo
+    print_table strata:"strata ops/s" redis:"redis ops/s"
+
+    if [ ! -x "$SLED_CEILING_BIN" ]; then
+        echo "no sled ceiling: $SLED_CEILING_BIN not found" \
+            "(cargo build --release --example sled_ceiling, or set SLED_CEILING_BIN)"
+        echo
+        return
+    fi
+    echo "  sled_ceiling $set_requests $KEYSPACE 3 1" >&2
+    local out rate started=$SECONDS
+    # Its temporary database goes under $TMP, removed on exit.
+    if ! out="$(TMPDIR="$TMP" timeout --foreground "$RUN_TIMEOUT" \
+        "$SLED_CEILING_BIN" "$set_requests" "$KEYSPACE" 3 1)"; then
+        echo "sled ceiling: sled_ceiling failed or timed out"
+        echo
+        return
+    fi
+    echo "  sled_ceiling took $((SECONDS - started)) s" >&2
+    rate="$(awk '/sled raw inserts:/ { print $4 }' <<<"$out")"
+    echo "Ceiling: $out"
+    echo "strata SET -P $deepest (everysec): $(number "$strata_set") ops/s =" \
+        "$(ratio "$strata_set" "$rate") of sled's raw insert rate"
+    echo
+}
+
+# INFO tiers of server $1 into TIERS[name].
+declare -A TIERS=()
+read_tiers() { # name
+    local line
+    TIERS=()
+    while IFS= read -r line; do
+        line="${line%$'\r'}"
+        [[ "$line" == *:* ]] || continue
+        TIERS["${line%%:*}"]="${line#*:}"
+    done < <(timeout --foreground 10 redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" info tiers)
+}
+
+# Streams SET (or GET) commands for keys key:%012d from $2 to $3 - 1 in RESP.
+resp_commands() { # set|get from to [value bytes]
+    awk -v cmd="$1" -v from="$2" -v to="$3" -v size="${4:-0}" 'BEGIN {
+        value = ""
+        for (i = 0; i < size; i++) value = value "x"
+        for (i = from; i < to; i++) {
+            if (cmd == "set")
+                printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$%d\r\n%s\r\n", i, size, value
+            else
+                printf "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012d\r\n", i
+        }
+    }'
+}
+
+pipe_into() { # name: redis-cli --pipe of stdin, which must see no error
+    local out
+    out="$(timeout --foreground "$RUN_TIMEOUT" redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" \
+        --pipe 2>&1)" || die "redis-cli --pipe failed: $out"
+    [[ "$out" == *"errors: 0,"* ]] || die "redis-cli --pipe reported errors: $out"
+}
+
+# One GET run on the cold-suite strata, recorded with its INFO tiers deltas;
+# LAST_WARM = its warm hits.
+LAST_WARM=0
+cold_get() { # label depth range
+    local label=$1 depth=$2 range=$3 warm hot
+    read_tiers strata
+    warm=${TIERS[warm_hits]:-0} hot=${TIERS[hot_hits]:-0}
+    run_bench strata "${SERVER_PORT[strata]}" get "$depth" \
+        "$(scaled "$REQUESTS" "$depth")" -r "$range"
+    read_tiers strata
+    if [ -n "$LAST_RPS" ]; then
+        record "$label|$depth" strata "$LAST_RPS"
+    fi
+    LAST_WARM=$((${TIERS[warm_hits]:-0} - warm))
+    record "$label|$depth" warm "$LAST_WARM"
+    record "$label|$depth" hot "$((${TIERS[hot_hits]:-0} - hot))"
+}
+
+suite_cold() {
+    echo "== cold: GET from the warm tier vs GET from memory (strata only)" >&2
+    new_table
+    local dir="$TMP/cold-strata" depth hot_label cold_label restart_label note notes=()
+    mkdir -p "$dir"
+    strata_cmd "$dir" --warm-tier yes --maxmemory "$COLD_MAXMEMORY"
+    local cmd=("${STRATA_CMD[@]}")
+    start_server strata "${cmd[@]}"
+
+    echo "  filling key:000000000000..key:$(printf %012d $((COLD_KEYS - 1)))" \
+        "with $COLD_VALUE-byte values" >&2
+    resp_commands set 0 "$COLD_KEYS" "$COLD_VALUE" | pipe_into strata
+    read_tiers strata
+    echo "  after the fill: hot_keys ${TIERS[hot_keys]:-?}, warm_keys ${TIERS[warm_keys]:-?}," \
+        "hot_evictions ${TIERS[hot_evictions]:-?}" >&2
+    [ "${TIERS[warm_keys]:-0}" -eq "$COLD_KEYS" ] ||
+        die "the warm tier holds ${TIERS[warm_keys]:-0} keys, expected $COLD_KEYS"
+    [ "${TIERS[hot_evictions]:-0}" -gt 0 ] ||
+        die "nothing was evicted from memory: raise BENCH_COLD_KEYS or lower BENCH_COLD_MAXMEMORY"
+    if [ "${TIERS[hot_keys]:-0}" -gt $((COLD_KEYS / 2)) ]; then
+        echo "  warning: ${TIERS[hot_keys]} of $COLD_KEYS keys are in memory" >&2
+    fi
+    local in_memory=${TIERS[hot_keys]:-0}
+
+    hot_label="GET hot (-r $HOT_KEYS)"
+    cold_label="GET cold (-r $COLD_KEYS)"
+    restart_label="GET cold after restart (-r $COLD_KEYS)"
+    for depth in $COLD_PIPELINES; do
+        # Promote the hot keys, so the hot run only meets memory.
+        resp_commands get 0 "$HOT_KEYS" | pipe_into strata
+        cold_get "$hot_label" "$depth" "$HOT_KEYS"
+        if [ "$LAST_WARM" -gt $((HOT_KEYS + $(scaled "$REQUESTS" "$depth") / 100)) ]; then
+            notes+=("Note: the hot run at -P $depth read $LAST_WARM keys from disk: the $HOT_KEYS hot keys did not stay in memory, so its figure is not memory alone.")
+        fi
+        cold_get "$cold_label" "$depth" "$COLD_KEYS"
+    done
+    for depth in $COLD_PIPELINES; do
+        # Each depth starts from an empty hot tier and an empty sled cache.
+        echo "  restarting strata (SHUTDOWN) on the same directory" >&2
+        shutdown_server strata
+        start_server strata "${cmd[@]}"
+        read_tiers strata
+        [ "${TIERS[hot_keys]:-x}" = 0 ] ||
+            die "strata restarted with ${TIERS[hot_keys]:-?} keys in memory, expected 0"
+        [ "${TIERS[warm_keys]:-0}" -eq "$COLD_KEYS" ] ||
+            die "strata restarted with ${TIERS[warm_keys]:-0} keys on disk, expected $COLD_KEYS"
+        cold_get "$restart_label" "$depth" "$COLD_KEYS"
+    done
+    stop_server strata
+    rm -rf "$dir"
+
+    # Every row's ratio is against the hot run at the same depth.
+    local row
+    for row in "${ROWS[@]}"; do
+        record "$row" hotrate "${CELL["$hot_label|${row##*|}#strata"]:-}"
+    done
+    echo "### cold: strata GET of keys on disk vs keys in memory"
+    echo
+    echo "strata --maxmemory $COLD_MAXMEMORY, $COLD_KEYS keys of $COLD_VALUE bytes ($in_memory in" \
+        "memory after the fill); redis-benchmark -c $CLIENTS -n $REQUESTS (x10 when pipelined);" \
+        "warm_hits and hot_hits are INFO tiers deltas across each run$EXTRA_NOTE"
+    echo
+    print_table strata:"strata ops/s" hotrate:"hot ops/s" warm:"warm_hits" hot:"hot_hits"
+    for note in "${notes[@]}"; do
+        echo "$note" >&2
+        printf '%s\n\n' "$note"
+    done
+}
+
+for suite in memory durable cold; do
+    if [ -n "${WANT[$suite]:-}" ]; then
+        "suite_$suite"
+    fi
 done
