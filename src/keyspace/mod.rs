@@ -84,6 +84,9 @@ fn secs_clock(now_ms: u64) -> u32 {
 
 struct Db {
     shards: Box<[Mutex<Shard>]>,
+    /// Bytes in memory over this database's shards: eviction picks a
+    /// database by it, so empty databases cost nothing to skip.
+    hot_bytes: AtomicI64,
 }
 
 impl Db {
@@ -92,6 +95,7 @@ impl Db {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(ordered)))
                 .collect(),
+            hot_bytes: AtomicI64::new(0),
         }
     }
 }
@@ -354,11 +358,12 @@ impl Keyspace {
         }
     }
 
-    /// Adds a shard's change in bytes to the global figure.
-    fn account(&self, shard: &Shard, bytes_before: usize) {
+    /// Adds a shard's change in bytes to its database's and the global figure.
+    fn account(&self, db: usize, shard: &Shard, bytes_before: usize) {
         let delta = shard.bytes as i64 - bytes_before as i64;
         if delta != 0 {
             self.hot_bytes.fetch_add(delta, Ordering::Relaxed);
+            self.dbs[db].hot_bytes.fetch_add(delta, Ordering::Relaxed);
         }
     }
 
@@ -380,7 +385,7 @@ impl Keyspace {
         let promoted = presence == Presence::Promoted;
         shard.counters.warm_hits += u64::from(promoted);
         let result = f(shard.read(hash, key, touch, !promoted));
-        self.account(&shard, before);
+        self.account(db, &shard, before);
         result
     }
 
@@ -401,7 +406,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
         }
-        self.account(&shard, before);
+        self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
             return f(Some(entry));
         }
@@ -496,7 +501,7 @@ impl Keyspace {
         order.dedup();
         for &(db, shard) in &order {
             let guard = self.dbs[db].shards[shard].lock();
-            txn.bytes_before.push(guard.bytes);
+            txn.bytes_before.push((db, guard.bytes));
             txn.guards.push(guard);
         }
         for key in txn.keys.iter_mut() {
@@ -625,7 +630,7 @@ impl Keyspace {
             let mut shard = self.dbs[db].shards[index].lock();
             let before = shard.bytes;
             let expired = shard.purge_if_expired(hash, &key, now);
-            self.account(&shard, before);
+            self.account(db, &shard, before);
             if expired {
                 continue;
             }
@@ -643,7 +648,7 @@ impl Keyspace {
             warm.flush_db(db, background);
         }
         drop(guards);
-        self.forget(&old);
+        self.forget(db, &old);
         drop_maybe_in_background(old, background);
     }
 
@@ -653,10 +658,13 @@ impl Keyspace {
         }
     }
 
-    /// Subtracts dropped shards' bytes from the global figure.
-    fn forget(&self, old: &[Shard]) {
+    /// Subtracts dropped shards' bytes from the figures.
+    fn forget(&self, db: usize, old: &[Shard]) {
         let bytes: usize = old.iter().map(|shard| shard.bytes).sum();
         self.hot_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
+        self.dbs[db]
+            .hot_bytes
+            .fetch_sub(bytes as i64, Ordering::Relaxed);
     }
 
     /// Swaps two databases' contents atomically (every shard of both locked first).
@@ -670,6 +678,9 @@ impl Keyspace {
         for (x, y) in first_guards.iter_mut().zip(second_guards.iter_mut()) {
             x.swap_contents(y);
         }
+        let moved = self.dbs[first].hot_bytes.load(Ordering::Relaxed);
+        let other = self.dbs[second].hot_bytes.swap(moved, Ordering::Relaxed);
+        self.dbs[first].hot_bytes.store(other, Ordering::Relaxed);
         if let Some(warm) = &self.warm {
             warm.swap_db(a, b);
         }
@@ -680,18 +691,16 @@ impl Keyspace {
     pub fn sweep_expired(&self) -> usize {
         let now = now_ms();
         let Some(warm) = &self.warm else {
-            return self
-                .dbs
-                .iter()
-                .flat_map(|db| db.shards.iter())
-                .map(|shard| {
+            let mut removed = 0;
+            for (db, shards) in self.dbs.iter().enumerate() {
+                for shard in shards.shards.iter() {
                     let mut shard = shard.lock();
                     let before = shard.bytes;
-                    let removed = shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD);
-                    self.account(&shard, before);
-                    removed
-                })
-                .sum();
+                    removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD);
+                    self.account(db, &shard, before);
+                }
+            }
+            return removed;
         };
         let mut removed = 0;
         for db in 0..self.dbs.len() {
@@ -702,7 +711,7 @@ impl Keyspace {
                 if shard.purge_if_expired(hash, &key, now) {
                     removed += 1;
                 }
-                self.account(&shard, before);
+                self.account(db, &shard, before);
                 warm.expire_due(db, deadline, &key, now);
             }
         }
@@ -818,48 +827,103 @@ impl Keyspace {
         };
         let samples = self.samples.load(Ordering::Relaxed) as usize;
         let now_secs = secs_clock(now_ms());
-        let shard_count = self.dbs.len() * SHARDS;
-        let start = rand::random::<usize>() % shard_count;
-        for attempt in [volatile_only, volatile_only && !lossless] {
-            for offset in 0..shard_count {
-                let index = (start + offset) % shard_count;
-                let mut shard = self.dbs[index / SHARDS].shards[index % SHARDS].lock();
-                if shard.len() == 0 {
-                    continue;
-                }
-                let mut best: Option<(u64, u64, Bytes)> = None;
-                for _ in 0..samples {
-                    let Some((hash, key, entry)) = shard.random_item() else {
-                        break;
-                    };
-                    if attempt && entry.expire_at.is_none() {
-                        continue;
+        let Some(first_db) = self.pick_db_by_memory() else {
+            return false;
+        };
+        // The chosen database first, then the others with keys in memory
+        // (a volatile policy may find keys with a TTL only there).
+        let dbs = (0..self.dbs.len())
+            .map(|offset| (first_db + offset) % self.dbs.len())
+            .filter(|&db| self.dbs[db].hot_bytes.load(Ordering::Relaxed) > 0);
+        for db in dbs {
+            // Random shards first (a walk from one would drain the shards
+            // that follow empty ones), then every shard in turn.
+            let start = rand::random::<usize>() % SHARDS;
+            let order = (0..8)
+                .map(|_| rand::random::<usize>() % SHARDS)
+                .chain((0..SHARDS).map(|offset| (start + offset) % SHARDS));
+            // With a warm tier a volatile policy that finds no key with a
+            // TTL falls back to every key: eviction loses nothing.
+            let passes: &[bool] = if volatile_only && lossless {
+                &[true, false]
+            } else {
+                std::slice::from_ref(&volatile_only)
+            };
+            for &volatile in passes {
+                for index in order.clone() {
+                    if self.evict_sampled(db, index, volatile, rank, samples, now_secs) {
+                        return true;
                     }
-                    let score = match rank {
-                        Rank::Lru => u64::from(now_secs.saturating_sub(entry.access)),
-                        Rank::Lfu => u64::from(u8::MAX - entry.freq),
-                        Rank::Random => rand::random(),
-                        Rank::Ttl => u64::MAX - entry.expire_at.unwrap_or(u64::MAX),
-                    };
-                    if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                        best = Some((score, hash, key.clone()));
-                    }
                 }
-                let Some((_, hash, key)) = best else {
-                    continue;
-                };
-                let before = shard.bytes;
-                shard.evict(hash, &key);
-                self.account(&shard, before);
-                // Memory no longer holds every key on disk.
-                self.hot_complete.store(false, Ordering::Relaxed);
-                return true;
-            }
-            if !attempt {
-                break;
             }
         }
         false
+    }
+
+    /// Evicts the best of `samples` random entries of one shard (only keys
+    /// with a TTL when `volatile`); false if it found none.
+    fn evict_sampled(
+        &self,
+        db: usize,
+        index: usize,
+        volatile: bool,
+        rank: Rank,
+        samples: usize,
+        now_secs: u32,
+    ) -> bool {
+        let mut shard = self.dbs[db].shards[index].lock();
+        if shard.len() == 0 {
+            return false;
+        }
+        let mut best: Option<(u64, u64, Bytes)> = None;
+        for _ in 0..samples {
+            let Some((hash, key, entry)) = shard.random_item() else {
+                break;
+            };
+            if volatile && entry.expire_at.is_none() {
+                continue;
+            }
+            let score = match rank {
+                Rank::Lru => u64::from(now_secs.saturating_sub(entry.access)),
+                Rank::Lfu => u64::from(u8::MAX - entry.freq),
+                Rank::Random => rand::random(),
+                Rank::Ttl => u64::MAX - entry.expire_at.unwrap_or(u64::MAX),
+            };
+            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                best = Some((score, hash, key.clone()));
+            }
+        }
+        let Some((_, hash, key)) = best else {
+            return false;
+        };
+        let before = shard.bytes;
+        shard.evict(hash, &key);
+        self.account(db, &shard, before);
+        // Memory no longer holds every key on disk.
+        self.hot_complete.store(false, Ordering::Relaxed);
+        true
+    }
+
+    /// A database chosen with a probability in proportion to its bytes in
+    /// memory; `None` when memory is empty.
+    fn pick_db_by_memory(&self) -> Option<usize> {
+        let weights: SmallVec<[u64; 16]> = self
+            .dbs
+            .iter()
+            .map(|db| db.hot_bytes.load(Ordering::Relaxed).max(0) as u64)
+            .collect();
+        let total: u64 = weights.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let mut pick = rand::random::<u64>() % total;
+        for (db, weight) in weights.iter().enumerate() {
+            if pick < *weight {
+                return Some(db);
+            }
+            pick -= weight;
+        }
+        None
     }
 
     /// Drops one key from both tiers to respect `max-disk` (real loss the
@@ -901,7 +965,7 @@ impl Keyspace {
             let mut shard = self.lock(db, hash);
             let before = shard.bytes;
             shard.remove(hash, &key);
-            self.account(&shard, before);
+            self.account(db, &shard, before);
             if warm.delete(db, &key) {
                 warm.count_eviction();
             }
@@ -961,8 +1025,8 @@ pub struct Txn<'a> {
     keyspace: &'a Keyspace,
     keys: SmallVec<[TxnKey<'a>; 2]>,
     guards: SmallVec<[MutexGuard<'a, Shard>; 2]>,
-    /// Each guard's shard bytes when locked, for the global figure.
-    bytes_before: SmallVec<[usize; 2]>,
+    /// Each guard's (database, shard bytes when locked), for the figures.
+    bytes_before: SmallVec<[(usize, usize); 2]>,
     now_ms: u64,
     /// Entries handed out by `entry_mut`, re-measured when the transaction ends.
     pending_resize: SmallVec<[(usize, usize); 2]>,
@@ -1163,8 +1227,8 @@ impl Drop for Txn<'_> {
         if !self.changed.is_empty() {
             self.write_through();
         }
-        for (shard, &before) in self.guards.iter().zip(self.bytes_before.iter()) {
-            self.keyspace.account(shard, before);
+        for (shard, &(db, before)) in self.guards.iter().zip(self.bytes_before.iter()) {
+            self.keyspace.account(db, shard, before);
         }
     }
 }
@@ -1237,6 +1301,51 @@ mod tests {
         assert!(ks.totals().bytes > 0);
         ks.write(0, b"a", |txn| txn.remove(0));
         assert_eq!(ks.totals().bytes, 0);
+    }
+
+    #[test]
+    fn eviction_spreads_over_the_shards_of_the_databases_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Keyspace::open(KeyspaceOptions {
+            databases: 16,
+            warm: Some(WarmOptions {
+                dir: dir.path().to_path_buf(),
+                databases: 16,
+                cache_size: 4 << 20,
+                fsync: warm::FsyncPolicy::No,
+                max_disk: 0,
+                min_free_disk: 0,
+            }),
+            maxmemory: 400 * 1024,
+            policy: EvictionPolicy::AllKeys(Rank::Random),
+            samples: 5,
+        })
+        .unwrap();
+        let value = "v".repeat(100);
+        for i in 0..10_000 {
+            set(&ks, &format!("key:{i}"), &value, None);
+            ks.make_room(true).unwrap();
+        }
+        assert!(ks.hot_bytes() <= 400 * 1024);
+        // A small hot set, read again and again, stays in memory: evictions
+        // land anywhere among some 2,000 keys, not on the few shards after
+        // the fifteen empty databases.
+        let hot: Vec<String> = (0..50).map(|i| format!("key:{i}")).collect();
+        let read_all = || {
+            for key in &hot {
+                ks.read(0, key.as_bytes(), ReadOptions::default(), |e| {
+                    assert!(e.is_some())
+                });
+                ks.make_room(false).unwrap();
+            }
+        };
+        read_all();
+        let before = ks.totals().counters.warm_hits;
+        for _ in 0..4 {
+            read_all();
+        }
+        let from_disk = ks.totals().counters.warm_hits - before;
+        assert!(from_disk < 20, "{from_disk} of 200 hot reads went to disk");
     }
 
     #[test]
