@@ -35,6 +35,8 @@ const CLEAN_KEY: &[u8] = b"clean";
 /// so a crash never loses much more than the promised second.
 const MAX_FLUSH_LAG_MS: u64 = 2_000;
 const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
+/// Under `no`, the longest the flusher leaves writes unflushed.
+const NO_POLICY_INTERVAL_MS: u64 = 5_000;
 const RECORD_KEY_OVERHEAD: usize = record::KEY_OVERHEAD;
 
 /// Redis's `appendfsync`.
@@ -1027,8 +1029,17 @@ impl Durability {
                 if self.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let periodic = self.policy() == FsyncPolicy::EverySec
-                    && self.written.load(Ordering::SeqCst) > self.durable().writes;
+                let behind = self.written.load(Ordering::SeqCst) > self.durable().writes;
+                let since_flush = (crate::keyspace::unix_micros() / 1000)
+                    .saturating_sub(self.last_flush_ms.load(Ordering::Relaxed));
+                let periodic = behind
+                    && match self.policy() {
+                        FsyncPolicy::EverySec | FsyncPolicy::Always => true,
+                        // sled flushes itself when strata started under `no`;
+                        // after a switch to `no` at run time this is the only
+                        // flush besides SAVE.
+                        FsyncPolicy::No => since_flush >= NO_POLICY_INTERVAL_MS,
+                    };
                 if !(asked(&requests) || periodic) {
                     continue;
                 }
