@@ -195,14 +195,17 @@ impl Warm {
             )
         };
         std::fs::create_dir_all(&options.dir).map_err(|e| fail(e.to_string()))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&options.dir)
             .cache_capacity(options.cache_size)
             .mode(sled::Mode::HighThroughput)
             // Under `no` sled flushes on its own schedule; otherwise the
             // flusher thread decides.
-            .flush_every_ms((options.fsync == FsyncPolicy::No).then_some(500))
-            .open()
+            .flush_every_ms((options.fsync == FsyncPolicy::No).then_some(500));
+        // sled's recovery asserts on some damage instead of returning an
+        // error: a corrupt file must stop strata with a message, not a panic.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|_| fail("the files are corrupt (sled's recovery failed)".into()))?
             .map_err(|e| fail(describe_sled_error(&e)))?;
         let meta = db
             .open_tree(META_TREE)
@@ -1343,11 +1346,41 @@ mod tests {
     }
 
     #[test]
-    fn a_locked_directory_is_a_clear_error() {
+    fn damaged_files_never_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Warm::open(&options(dir.path())).unwrap();
-        // sled's lock is per process, so a second process is what meets it;
-        // here the check is that garbage in place of sled's files fails cleanly.
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            for i in 0..2000u32 {
+                warm.put(0, &i.to_be_bytes(), KIND_STRING, None, &[7; 64]);
+            }
+        }
+        let pristine = std::fs::read(dir.path().join("db")).unwrap();
+        for seed in 0..12usize {
+            let mut damaged = pristine.clone();
+            let stride = damaged.len() / 13 + 1;
+            for i in (seed * 97 % stride..damaged.len()).step_by(stride) {
+                damaged[i] ^= 0x5a;
+            }
+            std::fs::write(dir.path().join("db"), &damaged).unwrap();
+            let _ = std::fs::remove_file(dir.path().join("blobs"));
+            // Either it opens (sled drops torn tails) and reads misses or
+            // records, or it is a clear error; never a panic out of here.
+            match std::panic::catch_unwind(|| Warm::open(&options(dir.path()))) {
+                Ok(Ok(warm)) => {
+                    for i in 0..2000u32 {
+                        let _ = warm.get(0, &i.to_be_bytes());
+                    }
+                }
+                Ok(Err(message)) => assert!(message.contains("cannot open the warm tier")),
+                Err(_) => panic!("opening damaged files panicked (seed {seed})"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_in_place_of_sleds_files_is_a_clear_error() {
+        // A directory locked by another strata is tested on the binary
+        // (tests/durability.rs): the lock belongs to the process.
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join("conf"), b"\xff\xfe not a config").unwrap();
         std::fs::write(other.path().join("db"), b"garbage").unwrap();
