@@ -341,12 +341,12 @@ impl Warm {
         // The expiry entry goes first and leaves last, so after any crash
         // every record with a deadline still has its entry in the index.
         if let Some(at) = expire_at {
-            if let Err(error) = tree.tree.insert(record::expiry_key(at, key), &[]) {
+            if let Err(error) = tree.tree.insert(record::expiry_key(at, key), &[][..]) {
                 return self.io_error(&error);
             }
         }
         let new_bytes = (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
-        let old = match tree.tree.insert(record::record_key(key), raw) {
+        let old = match tree.tree.insert(record::record_key(key), raw.as_slice()) {
             Ok(old) => old,
             Err(error) => return self.io_error(&error),
         };
@@ -425,10 +425,10 @@ impl Warm {
             let new_deadline = change.as_ref().and_then(|r| r.expire_at);
             if old_deadline != new_deadline {
                 if let Some(at) = old_deadline {
-                    batch.remove(record::expiry_key(at, key));
+                    batch.remove(record::expiry_key(at, key).as_slice());
                 }
                 if let Some(at) = new_deadline {
-                    batch.insert(record::expiry_key(at, key), &[]);
+                    batch.insert(record::expiry_key(at, key).as_slice(), &[][..]);
                 }
             }
             match change {
@@ -442,9 +442,9 @@ impl Warm {
                     keys += 1;
                     volatile += i64::from(r.expire_at.is_some());
                     bytes += (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
-                    batch.insert(record_key, raw);
+                    batch.insert(record_key.as_slice(), raw.as_slice());
                 }
-                None => batch.remove(record_key),
+                None => batch.remove(record_key.as_slice()),
             }
         }
         if let Err(error) = tree.tree.apply_batch(batch) {

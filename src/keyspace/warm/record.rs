@@ -22,7 +22,12 @@
 //! no reference count), so a 16-byte key with a small value costs a plain
 //! copy.
 
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
+
+/// A record key or envelope, on the stack when short (most are): sled copies
+/// what it keeps, so a heap buffer here would be one more allocation per write.
+pub type Buf = SmallVec<[u8; 64]>;
 
 pub const KEY_PREFIX: u8 = b'k';
 pub const EXPIRY_PREFIX: u8 = b'x';
@@ -45,8 +50,8 @@ pub fn key_hash(key: &[u8]) -> u32 {
 }
 
 /// `k` + hash + key.
-pub fn record_key(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(KEY_OVERHEAD + key.len());
+pub fn record_key(key: &[u8]) -> Buf {
+    let mut out = Buf::with_capacity(KEY_OVERHEAD + key.len());
     out.push(KEY_PREFIX);
     out.extend_from_slice(&key_hash(key).to_be_bytes());
     out.extend_from_slice(key);
@@ -71,8 +76,8 @@ pub fn parse_record_key(raw: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// `x` + deadline + key.
-pub fn expiry_key(deadline_ms: u64, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + key.len());
+pub fn expiry_key(deadline_ms: u64, key: &[u8]) -> Buf {
+    let mut out = Buf::with_capacity(9 + key.len());
     out.push(EXPIRY_PREFIX);
     out.extend_from_slice(&deadline_ms.to_be_bytes());
     out.extend_from_slice(key);
@@ -105,8 +110,8 @@ pub enum RecordError {
     Checksum,
 }
 
-pub fn encode(key: &[u8], header: Header, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CRC_LEN + 1 + 8 + 10 + payload.len());
+pub fn encode(key: &[u8], header: Header, payload: &[u8]) -> Buf {
+    let mut out = Buf::with_capacity(CRC_LEN + 1 + 8 + 10 + payload.len());
     out.extend_from_slice(&[0; CRC_LEN]);
     let mut tag = (FORMAT << FORMAT_SHIFT) | (header.kind & KIND_MASK);
     if header.expire_at.is_some() {
