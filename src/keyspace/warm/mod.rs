@@ -37,7 +37,6 @@ const MAX_FLUSH_LAG_MS: u64 = 2_000;
 const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
 /// Under `no`, the longest the flusher leaves writes unflushed.
 const NO_POLICY_INTERVAL_MS: u64 = 5_000;
-const RECORD_KEY_OVERHEAD: usize = record::KEY_OVERHEAD;
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +116,14 @@ impl DbTree {
         }
     }
 
-    fn figures(&self) -> [i64; 3] {
+    /// Adds `[keys, keys with a deadline, bytes]` to the figures.
+    fn add(&self, [keys, volatile, bytes]: Figures) {
+        self.keys.fetch_add(keys, Ordering::Relaxed);
+        self.volatile.fetch_add(volatile, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn figures(&self) -> Figures {
         [
             self.keys.load(Ordering::Relaxed),
             self.volatile.load(Ordering::Relaxed),
@@ -128,20 +134,45 @@ impl DbTree {
     /// Counts keys, keys with a deadline and record bytes by reading every
     /// key record; returns the highest version seen.
     fn recount(&self) -> u64 {
-        let (mut keys, mut volatile, mut bytes, mut version) = (0, 0, 0, 0);
+        let (mut figures, mut version) = ([0; 3], 0);
         for (raw_key, raw) in self.tree.scan_prefix([KEY_PREFIX]).flatten() {
-            keys += 1;
-            bytes += (raw_key.len() + raw.len()) as i64;
-            if let Ok(header) = record::peek_header(&raw) {
-                volatile += i64::from(header.expire_at.is_some());
-                version = version.max(header.version);
-            }
+            let header = record::peek_header(&raw).ok();
+            version = version.max(header.map_or(0, |h| h.version));
+            let deadline = header.and_then(|h| h.expire_at);
+            figures = plus(figures, footprint(raw_key.len(), raw.len(), deadline));
         }
+        let [keys, volatile, bytes] = figures;
         self.keys.store(keys, Ordering::Relaxed);
         self.volatile.store(volatile, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
         version
     }
+}
+
+/// A tree's figures or a change of them: [keys, keys with a deadline, bytes].
+type Figures = [i64; 3];
+
+/// What one stored record counts for in its tree's figures.
+fn footprint(record_key_len: usize, record_len: usize, deadline: Option<u64>) -> Figures {
+    [
+        1,
+        i64::from(deadline.is_some()),
+        (record_key_len + record_len) as i64,
+    ]
+}
+
+fn plus(a: Figures, b: Figures) -> Figures {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+fn minus(a: Figures, b: Figures) -> Figures {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+/// The deadline of a stored record, read without its CRC check (the record
+/// is being replaced or removed).
+fn stored_deadline(raw: &[u8]) -> Option<u64> {
+    record::peek_header(raw).ok().and_then(|h| h.expire_at)
 }
 
 /// Figures only the warm tier knows.
@@ -345,40 +376,31 @@ impl Warm {
                 return self.io_error(&error);
             }
         }
-        let new_bytes = (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
-        let old = match tree.tree.insert(record::record_key(key), raw.as_slice()) {
+        let record_key = record::record_key(key);
+        let new = footprint(record_key.len(), raw.len(), expire_at);
+        let old = match tree.tree.insert(record_key.as_slice(), raw.as_slice()) {
             Ok(old) => old,
             Err(error) => return self.io_error(&error),
         };
-        let mut delta = new_bytes;
-        match &old {
-            None => {
-                tree.keys.fetch_add(1, Ordering::Relaxed);
-                tree.volatile
-                    .fetch_add(i64::from(expire_at.is_some()), Ordering::Relaxed);
-            }
-            Some(old) => {
-                delta -= (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
-                let old_deadline = record::peek_header(old).ok().and_then(|h| h.expire_at);
-                if old_deadline != expire_at {
-                    if let Some(at) = old_deadline {
-                        if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
-                            return self.io_error(&error);
-                        }
-                    }
-                    let change = i64::from(expire_at.is_some()) - i64::from(old_deadline.is_some());
-                    tree.volatile.fetch_add(change, Ordering::Relaxed);
+        let mut delta = new;
+        if let Some(old) = &old {
+            let old_deadline = stored_deadline(old);
+            if let Some(at) = old_deadline.filter(|&at| Some(at) != expire_at) {
+                if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
+                    return self.io_error(&error);
                 }
             }
+            delta = minus(new, footprint(record_key.len(), old.len(), old_deadline));
         }
-        tree.bytes.fetch_add(delta, Ordering::Relaxed);
-        self.wrote(delta.max(0) as u64);
+        tree.add(delta);
+        self.wrote(delta[2].max(0) as u64);
     }
 
     /// Removes a key's record; true if there was one.
     pub fn delete(&self, db: usize, key: &[u8]) -> bool {
         let tree = self.tree(db);
-        let old = match tree.tree.remove(record::record_key(key)) {
+        let record_key = record::record_key(key);
+        let old = match tree.tree.remove(record_key.as_slice()) {
             Ok(Some(old)) => old,
             Ok(None) => return false,
             Err(error) => {
@@ -386,13 +408,12 @@ impl Warm {
                 return false;
             }
         };
-        tree.keys.fetch_sub(1, Ordering::Relaxed);
-        tree.bytes.fetch_sub(
-            (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64,
-            Ordering::Relaxed,
-        );
-        if let Some(at) = record::peek_header(&old).ok().and_then(|h| h.expire_at) {
-            tree.volatile.fetch_sub(1, Ordering::Relaxed);
+        let deadline = stored_deadline(&old);
+        tree.add(minus(
+            [0; 3],
+            footprint(record_key.len(), old.len(), deadline),
+        ));
+        if let Some(at) = deadline {
             if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
                 self.io_error(&error);
             }
@@ -406,21 +427,16 @@ impl Warm {
     pub fn apply(&self, db: usize, changes: &[(&[u8], Option<Record<'_>>)]) {
         let tree = self.tree(db);
         let mut batch = sled::Batch::default();
-        let (mut keys, mut volatile, mut bytes) = (0i64, 0i64, 0i64);
+        let mut delta: Figures = [0; 3];
         for (key, change) in changes {
             let record_key = record::record_key(key);
             let old = match tree.tree.get(&record_key) {
                 Ok(old) => old,
                 Err(error) => return self.io_error(&error),
             };
-            let old_deadline = old
-                .as_ref()
-                .and_then(|raw| record::peek_header(raw).ok())
-                .and_then(|h| h.expire_at);
+            let old_deadline = old.as_deref().and_then(stored_deadline);
             if let Some(old) = &old {
-                keys -= 1;
-                volatile -= i64::from(old_deadline.is_some());
-                bytes -= (old.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+                delta = minus(delta, footprint(record_key.len(), old.len(), old_deadline));
             }
             let new_deadline = change.as_ref().and_then(|r| r.expire_at);
             if old_deadline != new_deadline {
@@ -439,9 +455,7 @@ impl Warm {
                         version: self.next_version(),
                     };
                     let raw = record::encode(key, header, r.payload);
-                    keys += 1;
-                    volatile += i64::from(r.expire_at.is_some());
-                    bytes += (raw.len() + key.len() + RECORD_KEY_OVERHEAD) as i64;
+                    delta = plus(delta, footprint(record_key.len(), raw.len(), r.expire_at));
                     batch.insert(record_key.as_slice(), raw.as_slice());
                 }
                 None => batch.remove(record_key.as_slice()),
@@ -450,10 +464,8 @@ impl Warm {
         if let Err(error) = tree.tree.apply_batch(batch) {
             return self.io_error(&error);
         }
-        tree.keys.fetch_add(keys, Ordering::Relaxed);
-        tree.volatile.fetch_add(volatile, Ordering::Relaxed);
-        tree.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.wrote(bytes.max(0) as u64);
+        tree.add(delta);
+        self.wrote(delta[2].max(0) as u64);
     }
 
     /// Removes a key found past its deadline on access.
@@ -561,17 +573,8 @@ impl Warm {
     /// random scan position, wrapping around.
     pub fn random_key(&self, db: usize, now_ms: u64) -> Option<Bytes> {
         let tree = self.tree(db).clone();
-        let end = [KEY_PREFIX + 1];
         for _ in 0..16 {
-            let start = record::record_key_from(rand::random());
-            let first = tree
-                .tree
-                .range(start.as_slice()..end.as_slice())
-                .next()
-                .or_else(|| tree.tree.scan_prefix([KEY_PREFIX]).next());
-            let Some(Ok((raw_key, raw))) = first else {
-                return None;
-            };
+            let (raw_key, raw) = random_record(&tree.tree)?;
             let (_, key) = record::parse_record_key(&raw_key)?;
             let live =
                 record::peek_header(&raw).is_ok_and(|h| h.expire_at.is_none_or(|at| at > now_ms));
@@ -631,16 +634,9 @@ impl Warm {
     /// has a deadline, deadline).
     pub fn sample(&self, db: usize, count: usize) -> Vec<(Bytes, u64, Option<u64>)> {
         let tree = self.tree(db).clone();
-        let end = [KEY_PREFIX + 1];
         (0..count)
             .filter_map(|_| {
-                let start = record::record_key_from(rand::random());
-                let (raw_key, raw) = tree
-                    .tree
-                    .range(start.as_slice()..end.as_slice())
-                    .next()
-                    .or_else(|| tree.tree.scan_prefix([KEY_PREFIX]).next())?
-                    .ok()?;
+                let (raw_key, raw) = random_record(&tree.tree)?;
                 let (_, key) = record::parse_record_key(&raw_key)?;
                 let header = record::peek_header(&raw).ok()?;
                 Some((
@@ -814,6 +810,18 @@ impl Drop for Warm {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The first key record at or after a random scan position, wrapping round
+/// to the first one; `None` when the tree has no key record (or on a read
+/// error, which the caller's next write will meet and report).
+fn random_record(tree: &sled::Tree) -> Option<(sled::IVec, sled::IVec)> {
+    let start = record::record_key_from(rand::random());
+    let end = [KEY_PREFIX + 1];
+    tree.range(start.as_slice()..end.as_slice())
+        .next()
+        .or_else(|| tree.scan_prefix([KEY_PREFIX]).next())?
+        .ok()
 }
 
 fn describe_sled_error(error: &sled::Error) -> String {
