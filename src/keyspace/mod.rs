@@ -383,8 +383,7 @@ impl Keyspace {
         let presence = self.settle(&mut shard, db, hash, key, now);
         let touch = self.touch_for(options, now);
         let promoted = presence == Presence::Promoted;
-        shard.counters.warm_hits += u64::from(promoted);
-        let result = f(shard.read(hash, key, touch, !promoted));
+        let result = f(shard.read(hash, key, touch, promoted));
         self.account(db, &shard, before);
         result
     }
@@ -444,8 +443,7 @@ impl Keyspace {
                     ..
                 } = txn.keys[i];
                 let shard = &mut txn.guards[guard];
-                shard.counters.warm_hits += u64::from(promoted);
-                f(i, shard.read(hash, key, touch, !promoted))
+                f(i, shard.read(hash, key, touch, promoted))
             })
             .collect()
     }
@@ -1078,8 +1076,7 @@ impl<'a> Txn<'a> {
     pub fn count_read(&mut self, i: usize) {
         let promoted = self.keys[i].promoted;
         let (shard, hash, key) = self.shard_mut(i);
-        shard.counters.warm_hits += u64::from(promoted);
-        shard.read(hash, key, None, !promoted);
+        shard.read(hash, key, None, promoted);
     }
 
     /// The entry to change in place; its size is re-measured when the

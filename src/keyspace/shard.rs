@@ -99,18 +99,23 @@ impl Shard {
         Some(&self.items[at].entry)
     }
 
-    /// A read that counts (when `count`) a hit in memory or a miss and,
+    /// A read that counts its outcome — a hit in memory, a hit in the warm
+    /// tier (`promoted`: the key was just copied from it) or a miss — and,
     /// given `(now_secs, lfu_log_factor)`, records the access for LRU/LFU.
     pub fn read(
         &mut self,
         hash: u64,
         key: &[u8],
         touch: Option<(u32, u32)>,
-        count: bool,
+        promoted: bool,
     ) -> Option<&Entry> {
         match self.position(hash, key) {
             Some(at) => {
-                self.counters.hits += u64::from(count);
+                if promoted {
+                    self.counters.warm_hits += 1;
+                } else {
+                    self.counters.hits += 1;
+                }
                 let entry = &mut self.items[at].entry;
                 if let Some((now_secs, lfu_log_factor)) = touch {
                     entry.touch(now_secs, lfu_log_factor);
@@ -118,7 +123,7 @@ impl Shard {
                 Some(entry)
             }
             None => {
-                self.counters.misses += u64::from(count);
+                self.counters.misses += 1;
                 None
             }
         }
