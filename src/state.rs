@@ -35,26 +35,13 @@ impl ServerState {
     /// on disk I/O: call it where that is allowed.
     pub fn open(config: Config, command_count: usize) -> Result<ServerState, String> {
         let keyspace = Keyspace::open(keyspace_options(&config))?;
-        Ok(ServerState::with_keyspace(config, command_count, keyspace))
-    }
-
-    /// Memory-only state with the config's other settings (tests, benches).
-    pub fn new(config: Config, command_count: usize) -> ServerState {
-        let mut options = keyspace_options(&config);
-        options.warm = None;
-        let keyspace =
-            Keyspace::open(options).unwrap_or_else(|_| Keyspace::new(config.server.databases));
-        ServerState::with_keyspace(config, command_count, keyspace)
-    }
-
-    fn with_keyspace(config: Config, command_count: usize, keyspace: Keyspace) -> ServerState {
         let (shutdown, _) = watch::channel(false);
         let (monitor_feed, _) = broadcast::channel(4096);
         let auth = !config.server.requirepass.is_empty();
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
-        ServerState {
+        Ok(ServerState {
             keyspace,
             auth_enabled: AtomicBool::new(auth),
             config: RwLock::new(RuntimeConfig::new(config)),
@@ -67,7 +54,7 @@ impl ServerState {
             shutdown,
             monitor_feed,
             monitors: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Pushes the run-time settings the keyspace keeps for itself (after
