@@ -12,15 +12,6 @@ use redis::Value;
 use strata::app::App;
 use strata::config::{Config, MemorySize};
 
-/// A numeric field of an INFO section.
-async fn info_field(con: &mut Conn, section: &str, name: &str) -> i64 {
-    let text = as_text(&q(con, &["INFO", section]).await);
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO {section} has no {name}:\n{text}"))
-}
-
 async fn tier(con: &mut Conn, name: &str) -> i64 {
     info_field(con, "tiers", name).await
 }
@@ -196,23 +187,10 @@ async fn start_on(dir: &std::path::Path, tweak: impl Fn(&mut Config)) -> App {
     }
 }
 
-async fn connect(app: &App, resp3: bool) -> Conn {
-    let url = format!(
-        "redis://{}/{}",
-        app.local_addr(),
-        if resp3 { "?protocol=resp3" } else { "" }
-    );
-    redis::Client::open(url)
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects")
-}
-
 async fn restart_keeps_every_database(resp3: bool) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let app = start_on(dir.path(), |_| {}).await;
-    let mut con = connect(&app, resp3).await;
+    let mut con = connect(app.local_addr(), resp3).await;
     for db in ["0", "5", "15"] {
         ok(&mut con, &["SELECT", db]).await;
         for i in 0..50 {
@@ -226,7 +204,7 @@ async fn restart_keeps_every_database(resp3: bool) {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let app = start_on(dir.path(), |_| {}).await;
-    let mut con = connect(&app, resp3).await;
+    let mut con = connect(app.local_addr(), resp3).await;
     // Nothing was loaded: memory is empty and answers come from disk.
     assert_eq!(tier(&mut con, "hot_keys").await, 0);
     let keyspace = as_text(&q(&mut con, &["INFO", "keyspace"]).await);

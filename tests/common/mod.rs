@@ -35,21 +35,31 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 impl TestServer {
     pub fn url(&self, resp3: bool) -> String {
-        if resp3 {
-            format!("redis://{}/?protocol=resp3", self.addr)
-        } else {
-            format!("redis://{}/", self.addr)
-        }
+        url(self.addr, resp3)
     }
 
     /// A `redis` crate async connection speaking RESP2 or RESP3.
     pub async fn client(&self, resp3: bool) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url(resp3))
-            .expect("valid url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connects")
+        connect(self.addr, resp3).await
     }
+}
+
+/// The `redis` crate URL of a server, asking for RESP2 or RESP3.
+pub fn url(addr: SocketAddr, resp3: bool) -> String {
+    if resp3 {
+        format!("redis://{addr}/?protocol=resp3")
+    } else {
+        format!("redis://{addr}/")
+    }
+}
+
+/// An async connection to `addr` speaking RESP2 or RESP3.
+pub async fn connect(addr: SocketAddr, resp3: bool) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url(addr, resp3))
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects")
 }
 
 pub type Conn = redis::aio::MultiplexedConnection;
@@ -158,15 +168,16 @@ pub fn status(text: &str) -> Value {
 
 /// A numeric field of `INFO stats`.
 pub async fn info_stat(con: &mut Conn, field: &str) -> i64 {
-    let text = match q(con, &["INFO", "stats"]).await {
-        Value::BulkString(data) => String::from_utf8_lossy(&data).into_owned(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
+    info_field(con, "stats", field).await
+}
+
+/// A numeric field of an INFO section.
+pub async fn info_field(con: &mut Conn, section: &str, field: &str) -> i64 {
+    let text = as_text(&q(con, &["INFO", section]).await);
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}:\n{text}"))
 }
 
 /// A string-like reply (bulk, status, verbatim, OK) as text.
