@@ -1263,7 +1263,12 @@ fn a_full_disk_refuses_writes_with_misconf_and_recovers() {
         "a write refused with MISCONF was applied"
     );
     let dbsize: u64 = q(&mut con, &redis::cmd("DBSIZE"));
-    assert_eq!(dbsize, acked.len() as u64, "DBSIZE while the disk is full");
+    assert_eq!(
+        dbsize,
+        acked.len() as u64,
+        "DBSIZE while the disk is full\n{}",
+        server.stderr()
+    );
 
     // Free the space: writes work again within 10 s.
     fs::remove_file(&filler_path).expect("removes the filler");

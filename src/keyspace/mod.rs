@@ -964,9 +964,8 @@ impl Keyspace {
             let before = shard.bytes;
             shard.remove(hash, &key);
             self.account(db, &shard, before);
-            if warm.delete(db, &key) {
-                warm.count_eviction();
-            }
+            warm.delete(db, &key);
+            warm.count_eviction();
             return true;
         }
         false

@@ -9,6 +9,7 @@ use strata::config::Config;
 pub struct TestServer {
     pub app: App,
     pub addr: SocketAddr,
+    pub close_first: CloseFirst,
     /// The warm tier's directory, removed when the server is dropped.
     pub dir: tempfile::TempDir,
 }
@@ -30,7 +31,24 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     tweak(&mut config);
     let app = App::start(config).await.expect("server starts");
     let addr = app.local_addr();
-    TestServer { app, addr, dir }
+    let close_first = CloseFirst(app.state().clone());
+    TestServer {
+        app,
+        addr,
+        close_first,
+        dir,
+    }
+}
+
+/// Closes the warm tier before the directory goes (fields drop in order):
+/// sled must not find its files gone while the applier still writes.
+pub struct CloseFirst(std::sync::Arc<strata::state::ServerState>);
+
+impl Drop for CloseFirst {
+    fn drop(&mut self) {
+        self.0.request_shutdown();
+        self.0.keyspace.close();
+    }
 }
 
 impl TestServer {

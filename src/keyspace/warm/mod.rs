@@ -1,28 +1,40 @@
 //! The warm tier: every live key of every database, in sled under `dir`.
 //!
-//! It owns every sled call, the durability policy (`appendfsync`: a flusher
-//! thread with group commit), the free-space guard that turns a filling disk
-//! into `-MISCONF` before sled meets it, and the per-database figures
-//! (`DBSIZE` without a scan). The keyspace calls it under the shard lock of
-//! the key concerned, so the hot and warm copies of a key change together.
+//! A write is durable once its record is in the journal ([`journal`]), as
+//! Redis's AOF: commands append to an in-memory buffer and go on, a writer
+//! thread writes and syncs the journal file as `appendfsync` asks, and an
+//! applier thread brings sled up to date from the same bytes ([`pipeline`]).
+//! sled stays the index that answers reads, SCAN and DBSIZE; a key written
+//! but not yet applied is read from the pipeline's overlay. A checkpointer
+//! thread flushes sled and deletes the journal files it covers; after a
+//! crash, the journal left is replayed into sled before the server answers.
+//!
+//! This module also owns the free-space guard that turns a filling disk into
+//! `-MISCONF` before sled meets it, and the per-database figures (`DBSIZE`
+//! without a scan). The keyspace calls it under the shard lock of the key
+//! concerned, so the hot and warm copies of a key change together.
 //!
 //! Each database is one sled tree; `strata:meta` maps database numbers to
 //! tree names, so FLUSHDB and SWAPDB are one atomic record change. The record
 //! layout is in [`record`].
 
 pub mod collections;
+mod journal;
+mod pipeline;
 mod record;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
-use tokio::sync::watch;
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
+use journal::Op;
+pub use pipeline::DurableWait;
+use pipeline::{Chunk, Pipeline};
 pub use record::KIND_STRING;
 use record::{Header, EXPIRY_PREFIX, KEY_PREFIX};
 
@@ -31,12 +43,12 @@ const DBMAP_KEY: &[u8] = b"dbmap";
 /// Present only between a clean close and the next open: the figures it
 /// holds are then exact and no recount is needed.
 const CLEAN_KEY: &[u8] = b"clean";
-/// Under `everysec`, writers wait for the flusher once it is this far behind,
-/// so a crash never loses much more than the promised second.
-const MAX_FLUSH_LAG_MS: u64 = 2_000;
-const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
-/// Under `no`, the longest the flusher leaves writes unflushed.
-const NO_POLICY_INTERVAL_MS: u64 = 5_000;
+/// The sequence number of the last journal record whose effect is in sled
+/// without being safe to replay (FLUSHDB, SWAPDB); stored in the same batch
+/// as the database map, and replay starts after it.
+const JOURNAL_KEY: &[u8] = b"journal";
+/// How often the checkpointer flushes sled so journal files can go.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,32 +204,39 @@ pub struct WarmFigures {
     pub crc_errors: u64,
     pub expired: u64,
     pub evictions: u64,
-    /// Unix ms of the last completed flush.
+    /// Unix ms of the last completed sync of the journal.
     pub last_flush_ms: u64,
-    /// Age in ms of the oldest write not yet flushed (0 = all flushed).
+    /// Age in ms of the oldest write not yet synced (0 = all synced).
     pub flush_lag_ms: u64,
     pub flushes: u64,
 }
 
-pub struct Warm {
+/// sled and what is kept beside it: the applier, the replay and the readers
+/// share it.
+struct Store {
     db: sled::Db,
     meta: sled::Tree,
     dbs: Box<[RwLock<Arc<DbTree>>]>,
     /// Trees of databases beyond the configured count (a restart with fewer
     /// `databases`): kept on disk untouched, and in the map.
     spare_trees: Vec<Vec<u8>>,
-    durability: Arc<Durability>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
-    pub counters: WarmCounters,
+    counters: WarmCounters,
     guard: DiskGuard,
+}
+
+pub struct Warm {
+    store: Arc<Store>,
+    pipeline: Arc<Pipeline>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     version: AtomicU64,
     max_disk: AtomicU64,
     closed: AtomicBool,
 }
 
 impl Warm {
-    /// Opens (or creates) the warm tier under `options.dir`. The error says
-    /// what could not be opened and why, for the operator.
+    /// Opens (or creates) the warm tier under `options.dir`, replaying what
+    /// the journal holds beyond sled. The error says what could not be
+    /// opened and why, for the operator.
     pub fn open(options: &WarmOptions) -> Result<Warm, String> {
         let fail = |what: String| {
             format!(
@@ -230,9 +249,9 @@ impl Warm {
             .path(&options.dir)
             .cache_capacity(options.cache_size)
             .mode(sled::Mode::HighThroughput)
-            // Under `no` sled flushes on its own schedule; otherwise the
-            // flusher thread decides.
-            .flush_every_ms((options.fsync == FsyncPolicy::No).then_some(500));
+            // The journal is the durability point: sled is flushed by the
+            // checkpointer, never on its own timer.
+            .flush_every_ms(None);
         // sled's recovery asserts on some damage instead of returning an
         // error: a corrupt file must stop strata with a message, not a panic.
         let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
@@ -257,15 +276,37 @@ impl Warm {
             let tree = db.open_tree(name).map_err(|e| fail(e.to_string()))?;
             trees.push(Arc::new(DbTree::new(name.clone(), tree)));
         }
-
+        let applied_before = match meta.get(JOURNAL_KEY).map_err(|e| fail(e.to_string()))? {
+            Some(raw) => {
+                decode_seq(&raw).ok_or_else(|| fail("the journal mark is corrupt".into()))?
+            }
+            None => 0,
+        };
         let clean = meta.get(CLEAN_KEY).map_err(|e| fail(e.to_string()))?;
+        let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
+        let store = Store {
+            spare_trees: names[trees.len()..].to_vec(),
+            dbs: trees.into_iter().map(RwLock::new).collect(),
+            db,
+            meta,
+            counters: WarmCounters::default(),
+            guard,
+        };
+
+        let journal_dir = journal::dir(&options.dir);
+        std::fs::create_dir_all(&journal_dir).map_err(|e| fail(e.to_string()))?;
+        let (last_seq, replayed) = store
+            .replay(&journal_dir, applied_before)
+            .map_err(|e| fail(format!("cannot replay the journal: {e}")))?;
+
         // Versions count up from the highest on disk, so they stay short
         // (LEB128) and still order every write of a key across restarts.
         let mut version = 0;
         match clean.as_deref().and_then(decode_clean) {
-            Some((saved_version, figures)) => {
+            Some((saved_version, figures)) if replayed == 0 => {
                 version = version.max(saved_version);
-                for tree in &trees {
+                for tree in store.dbs.iter() {
+                    let tree = tree.read();
                     if let Some((_, f)) = figures.iter().find(|(name, _)| *name == tree.name) {
                         tree.keys.store(f[0], Ordering::Relaxed);
                         tree.volatile.store(f[1], Ordering::Relaxed);
@@ -273,50 +314,109 @@ impl Warm {
                     }
                 }
             }
-            None => {
-                for tree in &trees {
-                    version = version.max(tree.recount());
+            _ => {
+                for tree in store.dbs.iter() {
+                    version = version.max(tree.read().recount());
                 }
             }
         }
         // From here on the figures change with every write: a crash must
         // find no marker and recount.
-        meta.insert(DBMAP_KEY, encode_names(&names))
-            .and_then(|_| meta.remove(CLEAN_KEY))
+        let names = store.names();
+        store
+            .meta
+            .insert(DBMAP_KEY, encode_names(&names))
+            .and_then(|_| store.meta.remove(CLEAN_KEY))
             .map_err(|e| fail(e.to_string()))?;
-        db.flush().map_err(|e| fail(e.to_string()))?;
-        drop_unmapped_trees(&db, &names);
+        store.db.flush().map_err(|e| fail(e.to_string()))?;
+        // Everything replayed is in sled now, and flushed.
+        for (_, path) in journal::segments(&journal_dir).map_err(|e| fail(e.to_string()))? {
+            std::fs::remove_file(&path).map_err(|e| fail(e.to_string()))?;
+        }
+        drop_unmapped_trees(&store.db, &names);
+        store.guard.refresh();
 
-        let durability = Arc::new(Durability::new(options.fsync));
-        let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
-        guard.refresh();
+        let next_seq = last_seq.max(applied_before) + 1;
+        let segment = journal::Segment::create(&journal_dir, next_seq)
+            .map_err(|e| fail(format!("cannot create the journal: {e}")))?;
+        let pipeline = Arc::new(Pipeline::new(options.fsync, store.dbs.len(), next_seq));
+        let store = Arc::new(store);
         let warm = Warm {
-            flusher: Mutex::new(None),
-            spare_trees: names[trees.len()..].to_vec(),
-            dbs: trees.into_iter().map(RwLock::new).collect(),
-            db,
-            meta,
-            durability,
-            counters: WarmCounters::default(),
-            guard,
+            store,
+            pipeline,
+            threads: Mutex::new(Vec::new()),
             version: AtomicU64::new(version),
             max_disk: AtomicU64::new(options.max_disk),
             closed: AtomicBool::new(false),
         };
-        let flusher = {
-            let db = warm.db.clone();
-            let durability = warm.durability.clone();
-            std::thread::Builder::new()
-                .name("strata-flusher".into())
-                .spawn(move || durability.run_flusher(&db))
-                .map_err(|e| fail(format!("cannot start the flusher thread: {e}")))?
-        };
-        *warm.flusher.lock() = Some(flusher);
+        warm.start_threads(segment, journal_dir)
+            .map_err(|e| fail(format!("cannot start the warm tier's threads: {e}")))?;
         Ok(warm)
     }
 
+    fn start_threads(
+        &self,
+        segment: journal::Segment,
+        journal_dir: PathBuf,
+    ) -> std::io::Result<()> {
+        let (to_applier, chunks) = mpsc::channel::<Chunk>();
+        let mut threads = self.threads.lock();
+        let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("strata-journal".into())
+                .spawn(move || {
+                    pipeline.run_writer(segment, journal_dir, to_applier, |reason| {
+                        tracing::error!("warm tier: {reason}");
+                        store.guard.fail(reason);
+                    })
+                })?,
+        );
+        let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("strata-applier".into())
+                .spawn(move || {
+                    for chunk in chunks {
+                        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
+                            store.apply_op(chunk.first_seq + i as u64, &op);
+                        }
+                        pipeline.applied(&chunk);
+                    }
+                })?,
+        );
+        let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("strata-checkpoint".into())
+                .spawn(move || {
+                    let mut covered = 0;
+                    while !pipeline.pause(CHECKPOINT_INTERVAL) {
+                        let applied = pipeline.applied_seq();
+                        if applied == covered {
+                            continue;
+                        }
+                        if let Err(error) = store.db.flush() {
+                            tracing::error!("warm tier: flush failed: {error}");
+                            continue;
+                        }
+                        covered = applied;
+                        for path in pipeline.take_covered_segments(applied) {
+                            if let Err(error) = std::fs::remove_file(&path) {
+                                tracing::warn!(
+                                    "warm tier: cannot delete {}: {error}",
+                                    path.display()
+                                );
+                            }
+                        }
+                    }
+                })?,
+        );
+        Ok(())
+    }
+
     fn tree(&self, db: usize) -> RwLockReadGuard<'_, Arc<DbTree>> {
-        self.dbs[db].read()
+        self.store.dbs[db].read()
     }
 
     fn next_version(&self) -> u64 {
@@ -326,15 +426,7 @@ impl Warm {
     /// Reads a key's record. A record that fails its check is a miss,
     /// logged and counted, never returned.
     pub fn get(&self, db: usize, key: &[u8]) -> Option<Stored> {
-        let tree = self.tree(db);
-        let raw = match tree.tree.get(record::record_key(key)) {
-            Ok(found) => found?,
-            Err(error) => {
-                self.io_error(&error);
-                return None;
-            }
-        };
-        match record::decode(key, &raw) {
+        let decoded = |raw: &[u8]| match record::decode(key, raw) {
             Ok((header, payload)) => Some(Stored {
                 kind: header.kind,
                 expire_at: header.expire_at,
@@ -342,21 +434,20 @@ impl Warm {
                 payload: Bytes::copy_from_slice(payload),
             }),
             Err(error) => {
-                self.count_corrupt(key, error);
+                self.store.count_corrupt(key, error);
                 None
             }
+        };
+        if let Some(state) = self.pipeline.overlay(db, key) {
+            return decoded(&state?);
         }
-    }
-
-    fn count_corrupt(&self, key: &[u8], error: record::RecordError) {
-        let seen = self.counters.crc_errors.fetch_add(1, Ordering::Relaxed);
-        // Logged for the first few and then every thousandth, so a damaged
-        // file cannot flood the log.
-        if seen < 16 || seen.is_multiple_of(1000) {
-            tracing::warn!(
-                "warm tier: record of key {:?} failed its check ({error:?}); treated as a miss",
-                String::from_utf8_lossy(key)
-            );
+        let tree = self.tree(db);
+        match tree.tree.get(record::record_key(key)) {
+            Ok(found) => decoded(&found?),
+            Err(error) => {
+                self.store.io_error(&error);
+                None
+            }
         }
     }
 
@@ -368,135 +459,73 @@ impl Warm {
             version: self.next_version(),
         };
         let raw = record::encode(key, header, payload);
-        let tree = self.tree(db);
-        // The expiry entry goes first and leaves last, so after any crash
-        // every record with a deadline still has its entry in the index.
-        if let Some(at) = expire_at {
-            if let Err(error) = tree.tree.insert(record::expiry_key(at, key), &[][..]) {
-                return self.io_error(&error);
-            }
-        }
-        let record_key = record::record_key(key);
-        let new = footprint(record_key.len(), raw.len(), expire_at);
-        let old = match tree.tree.insert(record_key.as_slice(), raw.as_slice()) {
-            Ok(old) => old,
-            Err(error) => return self.io_error(&error),
+        let op = Op::Put {
+            db: db as u32,
+            key,
+            raw: &raw,
         };
-        let mut delta = new;
-        if let Some(old) = &old {
-            let old_deadline = stored_deadline(old);
-            if let Some(at) = old_deadline.filter(|&at| Some(at) != expire_at) {
-                if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
-                    return self.io_error(&error);
-                }
-            }
-            delta = minus(new, footprint(record_key.len(), old.len(), old_deadline));
-        }
-        tree.add(delta);
-        self.wrote(delta[2].max(0) as u64);
+        self.append(&op, true);
     }
 
-    /// Removes a key's record; true if there was one.
-    pub fn delete(&self, db: usize, key: &[u8]) -> bool {
-        let tree = self.tree(db);
-        let record_key = record::record_key(key);
-        let old = match tree.tree.remove(record_key.as_slice()) {
-            Ok(Some(old)) => old,
-            Ok(None) => return false,
-            Err(error) => {
-                self.io_error(&error);
-                return false;
-            }
-        };
-        let deadline = stored_deadline(&old);
-        tree.add(minus(
-            [0; 3],
-            footprint(record_key.len(), old.len(), deadline),
-        ));
-        if let Some(at) = deadline {
-            if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
-                self.io_error(&error);
-            }
-        }
-        self.wrote(0);
-        true
+    /// Removes a key's record.
+    pub fn delete(&self, db: usize, key: &[u8]) {
+        self.append(&Op::Delete { db: db as u32, key }, true);
     }
 
     /// Applies several changes to one database atomically (one sled batch):
     /// after a crash either all of them are on disk or none. `None` deletes.
     pub fn apply(&self, db: usize, changes: &[(&[u8], Option<Record<'_>>)]) {
-        let tree = self.tree(db);
-        let mut batch = sled::Batch::default();
-        let mut delta: Figures = [0; 3];
-        for (key, change) in changes {
-            let record_key = record::record_key(key);
-            let old = match tree.tree.get(&record_key) {
-                Ok(old) => old,
-                Err(error) => return self.io_error(&error),
-            };
-            let old_deadline = old.as_deref().and_then(stored_deadline);
-            if let Some(old) = &old {
-                delta = minus(delta, footprint(record_key.len(), old.len(), old_deadline));
-            }
-            let new_deadline = change.as_ref().and_then(|r| r.expire_at);
-            if old_deadline != new_deadline {
-                if let Some(at) = old_deadline {
-                    batch.remove(record::expiry_key(at, key).as_slice());
-                }
-                if let Some(at) = new_deadline {
-                    batch.insert(record::expiry_key(at, key).as_slice(), &[][..]);
-                }
-            }
-            match change {
-                Some(r) => {
+        let raws: Vec<Option<record::Buf>> = changes
+            .iter()
+            .map(|(key, change)| {
+                change.map(|r| {
                     let header = Header {
                         kind: r.kind,
                         expire_at: r.expire_at,
                         version: self.next_version(),
                     };
-                    let raw = record::encode(key, header, r.payload);
-                    delta = plus(delta, footprint(record_key.len(), raw.len(), r.expire_at));
-                    batch.insert(record_key.as_slice(), raw.as_slice());
-                }
-                None => batch.remove(record_key.as_slice()),
-            }
-        }
-        if let Err(error) = tree.tree.apply_batch(batch) {
-            return self.io_error(&error);
-        }
-        tree.add(delta);
-        self.wrote(delta[2].max(0) as u64);
+                    record::encode(key, header, r.payload)
+                })
+            })
+            .collect();
+        let op = Op::Batch {
+            db: db as u32,
+            changes: changes
+                .iter()
+                .zip(&raws)
+                .map(|((key, _), raw)| (*key, raw.as_deref()))
+                .collect(),
+        };
+        self.append(&op, true);
+    }
+
+    fn append(&self, op: &Op<'_>, with_state: bool) {
+        let len = self.pipeline.append(op, with_state);
+        // The bytes land twice: in the journal, then in sled.
+        self.store.guard.spend(2 * len as u64);
     }
 
     /// Removes a key found past its deadline on access.
     pub fn delete_expired(&self, db: usize, key: &[u8]) {
-        if self.delete(db, key) {
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn wrote(&self, bytes: u64) {
-        self.durability.note_write();
-        self.guard.spend(bytes);
-    }
-
-    /// A sled error on a write: sled refuses every later write, so writes are
-    /// refused with the reason until the operator restarts strata.
-    fn io_error(&self, error: &sled::Error) {
-        let reason = describe_sled_error(error);
-        tracing::error!("warm tier: {reason}");
-        self.guard.fail(reason);
+        self.delete(db, key);
+        self.store.counters.expired.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Why writes must be refused now (`-MISCONF`), if they must.
     pub fn write_refusal(&self) -> Option<String> {
-        self.guard.refusal()
+        self.store.guard.refusal()
     }
 
-    /// Whether the records on disk exceed `max-disk`.
+    /// Whether the records on disk exceed `max-disk`. With a bound set,
+    /// this waits for the applier first: the figure must count every write,
+    /// so a bounded disk costs writers the wait for sled.
     pub fn over_max_disk(&self) -> bool {
         let bound = self.max_disk.load(Ordering::Relaxed);
-        bound > 0 && self.stored_bytes() > bound
+        if bound == 0 {
+            return false;
+        }
+        self.pipeline.catch_up();
+        self.store.stored_bytes() > bound
     }
 
     pub fn set_max_disk(&self, bytes: u64) {
@@ -504,22 +533,18 @@ impl Warm {
     }
 
     pub fn set_min_free_disk(&self, bytes: u64) {
-        self.guard.min_free.store(bytes, Ordering::Relaxed);
-        self.guard.refresh();
+        self.store.guard.min_free.store(bytes, Ordering::Relaxed);
+        self.store.guard.refresh();
     }
 
-    fn stored_bytes(&self) -> u64 {
-        self.dbs
-            .iter()
-            .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
-            .sum()
-    }
-
+    /// Keys of `db`, once every write so far is in sled.
     pub fn dbsize(&self, db: usize) -> u64 {
+        self.pipeline.catch_up();
         self.tree(db).keys.load(Ordering::Relaxed).max(0) as u64
     }
 
     pub fn volatile(&self, db: usize) -> u64 {
+        self.pipeline.catch_up();
         self.tree(db).volatile.load(Ordering::Relaxed).max(0) as u64
     }
 
@@ -538,6 +563,7 @@ impl Warm {
         let Ok(cursor) = u32::try_from(cursor) else {
             return (0, Vec::new());
         };
+        self.pipeline.catch_up();
         let tree = self.tree(db).clone();
         let mut keys = Vec::new();
         let mut visited = 0usize;
@@ -572,6 +598,7 @@ impl Warm {
     /// A random live key (RANDOMKEY): the first key record at or after a
     /// random scan position, wrapping around.
     pub fn random_key(&self, db: usize, now_ms: u64) -> Option<Bytes> {
+        self.pipeline.catch_up();
         let tree = self.tree(db).clone();
         for _ in 0..16 {
             let (raw_key, raw) = random_record(&tree.tree)?;
@@ -589,6 +616,7 @@ impl Warm {
 
     /// Up to `budget` (deadline, key) entries of the expiry index due at `now_ms`.
     pub fn due_expiries(&self, db: usize, now_ms: u64, budget: usize) -> Vec<(u64, Bytes)> {
+        self.pipeline.catch_up();
         let tree = self.tree(db).clone();
         let end = record::expiry_key(now_ms.saturating_add(1), b"");
         tree.tree
@@ -604,34 +632,28 @@ impl Warm {
 
     /// Removes a key whose deadline has passed, and the index entry that
     /// pointed at it (also when stale: the key's deadline has changed since).
-    /// True if a key was removed.
+    /// Call it under the key's shard lock. True if a key was removed.
     pub fn expire_due(&self, db: usize, deadline: u64, key: &[u8], now_ms: u64) -> bool {
-        let expired = {
-            let tree = self.tree(db);
-            let current = match tree.tree.get(record::record_key(key)) {
-                Ok(found) => found.and_then(|raw| record::peek_header(&raw).ok()),
-                Err(error) => {
-                    self.io_error(&error);
-                    return false;
-                }
-            };
-            let due = current.is_some_and(|h| h.expire_at.is_some_and(|at| at <= now_ms));
-            if !due && current.and_then(|h| h.expire_at) != Some(deadline) {
-                if let Err(error) = tree.tree.remove(record::expiry_key(deadline, key)) {
-                    self.io_error(&error);
-                }
-            }
-            due
-        };
-        if expired && self.delete(db, key) {
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        let current = self.get(db, key).map(|stored| stored.expire_at);
+        let due = current.is_some_and(|at| at.is_some_and(|at| at <= now_ms));
+        if due {
+            self.delete_expired(db, key);
             return true;
+        }
+        if current.flatten() != Some(deadline) {
+            let op = Op::Unindex {
+                db: db as u32,
+                deadline,
+                key,
+            };
+            self.append(&op, false);
         }
         false
     }
 
     /// Random key records of `db` (for eviction from disk): (key, version,
-    /// has a deadline, deadline).
+    /// has a deadline, deadline). Records the applier has not reached yet
+    /// are not among them: a sample need not be exact.
     pub fn sample(&self, db: usize, count: usize) -> Vec<(Bytes, u64, Option<u64>)> {
         let tree = self.tree(db).clone();
         (0..count)
@@ -650,22 +672,326 @@ impl Warm {
 
     /// Counts a key removed from disk to respect `max-disk`.
     pub fn count_eviction(&self) {
-        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .counters
+            .evictions
+            .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// FLUSHDB: the database gets a fresh tree at once; the old one is
-    /// dropped after (in the background for FLUSHDB ASYNC).
+    /// FLUSHDB: the database gets a fresh tree; the old one is dropped after
+    /// (in the background for FLUSHDB ASYNC). Returns once sled has it, so
+    /// call it with every shard of the database locked.
     pub fn flush_db(&self, db: usize, background: bool) {
         let name = format!("db:{db}:{}", self.next_version()).into_bytes();
-        let tree = match self.db.open_tree(&name) {
+        let op = Op::FlushDb {
+            db: db as u32,
+            name: &name,
+            background,
+        };
+        self.append(&op, false);
+        self.pipeline.catch_up();
+    }
+
+    /// SWAPDB: two entries of the map change places. Returns once sled has
+    /// it, so call it with every shard of both databases locked.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.append(
+            &Op::SwapDb {
+                a: a as u32,
+                b: b as u32,
+            },
+            false,
+        );
+        self.pipeline.catch_up();
+    }
+
+    /// What a write batch must wait for before its replies leave, if
+    /// anything (see [`Pipeline::target`]). `forced` (SAVE) asks for a sync
+    /// whatever the policy.
+    pub fn durability_target(&self, forced: bool) -> Option<DurableWait> {
+        self.pipeline.target(forced)
+    }
+
+    /// Resolves once what `wait` names is done (or the journal failed).
+    pub async fn wait_durable(&self, wait: DurableWait) {
+        self.pipeline.wait(wait).await;
+    }
+
+    pub fn set_fsync(&self, policy: FsyncPolicy) {
+        self.pipeline.set_policy(policy);
+    }
+
+    /// Re-reads the free disk space (housekeeping, every 100 ms).
+    pub fn refresh_disk(&self) {
+        self.store.guard.refresh();
+    }
+
+    pub fn figures(&self) -> WarmFigures {
+        self.pipeline.catch_up();
+        let (keys, bytes) = self.store.dbs.iter().fold((0, 0), |(k, b), tree| {
+            let [keys, _, bytes] = tree.read().figures();
+            (k + keys.max(0) as u64, b + bytes.max(0) as u64)
+        });
+        let p = &self.pipeline;
+        let oldest = p.oldest_unsynced_ms.load(Ordering::Relaxed);
+        let counters = &self.store.counters;
+        WarmFigures {
+            keys,
+            bytes,
+            disk_bytes: self.store.db.size_on_disk().unwrap_or(0),
+            crc_errors: counters.crc_errors.load(Ordering::Relaxed),
+            expired: counters.expired.load(Ordering::Relaxed),
+            evictions: counters.evictions.load(Ordering::Relaxed),
+            last_flush_ms: p.last_sync_ms.load(Ordering::Relaxed),
+            flush_lag_ms: if oldest == 0 {
+                0
+            } else {
+                (crate::keyspace::unix_micros() / 1000).saturating_sub(oldest)
+            },
+            flushes: p.durable().flushes,
+        }
+    }
+
+    pub fn reset_counters(&self) {
+        let counters = &self.store.counters;
+        counters.crc_errors.store(0, Ordering::Relaxed);
+        counters.expired.store(0, Ordering::Relaxed);
+        counters.evictions.store(0, Ordering::Relaxed);
+    }
+
+    /// Writes and applies everything, flushes sled, records the figures as
+    /// exact and deletes the journal. Blocks: call it from a thread that may
+    /// (shutdown, drop).
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.pipeline.stop();
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+        let store = &self.store;
+        if store.guard.failed() {
+            // The journal keeps what sled may lack; the next open replays it.
+            return;
+        }
+        let figures: Vec<(Vec<u8>, [i64; 3])> = store
+            .dbs
+            .iter()
+            .map(|t| {
+                let t = t.read();
+                (t.name.clone(), t.figures())
+            })
+            .collect();
+        let marker = encode_clean(self.version.load(Ordering::Relaxed), &figures);
+        let result = store.db.flush().and_then(|_| {
+            store.meta.insert(CLEAN_KEY, marker)?;
+            store.db.flush()
+        });
+        match result {
+            Ok(_) => {
+                let journal_dir = journal::dir(self.dir());
+                if let Ok(segments) = journal::segments(&journal_dir) {
+                    for (_, path) in segments {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                self.pipeline.published(self.pipeline.durable().flushes + 1);
+            }
+            Err(error) => tracing::error!("warm tier: final flush failed: {error}"),
+        }
+    }
+
+    /// The directory sled keeps its files in.
+    pub fn dir(&self) -> &Path {
+        &self.store.guard.dir
+    }
+
+    #[cfg(test)]
+    fn counters(&self) -> &WarmCounters {
+        &self.store.counters
+    }
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Store {
+    fn tree(&self, db: usize) -> Option<Arc<DbTree>> {
+        self.dbs.get(db).map(|tree| tree.read().clone())
+    }
+
+    fn names(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = self.dbs.iter().map(|t| t.read().name.clone()).collect();
+        names.extend(self.spare_trees.iter().cloned());
+        names
+    }
+
+    /// Applies the journal's records after `applied_before` to sled, in
+    /// order, stopping at the first damaged one (the tail of a write cut
+    /// short by a crash). Returns the last sequence number seen and how many
+    /// records were applied.
+    fn replay(&self, journal_dir: &Path, applied_before: u64) -> std::io::Result<(u64, u64)> {
+        let (mut last, mut replayed) = (0, 0);
+        for (first, path) in journal::segments(journal_dir)? {
+            let buf = journal::read_segment(&path)?;
+            let mut records = journal::Records::new(&buf);
+            let mut seq = first;
+            for op in records.by_ref() {
+                if seq > applied_before {
+                    self.apply_op(seq, &op);
+                    replayed += 1;
+                }
+                last = last.max(seq);
+                seq += 1;
+            }
+            if let Some(damage) = records.damage {
+                tracing::warn!(
+                    "warm tier: the journal {} ends in a {damage:?} record after sequence {}; \
+                     what follows it is ignored",
+                    path.display(),
+                    seq.saturating_sub(1)
+                );
+                break;
+            }
+        }
+        if replayed > 0 {
+            tracing::info!("warm tier: replayed {replayed} journal records");
+        }
+        Ok((last, replayed))
+    }
+
+    /// Applies one journal record to sled (the applier thread, and replay).
+    fn apply_op(&self, seq: u64, op: &Op<'_>) {
+        match op {
+            Op::Put { db, key, raw } => self.store_put(*db as usize, key, raw),
+            Op::Delete { db, key } => self.store_delete(*db as usize, key),
+            Op::Batch { db, changes } => self.store_batch(*db as usize, changes),
+            Op::Unindex { db, deadline, key } => {
+                if let Some(tree) = self.tree(*db as usize) {
+                    if let Err(error) = tree.tree.remove(record::expiry_key(*deadline, key)) {
+                        self.io_error(&error);
+                    }
+                }
+            }
+            Op::FlushDb {
+                db,
+                name,
+                background,
+            } => self.store_flush_db(seq, *db as usize, name, *background),
+            Op::SwapDb { a, b } => self.store_swap_db(seq, *a as usize, *b as usize),
+        }
+    }
+
+    fn store_put(&self, db: usize, key: &[u8], raw: &[u8]) {
+        let Some(tree) = self.tree(db) else { return };
+        let expire_at = stored_deadline(raw);
+        // The expiry entry goes first and leaves last, so after any crash
+        // every record with a deadline still has its entry in the index.
+        if let Some(at) = expire_at {
+            if let Err(error) = tree.tree.insert(record::expiry_key(at, key), &[][..]) {
+                return self.io_error(&error);
+            }
+        }
+        let record_key = record::record_key(key);
+        let new = footprint(record_key.len(), raw.len(), expire_at);
+        let old = match tree.tree.insert(record_key.as_slice(), raw) {
+            Ok(old) => old,
+            Err(error) => return self.io_error(&error),
+        };
+        let mut delta = new;
+        if let Some(old) = &old {
+            let old_deadline = stored_deadline(old);
+            if let Some(at) = old_deadline.filter(|&at| Some(at) != expire_at) {
+                if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
+                    return self.io_error(&error);
+                }
+            }
+            delta = minus(new, footprint(record_key.len(), old.len(), old_deadline));
+        }
+        tree.add(delta);
+    }
+
+    fn store_delete(&self, db: usize, key: &[u8]) {
+        let Some(tree) = self.tree(db) else { return };
+        let record_key = record::record_key(key);
+        let old = match tree.tree.remove(record_key.as_slice()) {
+            Ok(Some(old)) => old,
+            Ok(None) => return,
+            Err(error) => return self.io_error(&error),
+        };
+        let deadline = stored_deadline(&old);
+        tree.add(minus(
+            [0; 3],
+            footprint(record_key.len(), old.len(), deadline),
+        ));
+        if let Some(at) = deadline {
+            if let Err(error) = tree.tree.remove(record::expiry_key(at, key)) {
+                self.io_error(&error);
+            }
+        }
+    }
+
+    fn store_batch(&self, db: usize, changes: &[(&[u8], Option<&[u8]>)]) {
+        let Some(tree) = self.tree(db) else { return };
+        let mut batch = sled::Batch::default();
+        let mut delta: Figures = [0; 3];
+        for (key, raw) in changes {
+            let record_key = record::record_key(key);
+            let old = match tree.tree.get(&record_key) {
+                Ok(old) => old,
+                Err(error) => return self.io_error(&error),
+            };
+            let old_deadline = old.as_deref().and_then(stored_deadline);
+            if let Some(old) = &old {
+                delta = minus(delta, footprint(record_key.len(), old.len(), old_deadline));
+            }
+            let new_deadline = raw.and_then(stored_deadline);
+            if old_deadline != new_deadline {
+                if let Some(at) = old_deadline {
+                    batch.remove(record::expiry_key(at, key).as_slice());
+                }
+                if let Some(at) = new_deadline {
+                    batch.insert(record::expiry_key(at, key).as_slice(), &[][..]);
+                }
+            }
+            match raw {
+                Some(raw) => {
+                    delta = plus(delta, footprint(record_key.len(), raw.len(), new_deadline));
+                    batch.insert(record_key.as_slice(), *raw);
+                }
+                None => batch.remove(record_key.as_slice()),
+            }
+        }
+        if let Err(error) = tree.tree.apply_batch(batch) {
+            return self.io_error(&error);
+        }
+        tree.add(delta);
+    }
+
+    /// FLUSHDB: a fresh tree named by the record takes the database's place
+    /// (nothing happens when it already has, in a replay), then the old one
+    /// is dropped.
+    fn store_flush_db(&self, seq: u64, db: usize, name: &[u8], background: bool) {
+        let Some(slot) = self.dbs.get(db) else { return };
+        if slot.read().name == name {
+            return;
+        }
+        let tree = match self.db.open_tree(name) {
             Ok(tree) => tree,
             Err(error) => return self.io_error(&error),
         };
         let old = std::mem::replace(
-            &mut *self.dbs[db].write(),
-            Arc::new(DbTree::new(name, tree)),
+            &mut *slot.write(),
+            Arc::new(DbTree::new(name.to_vec(), tree)),
         );
-        self.save_names();
+        self.save_names(seq);
         let name = old.name.clone();
         drop(old);
         if background {
@@ -676,9 +1002,8 @@ impl Warm {
         }
     }
 
-    /// SWAPDB: two entries of the map change places.
-    pub fn swap_db(&self, a: usize, b: usize) {
-        if a == b {
+    fn store_swap_db(&self, seq: u64, a: usize, b: usize) {
+        if a == b || a.max(b) >= self.dbs.len() {
             return;
         }
         let (first, second) = (a.min(b), a.max(b));
@@ -686,130 +1011,50 @@ impl Warm {
         let mut y = self.dbs[second].write();
         std::mem::swap(&mut *x, &mut *y);
         drop((x, y));
-        self.save_names();
+        self.save_names(seq);
     }
 
-    fn save_names(&self) {
-        let mut names: Vec<Vec<u8>> = self.dbs.iter().map(|t| t.read().name.clone()).collect();
-        names.extend(self.spare_trees.iter().cloned());
-        if let Err(error) = self.meta.insert(DBMAP_KEY, encode_names(&names)) {
-            return self.io_error(&error);
-        }
-        self.wrote(0);
-    }
-
-    /// The sequence number a write batch must see flushed before its replies
-    /// leave, if it must: always under `always`; under `everysec` only when
-    /// the flusher has fallen behind (writers are slowed, not failed).
-    /// `forced` (SAVE) asks for a flush whatever the policy.
-    pub fn durability_target(&self, forced: bool) -> Option<DurableWait> {
-        self.durability.target(forced)
-    }
-
-    /// Resolves once what `wait` names is on disk (or a flush failed).
-    pub async fn wait_durable(&self, wait: DurableWait) {
-        let mut durable = self.durability.durable_tx.subscribe();
-        let _ = durable
-            .wait_for(|state| {
-                state.failed
-                    || match wait {
-                        DurableWait::Writes(seq) => state.writes >= seq,
-                        DurableWait::Flush(ticket) => state.flushes >= ticket,
-                    }
-            })
-            .await;
-    }
-
-    pub fn set_fsync(&self, policy: FsyncPolicy) {
-        self.durability
-            .policy
-            .store(policy.code(), Ordering::Relaxed);
-        self.durability.wake.notify_one();
-    }
-
-    /// Re-reads the free disk space (housekeeping, every 100 ms).
-    pub fn refresh_disk(&self) {
-        self.guard.refresh();
-    }
-
-    pub fn figures(&self) -> WarmFigures {
-        let (keys, bytes) = self.dbs.iter().fold((0, 0), |(k, b), tree| {
-            let [keys, _, bytes] = tree.read().figures();
-            (k + keys.max(0) as u64, b + bytes.max(0) as u64)
-        });
-        let d = &self.durability;
-        let oldest = d.oldest_unflushed_ms.load(Ordering::Relaxed);
-        WarmFigures {
-            keys,
-            bytes,
-            disk_bytes: self.db.size_on_disk().unwrap_or(0),
-            crc_errors: self.counters.crc_errors.load(Ordering::Relaxed),
-            expired: self.counters.expired.load(Ordering::Relaxed),
-            evictions: self.counters.evictions.load(Ordering::Relaxed),
-            last_flush_ms: d.last_flush_ms.load(Ordering::Relaxed),
-            flush_lag_ms: if oldest == 0 {
-                0
-            } else {
-                (crate::keyspace::unix_micros() / 1000).saturating_sub(oldest)
-            },
-            flushes: d.durable().flushes,
+    /// Stores the database map with the sequence number of the record that
+    /// changed it, in one batch: replay never applies that record twice.
+    fn save_names(&self, seq: u64) {
+        let mut batch = sled::Batch::default();
+        batch.insert(DBMAP_KEY, encode_names(&self.names()));
+        batch.insert(JOURNAL_KEY, &seq.to_le_bytes()[..]);
+        if let Err(error) = self.meta.apply_batch(batch) {
+            self.io_error(&error);
         }
     }
 
-    pub fn reset_counters(&self) {
-        self.counters.crc_errors.store(0, Ordering::Relaxed);
-        self.counters.expired.store(0, Ordering::Relaxed);
-        self.counters.evictions.store(0, Ordering::Relaxed);
+    fn count_corrupt(&self, key: &[u8], error: record::RecordError) {
+        let seen = self.counters.crc_errors.fetch_add(1, Ordering::Relaxed);
+        // Logged for the first few and then every thousandth, so a damaged
+        // file cannot flood the log.
+        if seen < 16 || seen.is_multiple_of(1000) {
+            tracing::warn!(
+                "warm tier: record of key {:?} failed its check ({error:?}); treated as a miss",
+                String::from_utf8_lossy(key)
+            );
+        }
     }
 
-    /// Flushes everything, records the figures as exact and stops the
-    /// flusher. Blocks: call it from a thread that may (shutdown, drop).
-    pub fn close(&self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.durability.stop.store(true, Ordering::SeqCst);
-        self.durability.wake.notify_one();
-        if let Some(flusher) = self.flusher.lock().take() {
-            let _ = flusher.join();
-        }
-        if self.guard.failed() {
-            // sled refuses writes after an I/O error; the next open recounts.
-            return;
-        }
-        let figures: Vec<(Vec<u8>, [i64; 3])> = self
-            .dbs
+    /// A sled error: sled refuses every later write, so writes are refused
+    /// with the reason until the operator restarts strata.
+    fn io_error(&self, error: &sled::Error) {
+        let reason = describe_sled_error(error);
+        tracing::error!("warm tier: {reason}");
+        self.guard.fail(reason);
+    }
+
+    fn stored_bytes(&self) -> u64 {
+        self.dbs
             .iter()
-            .map(|t| {
-                let t = t.read();
-                (t.name.clone(), t.figures())
-            })
-            .collect();
-        let marker = encode_clean(self.version.load(Ordering::Relaxed), &figures);
-        let result = self.db.flush().and_then(|_| {
-            self.meta.insert(CLEAN_KEY, marker)?;
-            self.db.flush()
-        });
-        match result {
-            Ok(_) => {
-                let flushes = self.durability.durable().flushes + 1;
-                let written = self.durability.written.load(Ordering::SeqCst);
-                self.durability.published(written, flushes);
-            }
-            Err(error) => tracing::error!("warm tier: final flush failed: {error}"),
-        }
-    }
-
-    /// The directory sled keeps its files in.
-    pub fn dir(&self) -> &Path {
-        &self.guard.dir
+            .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
+            .sum()
     }
 }
 
-impl Drop for Warm {
-    fn drop(&mut self) {
-        self.close();
-    }
+fn decode_seq(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(raw.try_into().ok()?))
 }
 
 /// The first key record at or after a random scan position, wrapping round
@@ -908,190 +1153,6 @@ fn decode_clean(raw: &[u8]) -> Option<(u64, CleanFigures)> {
         rest = rest.get(4 + len + 24..)?;
     }
     Some((version, figures))
-}
-
-/// What a connection waits for before its replies leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DurableWait {
-    /// Every write up to this sequence number flushed.
-    Writes(u64),
-    /// A flush that started after the request completed (SAVE).
-    Flush(u64),
-}
-
-/// What the flusher has made durable so far.
-#[derive(Debug, Clone, Copy, Default)]
-struct Durable {
-    /// Writes covered by the last completed flush.
-    writes: u64,
-    /// Flushes completed.
-    flushes: u64,
-    failed: bool,
-}
-
-/// What connections asked the flusher for.
-#[derive(Debug, Default)]
-struct Requests {
-    /// The highest write sequence a connection waits for.
-    writes: u64,
-    /// A flush was asked for whatever is pending (SAVE, BGSAVE).
-    forced: bool,
-    /// Flushes the flusher has started; a forced request waits for the next.
-    started: u64,
-}
-
-/// When writes are on disk: counts writes, runs the flusher thread and
-/// tells waiting connections when their writes are covered.
-struct Durability {
-    policy: AtomicU8,
-    /// Writes issued to sled so far.
-    written: AtomicU64,
-    durable_tx: watch::Sender<Durable>,
-    requests: Mutex<Requests>,
-    wake: Condvar,
-    stop: AtomicBool,
-    last_flush_ms: AtomicU64,
-    oldest_unflushed_ms: AtomicU64,
-}
-
-impl Durability {
-    fn new(policy: FsyncPolicy) -> Durability {
-        let (durable_tx, _) = watch::channel(Durable::default());
-        Durability {
-            policy: AtomicU8::new(policy.code()),
-            written: AtomicU64::new(0),
-            durable_tx,
-            requests: Mutex::new(Requests::default()),
-            wake: Condvar::new(),
-            stop: AtomicBool::new(false),
-            last_flush_ms: AtomicU64::new(crate::keyspace::unix_micros() / 1000),
-            oldest_unflushed_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn policy(&self) -> FsyncPolicy {
-        FsyncPolicy::from_code(self.policy.load(Ordering::Relaxed))
-    }
-
-    /// Called after each sled write has returned, so a flush that starts
-    /// after reading this count covers the write.
-    fn note_write(&self) {
-        self.written.fetch_add(1, Ordering::SeqCst);
-        if self.oldest_unflushed_ms.load(Ordering::Relaxed) == 0 {
-            let now = crate::keyspace::unix_micros() / 1000;
-            let _ = self.oldest_unflushed_ms.compare_exchange(
-                0,
-                now.max(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
-    }
-
-    fn durable(&self) -> Durable {
-        *self.durable_tx.borrow()
-    }
-
-    fn target(&self, forced: bool) -> Option<DurableWait> {
-        if forced {
-            let mut requests = self.requests.lock();
-            requests.forced = true;
-            let ticket = requests.started + 1;
-            self.wake.notify_one();
-            return Some(DurableWait::Flush(ticket));
-        }
-        let written = self.written.load(Ordering::SeqCst);
-        if written <= self.durable().writes {
-            return None;
-        }
-        let wait = match self.policy() {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::EverySec => {
-                let oldest = self.oldest_unflushed_ms.load(Ordering::Relaxed);
-                let now = crate::keyspace::unix_micros() / 1000;
-                oldest != 0 && now.saturating_sub(oldest) > MAX_FLUSH_LAG_MS
-            }
-            FsyncPolicy::No => false,
-        };
-        if !wait {
-            return None;
-        }
-        let mut requests = self.requests.lock();
-        if requests.writes < written {
-            requests.writes = written;
-            self.wake.notify_one();
-        }
-        Some(DurableWait::Writes(written))
-    }
-
-    fn run_flusher(&self, db: &sled::Db) {
-        loop {
-            let started = {
-                let mut requests = self.requests.lock();
-                let asked = |r: &Requests| r.forced || r.writes > self.durable().writes;
-                if !asked(&requests) && !self.stop.load(Ordering::SeqCst) {
-                    let timeout = match self.policy() {
-                        FsyncPolicy::EverySec => EVERYSEC_INTERVAL,
-                        // Woken by requests; the timeout only re-reads the policy.
-                        FsyncPolicy::Always | FsyncPolicy::No => Duration::from_secs(1),
-                    };
-                    self.wake.wait_for(&mut requests, timeout);
-                }
-                if self.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let behind = self.written.load(Ordering::SeqCst) > self.durable().writes;
-                let since_flush = (crate::keyspace::unix_micros() / 1000)
-                    .saturating_sub(self.last_flush_ms.load(Ordering::Relaxed));
-                let periodic = behind
-                    && match self.policy() {
-                        FsyncPolicy::EverySec | FsyncPolicy::Always => true,
-                        // sled flushes itself when strata started under `no`;
-                        // after a switch to `no` at run time this is the only
-                        // flush besides SAVE.
-                        FsyncPolicy::No => since_flush >= NO_POLICY_INTERVAL_MS,
-                    };
-                if !(asked(&requests) || periodic) {
-                    continue;
-                }
-                requests.forced = false;
-                requests.started += 1;
-                requests.started
-            };
-            // Every write counted before this point has returned from sled,
-            // so the flush below covers it.
-            let written = self.written.load(Ordering::SeqCst);
-            let began = crate::keyspace::unix_micros() / 1000;
-            match db.flush() {
-                Ok(_) => {
-                    // Writes after `written` was read are not covered: the
-                    // oldest of them is at most as old as this flush.
-                    let still_behind = self.written.load(Ordering::SeqCst) > written;
-                    self.oldest_unflushed_ms.store(
-                        if still_behind { began.max(1) } else { 0 },
-                        Ordering::Relaxed,
-                    );
-                    self.published(written, started);
-                }
-                Err(error) => {
-                    tracing::error!("warm tier: flush failed: {error}");
-                    self.durable_tx.send_modify(|state| state.failed = true);
-                    // Wait before retrying so a failing disk is not hammered.
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
-    fn published(&self, writes: u64, flushes: u64) {
-        self.last_flush_ms
-            .store(crate::keyspace::unix_micros() / 1000, Ordering::Relaxed);
-        self.durable_tx.send_modify(|state| {
-            state.writes = state.writes.max(writes);
-            state.flushes = state.flushes.max(flushes);
-            state.failed = false;
-        });
-    }
 }
 
 /// Keeps sled away from a full disk: writes are refused while free space is
@@ -1200,7 +1261,7 @@ mod tests {
             warm.put(0, b"b", KIND_STRING, Some(u64::MAX / 2), b"2");
             warm.put(1, b"a", KIND_STRING, None, b"other db");
             warm.put(0, b"a", KIND_STRING, Some(u64::MAX / 4), b"3");
-            assert!(warm.delete(0, b"b"));
+            warm.delete(0, b"b");
             assert_eq!((warm.dbsize(0), warm.volatile(0)), (1, 1));
         }
         let warm = Warm::open(&options(dir.path())).unwrap();
@@ -1227,6 +1288,7 @@ mod tests {
                 warm.put(0, &i.to_be_bytes(), KIND_STRING, deadline, b"v");
             }
             warm.delete(0, &7u32.to_be_bytes());
+            warm.pipeline.catch_up();
             let t = warm.tree(0).figures();
             t
         };
@@ -1239,6 +1301,147 @@ mod tests {
         let warm = Warm::open(&options(dir.path())).unwrap();
         assert_eq!(warm.tree(0).figures(), figures);
         assert_eq!((warm.dbsize(0), warm.volatile(0)), (49, 10));
+    }
+
+    /// What a crash leaves behind: journal records sled never got.
+    fn write_journal(dir: &Path, first_seq: u64, ops: &[Op<'_>]) {
+        let mut buf = Vec::new();
+        for op in ops {
+            op.encode(&mut buf);
+        }
+        let mut segment = journal::Segment::create(&journal::dir(dir), first_seq).unwrap();
+        segment.append(&buf).unwrap();
+        // A torn tail: half of one more record.
+        let mut torn = Vec::new();
+        Op::Delete { db: 0, key: b"a" }.encode(&mut torn);
+        segment.append(&torn[..torn.len() / 2]).unwrap();
+    }
+
+    fn envelope(key: &[u8], expire_at: Option<u64>, payload: &[u8]) -> Vec<u8> {
+        let header = Header {
+            kind: KIND_STRING,
+            expire_at,
+            version: 1,
+        };
+        record::encode(key, header, payload).to_vec()
+    }
+
+    #[test]
+    fn after_a_crash_the_journal_is_replayed_into_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            warm.put(1, b"old", KIND_STRING, None, b"flushed away");
+        }
+        let (a, b, c) = (
+            envelope(b"a", None, b"1"),
+            envelope(b"b", Some(1 << 50), b"2"),
+            envelope(b"c", None, b"3"),
+        );
+        write_journal(
+            dir.path(),
+            7,
+            &[
+                Op::Put {
+                    db: 0,
+                    key: b"a",
+                    raw: &a,
+                },
+                Op::FlushDb {
+                    db: 1,
+                    name: b"db:1:replayed",
+                    background: false,
+                },
+                Op::Batch {
+                    db: 1,
+                    changes: vec![(b"b", Some(&b)), (b"c", Some(&c))],
+                },
+                Op::Delete { db: 1, key: b"c" },
+                Op::SwapDb { a: 0, b: 1 },
+            ],
+        );
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        assert_eq!(warm.get(1, b"a").unwrap().payload.as_ref(), b"1");
+        assert_eq!(warm.get(0, b"b").unwrap().expire_at, Some(1 << 50));
+        assert_eq!(warm.get(0, b"c"), None);
+        assert_eq!(warm.get(0, b"old"), None);
+        assert_eq!(
+            (warm.dbsize(0), warm.volatile(0), warm.dbsize(1)),
+            (1, 1, 1)
+        );
+        // The journal is gone once sled holds it, and new records follow on.
+        let files = journal::segments(&journal::dir(dir.path())).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, 12);
+    }
+
+    #[test]
+    fn replay_skips_what_a_swap_or_flush_already_put_in_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            warm.put(0, b"x", KIND_STRING, None, b"in 0");
+        }
+        let x = envelope(b"y", None, b"before the swap");
+        // sled already holds records 1..=2 (the swap stored its number);
+        // replaying the swap again would undo it.
+        let raw = sled::Config::new().path(dir.path()).open().unwrap();
+        let meta = raw.open_tree(META_TREE).unwrap();
+        let mut names = decode_names(&meta.get(DBMAP_KEY).unwrap().unwrap()).unwrap();
+        names.swap(0, 1);
+        meta.insert(DBMAP_KEY, encode_names(&names)).unwrap();
+        meta.insert(JOURNAL_KEY, &2u64.to_le_bytes()[..]).unwrap();
+        raw.flush().unwrap();
+        drop((meta, raw));
+        write_journal(
+            dir.path(),
+            1,
+            &[
+                Op::Put {
+                    db: 0,
+                    key: b"y",
+                    raw: &x,
+                },
+                Op::SwapDb { a: 0, b: 1 },
+            ],
+        );
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        assert_eq!(warm.get(1, b"x").unwrap().payload.as_ref(), b"in 0");
+        assert_eq!(warm.get(0, b"x"), None);
+        assert_eq!(warm.get(0, b"y"), None);
+        assert_eq!(warm.get(1, b"y"), None);
+    }
+
+    #[test]
+    fn reads_see_writes_the_applier_has_not_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        for round in 0..200u32 {
+            let value = round.to_string();
+            warm.put(0, b"k", KIND_STRING, None, value.as_bytes());
+            assert_eq!(
+                warm.get(0, b"k").unwrap().payload.as_ref(),
+                value.as_bytes()
+            );
+            warm.delete(0, b"k");
+            assert_eq!(warm.get(0, b"k"), None);
+            warm.apply(
+                0,
+                &[(
+                    b"k",
+                    Some(Record {
+                        kind: KIND_STRING,
+                        expire_at: None,
+                        payload: value.as_bytes(),
+                    }),
+                )],
+            );
+            assert_eq!(
+                warm.get(0, b"k").unwrap().payload.as_ref(),
+                value.as_bytes()
+            );
+        }
+        assert_eq!(warm.dbsize(0), 1);
     }
 
     #[test]
@@ -1276,6 +1479,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let warm = Warm::open(&options(dir.path())).unwrap();
         warm.put(0, b"k", KIND_STRING, None, b"value");
+        warm.pipeline.catch_up();
         let tree = warm.tree(0).tree.clone();
         let key = record::record_key(b"k");
         let mut raw = tree.get(&key).unwrap().unwrap().to_vec();
@@ -1285,7 +1489,7 @@ mod tests {
         assert_eq!(warm.get(0, b"k"), None);
         tree.insert(&key, &b"short"[..]).unwrap();
         assert_eq!(warm.get(0, b"k"), None);
-        assert_eq!(warm.counters.crc_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(warm.counters().crc_errors.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -1338,19 +1542,19 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(warm.wait_durable(target));
-        assert!(warm.durability.durable().writes >= 1);
+        assert!(warm.pipeline.durable().writes >= 1);
         assert_eq!(warm.durability_target(false), None);
         // SAVE with nothing pending still waits for a flush of its own, and
         // a write after it is not taken as covered.
-        let flushes = warm.durability.durable().flushes;
+        let flushes = warm.pipeline.durable().flushes;
         let forced = warm.durability_target(true).unwrap();
         runtime.block_on(warm.wait_durable(forced));
-        assert!(warm.durability.durable().flushes > flushes);
+        assert!(warm.pipeline.durable().flushes > flushes);
         warm.put(0, b"k2", KIND_STRING, None, b"v");
         let after = warm.durability_target(false).unwrap();
         assert_eq!(after, DurableWait::Writes(2));
         runtime.block_on(warm.wait_durable(after));
-        assert!(warm.durability.durable().writes >= 2);
+        assert!(warm.pipeline.durable().writes >= 2);
     }
 
     #[test]

@@ -1,0 +1,496 @@
+//! The write path of the warm tier: commands append records to the journal
+//! buffer (in memory, under one short lock) and carry on; a writer thread
+//! puts the buffer in the journal file and syncs it as `appendfsync` asks;
+//! an applier thread applies the same bytes to sled, in order.
+//!
+//! Until the applier has caught up, the newest state of a key written
+//! through the journal is in the overlay, which reads consult before sled.
+//! Reads of a whole database (DBSIZE, SCAN, KEYS, RANDOMKEY, the expiry
+//! sweep) wait for the applier instead: they are rare, and the backlog is
+//! bounded, so the wait is short.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::journal::{self, Op, Segment};
+use super::FsyncPolicy;
+
+/// Under `everysec`, writers wait for the writer thread once it is this far
+/// behind, so a crash never loses much more than the promised second.
+const MAX_SYNC_LAG_MS: u64 = 2_000;
+const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
+/// Without a reason to hurry, the writer thread gathers this long's records
+/// into one write: one system call for many commands, as Redis's AOF does
+/// once per event-loop turn.
+const GATHER: Duration = Duration::from_millis(1);
+/// The applier may trail the journal by this many records or bytes; beyond
+/// that, writers wait for it (reads of whole databases wait for it anyway,
+/// and a crash replays at most this much).
+const MAX_BACKLOG_RECORDS: u64 = 100_000;
+const MAX_BACKLOG_BYTES: u64 = 64 << 20;
+/// A journal file is closed and a new one begun past this size; closed files
+/// are deleted once a sled flush covers them.
+const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// What a connection waits for before its replies leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurableWait {
+    /// Every record up to this sequence number synced to the journal file.
+    Writes(u64),
+    /// A sync that started after the request (SAVE).
+    Flush(u64),
+    /// The applier has reached this sequence number (the backlog is full).
+    Applied(u64),
+}
+
+/// What the writer and applier threads have done so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Durable {
+    /// Records covered by the last completed sync.
+    pub writes: u64,
+    /// Syncs completed.
+    pub flushes: u64,
+    /// Records applied to sled.
+    pub applied: u64,
+    pub failed: bool,
+}
+
+/// A key's newest state not yet in sled: (sequence number, envelope or
+/// `None` when deleted).
+type OverlayEntry = (u64, Option<Bytes>);
+
+struct Pending {
+    /// Encoded records not yet taken by the writer thread.
+    buf: Vec<u8>,
+    /// Sequence number of `buf`'s first record.
+    buf_first: u64,
+    /// Sequence number the next record gets.
+    next_seq: u64,
+    /// Per database: keys whose newest record the applier has not reached.
+    overlay: Vec<HashMap<Box<[u8]>, OverlayEntry>>,
+    applied: u64,
+    backlog_bytes: u64,
+    /// The highest record a connection waits to see synced.
+    sync_wanted: u64,
+    /// A sync was asked for whatever is pending (SAVE, BGSAVE, shutdown).
+    forced: bool,
+    /// Syncs the writer has started; a forced request waits for the next.
+    syncs_started: u64,
+    /// Someone waits for the applier: write now, do not gather.
+    urgent: bool,
+}
+
+/// A stretch of the journal on its way to the applier.
+pub struct Chunk {
+    pub first_seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Pipeline {
+    policy: AtomicU8,
+    pending: Mutex<Pending>,
+    wake_writer: Condvar,
+    applied_cv: Condvar,
+    wake_checkpointer: Condvar,
+    durable_tx: watch::Sender<Durable>,
+    stop: AtomicBool,
+    pub last_sync_ms: AtomicU64,
+    /// Unix ms of the oldest record not yet synced (0: none).
+    pub oldest_unsynced_ms: AtomicU64,
+    /// Closed journal files: (path, last sequence number in it).
+    closed_segments: Mutex<Vec<(PathBuf, u64)>>,
+}
+
+fn now_ms() -> u64 {
+    crate::keyspace::unix_micros() / 1000
+}
+
+impl Pipeline {
+    /// `next_seq`: the sequence number the first new record gets (every
+    /// earlier one is in sled).
+    pub fn new(policy: FsyncPolicy, databases: usize, next_seq: u64) -> Pipeline {
+        let applied = next_seq.saturating_sub(1);
+        let (durable_tx, _) = watch::channel(Durable {
+            writes: applied,
+            applied,
+            ..Durable::default()
+        });
+        Pipeline {
+            policy: AtomicU8::new(policy.code()),
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                buf_first: next_seq,
+                next_seq,
+                overlay: (0..databases).map(|_| HashMap::new()).collect(),
+                applied,
+                backlog_bytes: 0,
+                sync_wanted: 0,
+                forced: false,
+                syncs_started: 0,
+                urgent: false,
+            }),
+            wake_writer: Condvar::new(),
+            applied_cv: Condvar::new(),
+            wake_checkpointer: Condvar::new(),
+            durable_tx,
+            stop: AtomicBool::new(false),
+            last_sync_ms: AtomicU64::new(now_ms()),
+            oldest_unsynced_ms: AtomicU64::new(0),
+            closed_segments: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        self.policy.store(policy.code(), Ordering::Relaxed);
+        self.wake_writer.notify_one();
+    }
+
+    pub fn durable(&self) -> Durable {
+        *self.durable_tx.borrow()
+    }
+
+    /// Appends one record. `state`: for a record about keys, each key's new
+    /// state, which reads see from now on. Returns the record's length.
+    pub fn append(&self, op: &Op<'_>, with_state: bool) -> usize {
+        let mut pending = self.pending.lock();
+        let was_empty = pending.buf.is_empty();
+        let start = pending.buf.len();
+        op.encode(&mut pending.buf);
+        let len = pending.buf.len() - start;
+        let seq = pending.next_seq;
+        pending.next_seq += 1;
+        pending.backlog_bytes += len as u64;
+        if with_state {
+            let pending = &mut *pending;
+            let mut set = |db: u32, key: &[u8], raw: Option<&[u8]>| {
+                let Some(overlay) = pending.overlay.get_mut(db as usize) else {
+                    return;
+                };
+                let state = (seq, raw.map(Bytes::copy_from_slice));
+                match overlay.get_mut(key) {
+                    Some(slot) => *slot = state,
+                    None => {
+                        overlay.insert(key.into(), state);
+                    }
+                }
+            };
+            match op {
+                Op::Put { db, key, raw } => set(*db, key, Some(raw)),
+                Op::Delete { db, key } => set(*db, key, None),
+                Op::Batch { db, changes } => {
+                    for (key, raw) in changes {
+                        set(*db, key, *raw);
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop(pending);
+        if was_empty {
+            self.wake_writer.notify_one();
+        }
+        if self.oldest_unsynced_ms.load(Ordering::Relaxed) == 0 {
+            let _ = self.oldest_unsynced_ms.compare_exchange(
+                0,
+                now_ms().max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        len
+    }
+
+    /// A key's newest state if the applier has not reached it yet:
+    /// `Some(None)` when it was deleted.
+    pub fn overlay(&self, db: usize, key: &[u8]) -> Option<Option<Bytes>> {
+        let pending = self.pending.lock();
+        let (_, raw) = pending.overlay.get(db)?.get(key)?;
+        Some(raw.clone())
+    }
+
+    /// Blocks until every record appended so far is in sled (or the
+    /// pipeline has stopped: after `close`, nothing applies any more).
+    pub fn catch_up(&self) {
+        let mut pending = self.pending.lock();
+        let target = pending.next_seq - 1;
+        while pending.applied < target
+            && !self.durable().failed
+            && !self.stop.load(Ordering::SeqCst)
+        {
+            pending.urgent = true;
+            self.wake_writer.notify_one();
+            self.applied_cv
+                .wait_for(&mut pending, Duration::from_millis(50));
+        }
+    }
+
+    /// What a write batch must wait for before its replies leave, if
+    /// anything: under `always` the sync covering it; under `everysec` a
+    /// sync only when syncing has fallen behind; the applier when its
+    /// backlog is full. `forced` (SAVE) asks for a sync whatever the policy.
+    pub fn target(&self, forced: bool) -> Option<DurableWait> {
+        let mut pending = self.pending.lock();
+        if forced {
+            pending.forced = true;
+            let ticket = pending.syncs_started + 1;
+            self.wake_writer.notify_one();
+            return Some(DurableWait::Flush(ticket));
+        }
+        let appended = pending.next_seq - 1;
+        let backlog = appended - pending.applied;
+        if backlog > MAX_BACKLOG_RECORDS || pending.backlog_bytes > MAX_BACKLOG_BYTES {
+            pending.urgent = true;
+            self.wake_writer.notify_one();
+            return Some(DurableWait::Applied(
+                appended - MAX_BACKLOG_RECORDS.min(backlog) / 2,
+            ));
+        }
+        if appended <= self.durable().writes {
+            return None;
+        }
+        let wait = match self.policy() {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => {
+                let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
+                oldest != 0 && now_ms().saturating_sub(oldest) > MAX_SYNC_LAG_MS
+            }
+            FsyncPolicy::No => false,
+        };
+        if !wait {
+            return None;
+        }
+        if pending.sync_wanted < appended {
+            pending.sync_wanted = appended;
+            self.wake_writer.notify_one();
+        }
+        Some(DurableWait::Writes(appended))
+    }
+
+    pub async fn wait(&self, wait: DurableWait) {
+        let mut durable = self.durable_tx.subscribe();
+        let _ = durable
+            .wait_for(|state| {
+                state.failed
+                    || match wait {
+                        DurableWait::Writes(seq) => state.writes >= seq,
+                        DurableWait::Flush(ticket) => state.flushes >= ticket,
+                        DurableWait::Applied(seq) => state.applied >= seq,
+                    }
+            })
+            .await;
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _pending = self.pending.lock();
+        self.wake_writer.notify_one();
+        self.wake_checkpointer.notify_one();
+    }
+
+    /// The writer thread: moves the buffer to the journal file, syncs it as
+    /// the policy asks, and hands it to the applier. Returns when stopped,
+    /// after writing and syncing everything.
+    pub fn run_writer(
+        &self,
+        mut segment: Segment,
+        journal_dir: PathBuf,
+        to_applier: mpsc::Sender<Chunk>,
+        on_error: impl Fn(String),
+    ) {
+        let mut spare = Vec::new();
+        let mut last_write = Instant::now();
+        loop {
+            let (chunk, last_seq, sync, ticket, stopping) = {
+                let mut pending = self.pending.lock();
+                loop {
+                    let stopping = self.stop.load(Ordering::SeqCst);
+                    let policy = self.policy();
+                    let synced = self.durable().writes;
+                    let appended = pending.next_seq - 1;
+                    let sync_due = match policy {
+                        FsyncPolicy::Always => pending.sync_wanted > synced,
+                        FsyncPolicy::EverySec => {
+                            appended > synced
+                                && now_ms()
+                                    .saturating_sub(self.last_sync_ms.load(Ordering::Relaxed))
+                                    >= EVERYSEC_INTERVAL.as_millis() as u64
+                        }
+                        FsyncPolicy::No => false,
+                    };
+                    let has_data = !pending.buf.is_empty();
+                    if pending.urgent && !has_data {
+                        // Everything is on its way to the applier already.
+                        pending.urgent = false;
+                    }
+                    let must = stopping || pending.forced || sync_due || pending.urgent;
+                    let may = has_data
+                        && (policy == FsyncPolicy::Always || last_write.elapsed() >= GATHER);
+                    if must || may {
+                        break;
+                    }
+                    let timeout = if pending.buf.is_empty() {
+                        EVERYSEC_INTERVAL
+                    } else {
+                        GATHER.saturating_sub(last_write.elapsed())
+                    };
+                    self.wake_writer.wait_for(&mut pending, timeout);
+                }
+                let stopping = self.stop.load(Ordering::SeqCst);
+                let synced = self.durable().writes;
+                let appended = pending.next_seq - 1;
+                let sync = stopping
+                    || pending.forced
+                    || (appended > synced
+                        && match self.policy() {
+                            FsyncPolicy::Always => true,
+                            FsyncPolicy::EverySec => {
+                                now_ms().saturating_sub(self.last_sync_ms.load(Ordering::Relaxed))
+                                    >= EVERYSEC_INTERVAL.as_millis() as u64
+                                    || pending.sync_wanted > synced
+                            }
+                            FsyncPolicy::No => pending.sync_wanted > synced,
+                        });
+                let ticket = if sync {
+                    pending.forced = false;
+                    pending.syncs_started += 1;
+                    Some(pending.syncs_started)
+                } else {
+                    None
+                };
+                pending.urgent = false;
+                let chunk = Chunk {
+                    first_seq: pending.buf_first,
+                    bytes: std::mem::replace(&mut pending.buf, std::mem::take(&mut spare)),
+                };
+                pending.buf_first = pending.next_seq;
+                (chunk, appended, sync, ticket, stopping)
+            };
+            last_write = Instant::now();
+            let began = now_ms();
+            if !chunk.bytes.is_empty() {
+                if let Err(error) = segment.append(&chunk.bytes) {
+                    on_error(format!("cannot write the journal: {error}"));
+                    self.durable_tx.send_modify(|state| state.failed = true);
+                }
+                if segment.len >= SEGMENT_BYTES {
+                    match segment
+                        .sync()
+                        .and_then(|_| Segment::create(&journal_dir, last_seq + 1))
+                    {
+                        Ok(next) => {
+                            let old = std::mem::replace(&mut segment, next);
+                            self.closed_segments.lock().push((old.path, last_seq));
+                        }
+                        Err(error) => on_error(format!("cannot start a journal file: {error}")),
+                    }
+                }
+            }
+            if sync {
+                match segment.sync() {
+                    Ok(()) => {
+                        let unsynced_left = self.pending.lock().next_seq - 1 > last_seq;
+                        self.oldest_unsynced_ms.store(
+                            if unsynced_left { began.max(1) } else { 0 },
+                            Ordering::Relaxed,
+                        );
+                        self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+                        self.durable_tx.send_modify(|state| {
+                            state.writes = state.writes.max(last_seq);
+                            state.flushes = state.flushes.max(ticket.unwrap_or(0));
+                            state.failed = false;
+                        });
+                    }
+                    Err(error) => {
+                        on_error(format!("cannot sync the journal: {error}"));
+                        self.durable_tx.send_modify(|state| state.failed = true);
+                    }
+                }
+            }
+            if chunk.bytes.is_empty() {
+                spare = chunk.bytes;
+            } else if to_applier.send(chunk).is_err() {
+                return;
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Called by the applier once the records of `chunk` are in sled:
+    /// the overlay forgets the states they gave (unless a newer record
+    /// replaced them) and waiters are told.
+    pub fn applied(&self, chunk: &Chunk) {
+        let mut count = 0u64;
+        let mut pending = self.pending.lock();
+        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
+            let seq = chunk.first_seq + i as u64;
+            count += 1;
+            for (db, key) in op.keys() {
+                let Some(overlay) = pending.overlay.get_mut(db as usize) else {
+                    continue;
+                };
+                if overlay.get(key).is_some_and(|(at, _)| *at == seq) {
+                    overlay.remove(key);
+                }
+            }
+        }
+        let applied = chunk.first_seq + count.saturating_sub(1);
+        if count > 0 {
+            pending.applied = pending.applied.max(applied);
+        }
+        pending.backlog_bytes = pending
+            .backlog_bytes
+            .saturating_sub(chunk.bytes.len() as u64);
+        self.applied_cv.notify_all();
+        drop(pending);
+        if count > 0 {
+            self.durable_tx
+                .send_modify(|state| state.applied = state.applied.max(applied));
+        }
+    }
+
+    /// Records applied so far.
+    pub fn applied_seq(&self) -> u64 {
+        self.pending.lock().applied
+    }
+
+    /// Closed journal files whose every record is at or before `seq`.
+    pub fn take_covered_segments(&self, seq: u64) -> Vec<PathBuf> {
+        let mut closed = self.closed_segments.lock();
+        let (covered, kept): (Vec<_>, Vec<_>) =
+            closed.drain(..).partition(|(_, last)| *last <= seq);
+        *closed = kept;
+        covered.into_iter().map(|(path, _)| path).collect()
+    }
+
+    /// Waits up to `timeout` unless stopping; true once stopped.
+    pub fn pause(&self, timeout: Duration) -> bool {
+        let mut pending = self.pending.lock();
+        if !self.stop.load(Ordering::SeqCst) {
+            self.wake_checkpointer.wait_for(&mut pending, timeout);
+        }
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Marks a sync as done without the writer (the final flush at close).
+    pub fn published(&self, flushes: u64) {
+        let appended = self.pending.lock().next_seq - 1;
+        self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+        self.durable_tx.send_modify(|state| {
+            state.writes = state.writes.max(appended);
+            state.flushes = state.flushes.max(flushes);
+        });
+    }
+}
