@@ -90,10 +90,10 @@ struct Db {
 }
 
 impl Db {
-    fn new(ordered: bool) -> Db {
+    fn new(memory_only: bool) -> Db {
         Db {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(Shard::new(ordered)))
+                .map(|_| Mutex::new(Shard::new(memory_only)))
                 .collect(),
             hot_bytes: AtomicI64::new(0),
         }
@@ -266,10 +266,12 @@ impl Keyspace {
         policy: EvictionPolicy,
         samples: u32,
     ) -> Keyspace {
-        let ordered = warm.is_none();
+        let memory_only = warm.is_none();
         let hot_complete = warm.as_ref().is_none_or(|w| w.figures().keys == 0);
         Keyspace {
-            dbs: (0..databases.max(1)).map(|_| Db::new(ordered)).collect(),
+            dbs: (0..databases.max(1))
+                .map(|_| Db::new(memory_only))
+                .collect(),
             hasher: foldhash::quality::FixedState::with_seed(rand::random()),
             lfu_log_factor: 10,
             warm,
@@ -567,42 +569,50 @@ impl Keyspace {
             });
             return ScanPage { cursor, keys };
         }
+        // The cursor is the shard (low bits) and the bucket cursor within
+        // it: shards are walked one after the other, each as Redis walks
+        // its dict, so a key present for the whole scan is returned at
+        // least once whatever resizes (and may come twice, as in Redis).
+        let mut shard_index = (cursor & (SHARDS as u64 - 1)) as usize;
+        let mut bucket = (cursor >> SHARD_BITS) as u32;
         let mut keys = Vec::new();
         let mut visited = 0usize;
-        let mut position = cursor;
-        let mut shard_index = (cursor >> (64 - SHARD_BITS)) as usize;
-        let mut next_cursor = 0u64;
-        'shards: while shard_index < SHARDS {
+        // As Redis, empty buckets count too (ten to a key), so a sparse
+        // table cannot make one call walk it all.
+        let mut steps = 0usize;
+        let max_steps = count.saturating_mul(10);
+        while shard_index < SHARDS {
             let shard = self.dbs[db].shards[shard_index].lock();
-            let mut last_position = None;
-            for (key_position, key) in shard.ordered_from(position) {
-                // Keys that share a position are returned together, so the
-                // cursor never splits them.
-                if visited >= count && last_position != Some(*key_position) {
-                    next_cursor = *key_position;
-                    break 'shards;
+            loop {
+                bucket = shard.scan(bucket, |key, entry| {
+                    visited += 1;
+                    if entry.is_expired(now)
+                        || value_type.is_some_and(|t| entry.value.value_type() != t)
+                        || pattern.is_some_and(|p| !crate::glob::matches(p, key, false))
+                    {
+                        return;
+                    }
+                    keys.push(key.clone());
+                });
+                steps += 1;
+                if bucket == 0 {
+                    break;
                 }
-                visited += 1;
-                last_position = Some(*key_position);
-                let hash = key_position.rotate_right(27);
-                let Some(entry) = shard.get(hash, key) else {
-                    continue;
-                };
-                if entry.is_expired(now)
-                    || value_type.is_some_and(|t| entry.value.value_type() != t)
-                    || pattern.is_some_and(|p| !crate::glob::matches(p, key, false))
-                {
-                    continue;
+                if visited >= count || steps >= max_steps {
+                    let cursor = (u64::from(bucket) << SHARD_BITS) | shard_index as u64;
+                    return ScanPage { cursor, keys };
                 }
-                keys.push(key.clone());
             }
+            drop(shard);
             shard_index += 1;
-            position = (shard_index as u64) << (64 - SHARD_BITS);
+            if shard_index < SHARDS && (visited >= count || steps >= max_steps) {
+                return ScanPage {
+                    cursor: shard_index as u64,
+                    keys,
+                };
+            }
         }
-        ScanPage {
-            cursor: next_cursor,
-            keys,
-        }
+        ScanPage { cursor: 0, keys }
     }
 
     /// A random live key, or `None` when `db` is empty.
@@ -615,25 +625,23 @@ impl Keyspace {
         // full of expired keys cannot spin here.
         for _ in 0..100 {
             let start = rand::random::<usize>() % SHARDS;
-            let mut candidate = None;
+            let mut found_expired = false;
             for offset in 0..SHARDS {
-                let index = (start + offset) % SHARDS;
-                let shard = self.dbs[db].shards[index].lock();
-                if let Some((hash, key, _)) = shard.random_item() {
-                    candidate = Some((index, hash, key.clone()));
-                    break;
+                let mut shard = self.dbs[db].shards[(start + offset) % SHARDS].lock();
+                let Some((at, key, entry)) = shard.sample() else {
+                    continue;
+                };
+                if !entry.is_expired(now) {
+                    return Some(key.clone());
                 }
+                let before = shard.bytes;
+                shard.purge_at_if_expired(at, now);
+                self.account(db, &shard, before);
+                found_expired = true;
+                break;
             }
-            let (index, hash, key) = candidate?;
-            let mut shard = self.dbs[db].shards[index].lock();
-            let before = shard.bytes;
-            let expired = shard.purge_if_expired(hash, &key, now);
-            self.account(db, &shard, before);
-            if expired {
-                continue;
-            }
-            if shard.get(hash, &key).is_some() {
-                return Some(key);
+            if !found_expired {
+                return None;
             }
         }
         None
@@ -873,9 +881,9 @@ impl Keyspace {
         if shard.len() == 0 {
             return false;
         }
-        let mut best: Option<(u64, u64, Bytes)> = None;
+        let mut best: Option<(u64, usize)> = None;
         for _ in 0..samples {
-            let Some((hash, key, entry)) = shard.random_item() else {
+            let Some((at, _, entry)) = shard.sample() else {
                 break;
             };
             if volatile && entry.expire_at.is_none() {
@@ -887,15 +895,15 @@ impl Keyspace {
                 Rank::Random => rand::random(),
                 Rank::Ttl => u64::MAX - entry.expire_at.unwrap_or(u64::MAX),
             };
-            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, hash, key.clone()));
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, at));
             }
         }
-        let Some((_, hash, key)) = best else {
+        let Some((_, at)) = best else {
             return false;
         };
         let before = shard.bytes;
-        shard.evict(hash, &key);
+        shard.evict_at(at);
         self.account(db, &shard, before);
         // Memory no longer holds every key on disk.
         self.hot_complete.store(false, Ordering::Relaxed);

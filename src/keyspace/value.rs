@@ -40,11 +40,14 @@ impl ValueType {
     }
 }
 
-/// Redis shares one object header and allocator slack per value; this is our
-/// estimate of a hot-tier entry's fixed cost (table slot, scan index, header).
-pub const ENTRY_OVERHEAD: usize = 96;
-/// Extra cost of an entry with a TTL (its slot in the expiry index).
-pub const EXPIRY_OVERHEAD: usize = 48;
+/// A hot-tier key's fixed cost beside its key and value bytes: the 96-byte
+/// slot in the shard's dense vector (entry, key handle, hash and link),
+/// about 6 bytes of bucket array, and the allocator's headers and rounding
+/// of the key's and the value's allocations.
+pub const ENTRY_OVERHEAD: usize = 128;
+/// Extra cost of a key with a deadline in a memory-only shard: its
+/// (deadline, position) pair in the B-tree that the active sweep pops from.
+pub const EXPIRY_OVERHEAD: usize = 24;
 /// Redis keeps strings up to this length in one allocation with their header.
 const EMBSTR_MAX: usize = 44;
 
@@ -98,14 +101,7 @@ impl Entry {
     }
 
     pub fn mem_size(&self, key_len: usize) -> usize {
-        ENTRY_OVERHEAD
-            + key_len
-            + self.value.mem_size()
-            + if self.expire_at.is_some() {
-                EXPIRY_OVERHEAD + key_len
-            } else {
-                0
-            }
+        ENTRY_OVERHEAD + key_len + self.value.mem_size()
     }
 
     /// What `OBJECT ENCODING` reports.
