@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use strata::keyspace::warm::{FsyncPolicy, Warm, WarmOptions, KIND_STRING};
-use strata::keyspace::{EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value};
+use strata::keyspace::{
+    EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value, ValueRef,
+};
 
 const PREFILL: u64 = 100_000;
 const VALUE_LEN: usize = 100;
@@ -84,8 +86,8 @@ fn set(ks: &Keyspace, key: &[u8], value: &Bytes) {
 
 fn get(ks: &Keyspace, key: &[u8]) -> usize {
     ks.read(0, key, ReadOptions::default(), |entry| match entry {
-        Some(entry) => match &entry.value {
-            Value::Str(data) => data.len(),
+        Some(entry) => match entry.value() {
+            ValueRef::Str(data) => data.len(),
         },
         None => 0,
     })

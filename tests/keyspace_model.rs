@@ -10,7 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use strata::keyspace::warm::{FsyncPolicy, WarmOptions};
 use strata::keyspace::{
-    pin_clock, EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value,
+    pin_clock, EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value, ValueRef,
 };
 
 const DATABASES: usize = 2;
@@ -193,8 +193,8 @@ fn compare(keyspace: &Keyspace, model: &Model, now: u64, step: usize) {
                 .map(|(_, (value, deadline))| (value.clone(), *deadline));
             let name = key_name(key);
             let found = keyspace.read(db, &name, ReadOptions::default(), |entry| {
-                entry.map(|entry| match &entry.value {
-                    Value::Str(data) => (data.to_vec(), entry.expire_at),
+                entry.map(|entry| match entry.value() {
+                    ValueRef::Str(data) => (data.to_vec(), entry.expire_at()),
                 })
             });
             assert_eq!(found, expected, "step {step}: db {db} key {key}");

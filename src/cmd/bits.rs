@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
-use super::strings::{edit_string, fail, keyword, len_reply, read_string, txn_str};
+use super::strings::{edit_string, fail, keyword, len_reply, txn_str, with_string};
 use crate::error;
 use crate::keyspace::Value;
 use crate::protocol::{parse_i64, Reply};
@@ -68,8 +68,8 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn getbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let offset = bit_offset(args.next_bytes()?, None, ctx.max_string_len())?;
-    let data = read_string(ctx, key)?.unwrap_or_default();
-    Ok(Reply::Int(i64::from(bit_at(&data, offset))))
+    let bit = with_string(ctx, key, |data| bit_at(data, offset))?;
+    Ok(Reply::Int(i64::from(bit == Some(true))))
 }
 
 /// The optional `start end [BYTE | BIT]` range of BITCOUNT and BITPOS.
@@ -184,9 +184,6 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
         _ => return Err(fail(error::SYNTAX)),
     };
-    let Some(data) = read_string(ctx, key)? else {
-        return Ok(Reply::Int(0));
-    };
     let range = match range {
         None => BitRange {
             start: 0,
@@ -194,17 +191,26 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             in_bits: false,
         },
         // Both ends negative and crossed: empty whatever the length.
-        Some((start, end, _)) if start < 0 && end < 0 && start > end => return Ok(Reply::Int(0)),
+        Some((start, end, _)) if start < 0 && end < 0 && start > end => {
+            // Still a read: WRONGTYPE, and a hit or miss.
+            with_string(ctx, key, |_| ())?;
+            return Ok(Reply::Int(0));
+        }
         Some((start, end, in_bits)) => BitRange {
             start,
             end: Some(end),
             in_bits,
         },
     };
-    let count = range
-        .resolve(data.len())
-        .map_or(0, |(first, last)| count_bits(&data, first, last));
-    Ok(Reply::Int(i64::try_from(count).unwrap_or(i64::MAX)))
+    // Counted in place, under the shard lock, as Redis counts without a copy.
+    let count = with_string(ctx, key, |data| {
+        range
+            .resolve(data.len())
+            .map_or(0, |(first, last)| count_bits(data, first, last))
+    })?;
+    Ok(Reply::Int(
+        i64::try_from(count.unwrap_or(0)).unwrap_or(i64::MAX),
+    ))
 }
 
 /// # Format
@@ -236,20 +242,21 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
         _ => return Err(fail(error::SYNTAX)),
     };
-    let Some(data) = read_string(ctx, key)? else {
+    let position = with_string(ctx, key, |data| {
+        let (first, last) = range.resolve(data.len())?;
+        match find_bit(data, want, first, last) {
+            Some(position) => i64::try_from(position).ok(),
+            // Without an explicit end the string counts as padded with zeros.
+            None if !want && range.end.is_none() => i64::try_from(last + 1).ok(),
+            None => None,
+        }
+    })?;
+    Ok(Reply::Int(match position {
+        Some(found) => found.unwrap_or(-1),
         // A missing key is an endless run of zeros.
-        return Ok(Reply::Int(if want { -1 } else { 0 }));
-    };
-    let Some((first, last)) = range.resolve(data.len()) else {
-        return Ok(Reply::Int(-1));
-    };
-    let position = match find_bit(&data, want, first, last) {
-        Some(position) => i64::try_from(position).unwrap_or(-1),
-        // Without an explicit end the string counts as padded with zeros.
-        None if !want && range.end.is_none() => i64::try_from(last + 1).unwrap_or(-1),
-        None => -1,
-    };
-    Ok(Reply::Int(position))
+        None if want => -1,
+        None => 0,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +292,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write_many(keys, |txn| {
         let mut inputs = Vec::with_capacity(sources.len());
         for i in 1..=sources.len() {
-            inputs.push(txn_str(txn, i)?.cloned().unwrap_or_default());
+            inputs.push(txn_str(txn, i)?.unwrap_or_default());
         }
         let result = bit_operation(op, &inputs);
         if result.is_empty() {
@@ -296,15 +303,15 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         txn.insert(0, Value::Str(Bytes::from(result)), None);
         // Redis stores BITOP's result unencoded: OBJECT ENCODING says raw.
         if let Some(entry) = txn.entry_mut(0) {
-            entry.mutated = true;
+            entry.make_raw();
         }
         Ok(len_reply(len))
     })
 }
 
 /// Combines the inputs byte by byte; shorter inputs count as zero-padded.
-fn bit_operation(op: BitOp, inputs: &[Bytes]) -> Vec<u8> {
-    let len = inputs.iter().map(Bytes::len).max().unwrap_or(0);
+fn bit_operation(op: BitOp, inputs: &[&[u8]]) -> Vec<u8> {
+    let len = inputs.iter().map(|input| input.len()).max().unwrap_or(0);
     let mut out = vec![0u8; len];
     let Some((first, rest)) = inputs.split_first() else {
         return out;
@@ -487,11 +494,12 @@ fn bitfield_generic(ctx: &Ctx<'_>, args: &mut Args<'_>, read_only: bool) -> CmdR
         .map(|op| op.offset + u64::from(op.bits) - 1)
         .max();
     let Some(highest) = highest else {
-        let data = read_string(ctx, key)?.unwrap_or_default();
-        let replies = ops
-            .iter()
-            .map(|op| Reply::Int(read_field(&data, op.offset, op.bits, op.signed)))
-            .collect();
+        let read = |data: &[u8]| -> Vec<Reply> {
+            ops.iter()
+                .map(|op| Reply::Int(read_field(data, op.offset, op.bits, op.signed)))
+                .collect()
+        };
+        let replies = with_string(ctx, key, read)?.unwrap_or_else(|| read(&[]));
         return Ok(Reply::Array(replies));
     };
     if read_only {

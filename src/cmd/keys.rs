@@ -69,7 +69,7 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn type_of(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let name = ctx.ks().read(ctx.db(), key, NO_TOUCH, |entry| {
-        entry.map_or("none", |entry| entry.value.value_type().name())
+        entry.map_or("none", |entry| entry.value().value_type().name())
     });
     Ok(Reply::Simple(name))
 }
@@ -157,7 +157,7 @@ fn expire_generic(
             return Ok(Reply::Int(0));
         };
         let current = entry
-            .expire_at
+            .expire_at()
             .map(|at| i64::try_from(at).unwrap_or(i64::MAX));
         if !flags.allow(current, when) {
             return Ok(Reply::Int(0));
@@ -203,7 +203,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, unit: Unit, absolute: boo
         let Some(entry) = entry else {
             return -2;
         };
-        let Some(at) = entry.expire_at else {
+        let Some(at) = entry.expire_at() else {
             return -1;
         };
         let at = i64::try_from(at).unwrap_or(i64::MAX);
@@ -251,7 +251,7 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn persist(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let removed = ctx.ks().write(ctx.db(), key, |txn| {
-        let volatile = txn.get(0).is_some_and(|entry| entry.expire_at.is_some());
+        let volatile = txn.get(0).is_some_and(|entry| entry.expire_at().is_some());
         volatile && txn.set_expire(0, None)
     });
     Ok(Reply::Int(i64::from(removed)))
@@ -347,8 +347,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             }
             let now_secs = u32::try_from(txn.now_ms() / 1000).unwrap_or(u32::MAX);
             // A copy is a new object: fresh access information, same encoding.
-            let mut entry = Entry::new(source.value.clone(), source.expire_at, now_secs);
-            entry.mutated = source.mutated;
+            let entry = source.copy(now_secs);
             txn.insert_entry(1, entry);
             true
         });
@@ -524,9 +523,9 @@ pub fn object_freq(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let now_minutes = now_ms() / 60_000;
     let freq = object_lookup(ctx, args, |entry| {
         // Redis's LFUDecrAndReturn: the counter loses one per decay period idle.
-        let idle_minutes = now_minutes.saturating_sub(u64::from(entry.access) / 60);
+        let idle_minutes = now_minutes.saturating_sub(u64::from(entry.access()) / 60);
         let periods = idle_minutes.checked_div(decay_minutes).unwrap_or(0);
-        u64::from(entry.freq).saturating_sub(periods)
+        u64::from(entry.freq()).saturating_sub(periods)
     })?;
     let Some(freq) = freq else {
         return Ok(Reply::Nil);
@@ -543,7 +542,7 @@ pub fn object_idletime(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let lfu = lfu_policy(ctx);
     let now_secs = now_ms() / 1000;
     let idle = object_lookup(ctx, args, |entry| {
-        now_secs.saturating_sub(u64::from(entry.access))
+        now_secs.saturating_sub(u64::from(entry.access()))
     })?;
     let Some(idle) = idle else {
         return Ok(Reply::Nil);

@@ -19,7 +19,7 @@ use super::table::{
     Registered, ADMIN, BLOCKING, FAST, FLAG_NAMES, PUBSUB, READONLY, REGISTRY, WRITE,
 };
 use crate::error;
-use crate::keyspace::{Entry, KeyspaceTotals, Value};
+use crate::keyspace::{Entry, KeyspaceTotals, ValueRef};
 use crate::protocol::{parse_i64, Reply};
 use crate::state::ServerState;
 
@@ -270,14 +270,14 @@ fn debug_object(ctx: &Ctx<'_>, key: &[u8]) -> CmdResult {
     let now_secs = unix_now().as_secs();
     ctx.ks().peek(ctx.db(), key, |entry| {
         let entry = entry.ok_or(Reply::StaticError(error::NO_SUCH_KEY))?;
-        let lru = u64::from(entry.access) & LRU_CLOCK_MAX;
-        let idle = now_secs.saturating_sub(u64::from(entry.access));
+        let lru = u64::from(entry.access()) & LRU_CLOCK_MAX;
+        let idle = now_secs.saturating_sub(u64::from(entry.access()));
         Ok(Reply::Status(format!(
             "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             entry as *const Entry,
             entry.refcount(shared_integers),
             entry.encoding(),
-            serialized_length(&entry.value),
+            serialized_length(entry.value()),
             lru,
             idle
         )))
@@ -286,14 +286,12 @@ fn debug_object(ctx: &Ctx<'_>, key: &[u8]) -> CmdResult {
 
 /// Redis stops sharing small integers when eviction needs a per-key LRU/LFU field.
 /// Bytes the value takes in an RDB file (`rdbSavedObjectLen`), without LZF.
-fn serialized_length(value: &Value) -> u64 {
+fn serialized_length(value: ValueRef<'_>) -> u64 {
     match value {
-        Value::Str(data) => {
+        ValueRef::Str(data) => {
             // Strings that are 32-bit integers are stored as 1, 2 or 4 bytes after a type byte.
             if data.len() <= 11 {
-                if let Some(n) =
-                    parse_i64(data).filter(|n| n.to_string().as_bytes() == data.as_ref())
-                {
+                if let Some(n) = parse_i64(data).filter(|n| n.to_string().as_bytes() == data) {
                     if i8::try_from(n).is_ok() {
                         return 2;
                     } else if i16::try_from(n).is_ok() {
@@ -1502,7 +1500,7 @@ mod tests {
 
     #[test]
     fn rdb_lengths() {
-        let len = |s: &str| serialized_length(&Value::Str(Bytes::copy_from_slice(s.as_bytes())));
+        let len = |s: &str| serialized_length(ValueRef::Str(s.as_bytes()));
         assert_eq!(len("bar"), 4);
         assert_eq!(len("123"), 2);
         assert_eq!(len("1000"), 3);

@@ -2,13 +2,13 @@
 //! bit commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD). Replies,
 //! error texts and the order in which arguments are checked follow Redis 7.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
 use super::long_double::{self, Finite, LongDouble};
 use crate::error;
-use crate::keyspace::{now_ms, Txn, Value};
+use crate::keyspace::{now_ms, Entry, Txn, Value, ValueRef};
 use crate::protocol::{int_text, Reply};
 
 /// Redis's `SDS_MAX_PREALLOC`: a growing string over-allocates by at most this.
@@ -22,37 +22,41 @@ pub(super) fn fail(text: &'static str) -> Reply {
 }
 
 /// The string a value holds; WRONGTYPE for every other type.
-pub(super) fn as_str(value: &Value) -> Result<&Bytes, Reply> {
+pub(super) fn as_str(value: ValueRef<'_>) -> Result<&[u8], Reply> {
     match value {
-        Value::Str(data) => Ok(data),
+        ValueRef::Str(data) => Ok(data),
         #[allow(unreachable_patterns)]
         _ => Err(fail(error::WRONGTYPE)),
     }
 }
 
-pub(super) fn as_str_mut(value: &mut Value) -> Result<&mut Bytes, Reply> {
-    match value {
-        Value::Str(data) => Ok(data),
-        #[allow(unreachable_patterns)]
-        _ => Err(fail(error::WRONGTYPE)),
-    }
-}
-
-/// The string at `key`, counting a hit or miss. The handle shares the stored
-/// buffer, so the command's work happens after the shard lock is released.
-pub(super) fn read_string(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+/// Runs `f` on the string at `key` under its shard lock, counting a hit or
+/// miss. Commands that need a part of the string (a length, a range, a bit)
+/// read it here rather than copy it all out, as Redis reads in place.
+pub(super) fn with_string<R>(
+    ctx: &Ctx<'_>,
+    key: &[u8],
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
-        entry.map(|entry| as_str(&entry.value).cloned()).transpose()
+        entry.map(|entry| as_str(entry.value()).map(f)).transpose()
     })
 }
 
+/// A copy of the string at `key`, counting a hit or miss.
+pub(super) fn read_string(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+    with_string(ctx, key, Bytes::copy_from_slice)
+}
+
 /// The string at key `i` of a transaction; WRONGTYPE for other types.
-pub(super) fn txn_str<'t>(txn: &'t Txn<'_>, i: usize) -> Result<Option<&'t Bytes>, Reply> {
+pub(super) fn txn_str<'t>(txn: &'t Txn<'_>, i: usize) -> Result<Option<&'t [u8]>, Reply> {
     txn.value(i).map(as_str).transpose()
 }
 
-pub(super) fn new_string(data: &[u8]) -> Value {
-    Value::Str(Bytes::copy_from_slice(data))
+/// A string argument to store: the keyspace copies it next to its key, so
+/// the read buffer it points into is not held.
+pub(super) fn new_string(data: &Bytes) -> Value {
+    Value::Str(data.clone())
 }
 
 pub(super) fn len_reply(len: usize) -> Reply {
@@ -71,56 +75,38 @@ pub(super) fn keyword(arg: &[u8]) -> Vec<u8> {
 
 /// Runs `f` on the string at key `i` grown with zero bytes to at least
 /// `min_len`, creating it when missing. The change happens in place (the TTL
-/// stays) and the entry is marked `mutated`: Redis then reports `raw`.
+/// stays) and the string moves to its own growable buffer: Redis then
+/// reports `raw`.
 pub(super) fn edit_string<R>(
     txn: &mut Txn<'_>,
     i: usize,
     min_len: usize,
     f: impl FnOnce(&mut [u8]) -> R,
 ) -> Result<(R, usize), Reply> {
+    if !txn.exists(i) {
+        txn.insert(i, Value::Str(Bytes::new()), None);
+    }
     let Some(entry) = txn.entry_mut(i) else {
-        let mut buf = BytesMut::zeroed(min_len);
-        let out = f(&mut buf);
-        let len = buf.len();
-        txn.insert(i, Value::Str(buf.freeze()), None);
-        if let Some(entry) = txn.entry_mut(i) {
-            entry.mutated = true;
-        }
-        return Ok((out, len));
+        return Err(fail(error::WRONGTYPE));
     };
-    let data = as_str_mut(&mut entry.value)?;
-    // Like Redis's sds, a string that grows gets room to spare: double a small
-    // one, add 1MB to a large one. Repeated APPENDs stay amortised O(1)
-    // without doubling the footprint of a huge value.
-    let room = |len: usize| {
-        if len >= min_len {
-            len
-        } else {
-            min_len.saturating_add(min_len.min(MAX_PREALLOC))
-        }
-    };
-    // No copy unless another handle (say, a GET reply not yet written) still
-    // shares the buffer.
-    let mut buf = std::mem::take(data)
-        .try_into_mut()
-        .unwrap_or_else(|shared| {
-            let mut copy = BytesMut::with_capacity(room(shared.len()));
-            copy.extend_from_slice(&shared);
-            copy
-        });
-    if min_len > buf.capacity() {
-        let mut bigger = BytesMut::with_capacity(room(buf.len()));
-        bigger.extend_from_slice(&buf);
-        buf = bigger;
+    let data = entry.string_mut().ok_or(fail(error::WRONGTYPE))?;
+    if data.capacity() == 0 {
+        // A new string gets no spare room, as Redis creates it at its size,
+        // and is zeroed by the allocator: the pages of a large one cost
+        // nothing until written.
+        *data = vec![0; min_len];
+    } else if min_len > data.capacity() {
+        // Like Redis's sds, a string that grows gets room to spare: double a
+        // small one, add 1MB to a large one. Repeated APPENDs stay amortised
+        // O(1) without doubling the footprint of a huge value.
+        let room = min_len.min(MAX_PREALLOC);
+        data.reserve_exact(min_len.saturating_add(room) - data.len());
     }
-    if min_len > buf.len() {
-        buf.resize(min_len, 0);
+    if min_len > data.len() {
+        data.resize(min_len, 0);
     }
-    let out = f(&mut buf);
-    let len = buf.len();
-    *data = buf.freeze();
-    entry.mutated = true;
-    Ok((out, len))
+    let out = f(data);
+    Ok((out, data.len()))
 }
 
 // ---------------------------------------------------------------------------
@@ -231,7 +217,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             txn.count_read(0);
         }
         let old = if o.get {
-            txn_str(txn, 0)?.cloned()
+            txn_str(txn, 0)?.map(Bytes::copy_from_slice)
         } else {
             None
         };
@@ -247,7 +233,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             return Ok(done(old, Reply::Nil));
         }
         let expire_at = if o.keep_ttl {
-            txn.get(0).and_then(|entry| entry.expire_at)
+            txn.get(0).and_then(Entry::expire_at)
         } else {
             deadline
         };
@@ -305,7 +291,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let value = args.next_bytes()?;
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
-        let old = txn_str(txn, 0)?.cloned();
+        let old = txn_str(txn, 0)?.map(Bytes::copy_from_slice);
         txn.insert(0, new_string(value), None);
         Ok(Reply::opt_bulk(old))
     })
@@ -317,7 +303,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
-        let Some(data) = txn_str(txn, 0)?.cloned() else {
+        let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
             return Ok(Reply::Nil);
         };
         txn.remove(0);
@@ -333,7 +319,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let o = parse_ext_options(args, false)?;
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
-        let Some(data) = txn_str(txn, 0)?.cloned() else {
+        let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
             return Ok(Reply::Nil);
         };
         let now = txn.now_ms();
@@ -347,7 +333,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                     txn.set_expire(0, Some(at));
                 }
             }
-            None if o.persist && txn.get(0).is_some_and(|e| e.expire_at.is_some()) => {
+            None if o.persist && txn.get(0).is_some_and(|e| e.expire_at().is_some()) => {
                 txn.set_expire(0, None);
             }
             None => {}
@@ -363,8 +349,8 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let replies = ctx
         .ks()
         .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
-            match entry.map(|entry| as_str(&entry.value)) {
-                Some(Ok(data)) => Reply::Bulk(data.clone()),
+            match entry.map(|entry| as_str(entry.value())) {
+                Some(Ok(data)) => Reply::Bulk(Bytes::copy_from_slice(data)),
                 _ => Reply::Nil,
             }
         });
@@ -421,7 +407,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let value = args.next_bytes()?;
     let max = ctx.max_string_len();
     ctx.ks().write(ctx.db(), key, |txn| {
-        let Some(old_len) = txn_str(txn, 0)?.map(Bytes::len) else {
+        let Some(old_len) = txn_str(txn, 0)?.map(<[u8]>::len) else {
             txn.insert(0, new_string(value), None);
             return Ok(len_reply(value.len()));
         };
@@ -443,9 +429,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// `STRLEN key`
 pub fn strlen(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
-    Ok(len_reply(
-        read_string(ctx, key)?.map_or(0, |data| data.len()),
-    ))
+    Ok(len_reply(with_string(ctx, key, <[u8]>::len)?.unwrap_or(0)))
 }
 
 /// # Format
@@ -454,22 +438,22 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let end = args.next_i64()?;
-    let empty = Reply::Bulk(Bytes::new());
-    let Some(data) = read_string(ctx, key)? else {
-        return Ok(empty);
-    };
-    if start < 0 && end < 0 && start > end {
-        return Ok(empty);
-    }
-    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-    let start = if start < 0 { len + start } else { start }.max(0);
-    // Redis 7 clamps a too-negative end to 0, so `GETRANGE k 0 -100` is the first byte.
-    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
-    if start > end {
-        return Ok(empty);
-    }
-    // 0 <= start <= end < len, so the range is inside the string.
-    Ok(Reply::Bulk(data.slice(start as usize..=end as usize)))
+    let range = with_string(ctx, key, |data| {
+        if start < 0 && end < 0 && start > end {
+            return Bytes::new();
+        }
+        let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        let start = if start < 0 { len + start } else { start }.max(0);
+        // Redis 7 clamps a too-negative end to 0, so `GETRANGE k 0 -100` is the first byte.
+        let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+        if start > end {
+            return Bytes::new();
+        }
+        // 0 <= start <= end < len, so the range is inside the string.
+        data.get(start as usize..=end as usize)
+            .map_or_else(Bytes::new, Bytes::copy_from_slice)
+    })?;
+    Ok(Reply::Bulk(range.unwrap_or_default()))
 }
 
 /// # Format
@@ -483,7 +467,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     }
     let max = ctx.max_string_len();
     ctx.ks().write(ctx.db(), key, |txn| {
-        let old_len = txn_str(txn, 0)?.map(Bytes::len);
+        let old_len = txn_str(txn, 0)?.map(<[u8]>::len);
         if value.is_empty() {
             // Nothing to write: nothing is created either.
             return Ok(len_reply(old_len.unwrap_or(0)));
@@ -591,7 +575,9 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let values = ctx
         .ks()
         .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
-            entry.map(|entry| as_str(&entry.value).cloned()).transpose()
+            entry
+                .map(|entry| as_str(entry.value()).map(Bytes::copy_from_slice))
+                .transpose()
         });
     // A missing key is an empty string; any other type is an error.
     let mut strings = values

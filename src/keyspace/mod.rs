@@ -26,7 +26,7 @@ use smallvec::SmallVec;
 
 use shard::Shard;
 pub use shard::ShardCounters;
-pub use value::{Entry, Value, ValueType};
+pub use value::{Entry, EntryMut, Value, ValueRef, ValueType};
 use warm::{Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
 
 const SHARD_BITS: u32 = 5;
@@ -350,9 +350,9 @@ impl Keyspace {
             warm.delete_expired(db, key);
             return Presence::Absent;
         }
-        match entry_from_stored(stored, secs_clock(now)) {
+        match entry_from_stored(key, stored, secs_clock(now)) {
             Some(entry) => {
-                shard.insert(hash, key, entry);
+                shard.insert(hash, entry);
                 shard.counters.promotions += 1;
                 Presence::Promoted
             }
@@ -419,7 +419,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
                 f(None)
             }
-            Some(stored) => f(entry_from_stored(stored, secs_clock(now)).as_ref()),
+            Some(stored) => f(entry_from_stored(key, stored, secs_clock(now)).as_ref()),
             None => f(None),
         }
     }
@@ -541,10 +541,11 @@ impl Keyspace {
             out.extend(
                 shard
                     .iter()
-                    .filter(|(key, entry)| {
-                        !entry.is_expired(now) && (all || crate::glob::matches(pattern, key, false))
+                    .filter(|entry| {
+                        !entry.is_expired(now)
+                            && (all || crate::glob::matches(pattern, entry.key(), false))
                     })
-                    .map(|(key, _)| key.clone()),
+                    .map(|entry| Bytes::copy_from_slice(entry.key())),
             );
         }
         out
@@ -584,15 +585,16 @@ impl Keyspace {
         while shard_index < SHARDS {
             let shard = self.dbs[db].shards[shard_index].lock();
             loop {
-                bucket = shard.scan(bucket, |key, entry| {
+                bucket = shard.scan(bucket, |entry| {
                     visited += 1;
+                    let key = entry.key();
                     if entry.is_expired(now)
-                        || value_type.is_some_and(|t| entry.value.value_type() != t)
+                        || value_type.is_some_and(|t| entry.value().value_type() != t)
                         || pattern.is_some_and(|p| !crate::glob::matches(p, key, false))
                     {
                         return;
                     }
-                    keys.push(key.clone());
+                    keys.push(Bytes::copy_from_slice(key));
                 });
                 steps += 1;
                 if bucket == 0 {
@@ -628,11 +630,11 @@ impl Keyspace {
             let mut found_expired = false;
             for offset in 0..SHARDS {
                 let mut shard = self.dbs[db].shards[(start + offset) % SHARDS].lock();
-                let Some((at, key, entry)) = shard.sample() else {
+                let Some((at, entry)) = shard.sample() else {
                     continue;
                 };
                 if !entry.is_expired(now) {
-                    return Some(key.clone());
+                    return Some(Bytes::copy_from_slice(entry.key()));
                 }
                 let before = shard.bytes;
                 shard.purge_at_if_expired(at, now);
@@ -883,17 +885,17 @@ impl Keyspace {
         }
         let mut best: Option<(u64, usize)> = None;
         for _ in 0..samples {
-            let Some((at, _, entry)) = shard.sample() else {
+            let Some((at, entry)) = shard.sample() else {
                 break;
             };
-            if volatile && entry.expire_at.is_none() {
+            if volatile && entry.expire_at().is_none() {
                 continue;
             }
             let score = match rank {
-                Rank::Lru => u64::from(now_secs.saturating_sub(entry.access)),
-                Rank::Lfu => u64::from(u8::MAX - entry.freq),
+                Rank::Lru => u64::from(now_secs.saturating_sub(entry.access())),
+                Rank::Lfu => u64::from(u8::MAX - entry.freq()),
                 Rank::Random => rand::random(),
-                Rank::Ttl => u64::MAX - entry.expire_at.unwrap_or(u64::MAX),
+                Rank::Ttl => u64::MAX - entry.expire_at().unwrap_or(u64::MAX),
             };
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, at));
@@ -989,18 +991,18 @@ impl Keyspace {
 
 /// Rebuilds a hot-tier entry from a warm record; `None` for a kind this
 /// version cannot decode.
-fn entry_from_stored(stored: Stored, now_secs: u32) -> Option<Entry> {
+fn entry_from_stored(key: &[u8], stored: Stored, now_secs: u32) -> Option<Entry> {
     let value = match stored.kind {
         KIND_STRING => Value::Str(stored.payload),
         _ => return None,
     };
-    Some(Entry::new(value, stored.expire_at, now_secs))
+    Some(Entry::new(key, value, stored.expire_at, now_secs))
 }
 
 /// What the warm tier stores for an entry: (kind, payload).
 fn entry_payload(entry: &Entry) -> (u8, &[u8]) {
-    match &entry.value {
-        Value::Str(data) => (KIND_STRING, data),
+    match entry.value() {
+        ValueRef::Str(data) => (KIND_STRING, data),
     }
 }
 
@@ -1070,8 +1072,8 @@ impl<'a> Txn<'a> {
         self.shard(i).get(k.hash, k.key)
     }
 
-    pub fn value(&self, i: usize) -> Option<&Value> {
-        self.get(i).map(|entry| &entry.value)
+    pub fn value(&self, i: usize) -> Option<ValueRef<'_>> {
+        self.get(i).map(Entry::value)
     }
 
     pub fn exists(&self, i: usize) -> bool {
@@ -1088,36 +1090,36 @@ impl<'a> Txn<'a> {
 
     /// The entry to change in place; its size is re-measured when the
     /// transaction ends.
-    pub fn entry_mut(&mut self, i: usize) -> Option<&mut Entry> {
-        let size = self
-            .get(i)
-            .map(|entry| entry.mem_size(self.keys[i].key.len()))?;
+    pub fn entry_mut(&mut self, i: usize) -> Option<EntryMut<'_>> {
+        let size = self.get(i).map(Entry::mem_size)?;
         if !self.pending_resize.iter().any(|(index, _)| *index == i) {
             self.pending_resize.push((i, size));
         }
         self.mark_changed(i);
         let (shard, hash, key) = self.shard_mut(i);
-        shard.get_mut(hash, key)
+        shard.get_mut(hash, key).map(EntryMut)
     }
 
     /// Stores a value with the given absolute deadline, replacing what was there.
     pub fn insert(&mut self, i: usize, value: Value, expire_at: Option<u64>) -> Option<Entry> {
         let now_secs = secs_clock(self.now_ms);
-        self.insert_entry(i, Entry::new(value, expire_at, now_secs))
+        self.insert_entry(i, Entry::new(self.keys[i].key, value, expire_at, now_secs))
     }
 
+    /// Stores an entry under key `i` (taken from another key: RENAME, MOVE,
+    /// COPY), replacing what was there.
     pub fn insert_entry(&mut self, i: usize, entry: Entry) -> Option<Entry> {
         self.pending_resize.retain(|(index, _)| *index != i);
         self.mark_changed(i);
         let TxnKey {
             key, hash, guard, ..
-        } = &self.keys[i];
-        self.guards[*guard].insert(*hash, key, entry)
+        } = self.keys[i];
+        self.guards[guard].insert(hash, entry.rekey(key))
     }
 
     /// Replaces the value and keeps the key's TTL.
     pub fn replace_value(&mut self, i: usize, value: Value) {
-        let expire_at = self.get(i).and_then(|entry| entry.expire_at);
+        let expire_at = self.get(i).and_then(Entry::expire_at);
         self.insert(i, value, expire_at);
     }
 
@@ -1179,7 +1181,7 @@ impl<'a> Txn<'a> {
             match self.guards[guard].get(hash, key) {
                 Some(entry) => {
                     let (kind, payload) = entry_payload(entry);
-                    warm.put(db, key, kind, entry.expire_at, payload);
+                    warm.put(db, key, kind, entry.expire_at(), payload);
                 }
                 None => {
                     warm.delete(db, key);
@@ -1209,7 +1211,7 @@ impl<'a> Txn<'a> {
                     let (kind, payload) = entry_payload(entry);
                     warm::Record {
                         kind,
-                        expire_at: entry.expire_at,
+                        expire_at: entry.expire_at(),
                         payload,
                     }
                 });
@@ -1294,12 +1296,8 @@ mod tests {
         set(&ks, "a", "hello", None);
         set(&ks, "a", "a much longer value", Some(now_ms() + 10_000));
         ks.write(0, b"a", |txn| {
-            if let Some(Entry {
-                value: Value::Str(data),
-                ..
-            }) = txn.entry_mut(0)
-            {
-                *data = Bytes::from_static(b"x");
+            if let Some(data) = txn.entry_mut(0).and_then(EntryMut::string_mut) {
+                *data = b"x".to_vec();
             }
         });
         assert!(ks.totals().bytes > 0);

@@ -8,8 +8,6 @@
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
-
 use super::value::{Entry, EXPIRY_OVERHEAD};
 
 /// The end of a chain, or an empty bucket.
@@ -17,8 +15,8 @@ const NIL: u32 = u32::MAX;
 /// The fewest buckets a shard that ever held a key keeps.
 const MIN_BUCKETS: usize = 4;
 
+/// 48 bytes: the entry and its place in the table.
 pub(super) struct Item {
-    key: Bytes,
     entry: Entry,
     /// The low 32 bits of the key's hash: every bucket index a shard can
     /// have, so a resize never hashes a key again.
@@ -93,7 +91,7 @@ impl Shard {
         let hash = hash as u32;
         let mut at = *self.buckets.get(self.bucket(hash))?;
         while let Some(item) = self.items.get(at as usize) {
-            if item.hash == hash && item.key == key {
+            if item.hash == hash && item.entry.key() == key {
                 return Some(at as usize);
             }
             at = item.next;
@@ -137,9 +135,9 @@ impl Shard {
     }
 
     /// What an entry adds to `bytes`.
-    fn cost(&self, key_len: usize, entry: &Entry) -> usize {
-        let indexed = self.expires.is_some() && entry.expire_at.is_some();
-        entry.mem_size(key_len) + if indexed { EXPIRY_OVERHEAD } else { 0 }
+    fn cost(&self, entry: &Entry) -> usize {
+        let indexed = self.expires.is_some() && entry.expire_at().is_some();
+        entry.mem_size() + if indexed { EXPIRY_OVERHEAD } else { 0 }
     }
 
     /// Keeps the deadline index in step with the item at `at`.
@@ -198,23 +196,21 @@ impl Shard {
         Some(&mut self.items[at].entry)
     }
 
-    /// Stores `entry` under `key`, returning the entry it replaced.
-    pub fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+    /// Stores `entry` under its key, returning the entry it replaced.
+    pub fn insert(&mut self, hash: u64, entry: Entry) -> Option<Entry> {
         self.counters.changes += 1;
-        let new_cost = self.cost(key.len(), &entry);
-        let deadline = entry.expire_at;
-        if let Some(at) = self.position(hash, key) {
+        let new_cost = self.cost(&entry);
+        let deadline = entry.expire_at();
+        if let Some(at) = self.position(hash, entry.key()) {
             let old = std::mem::replace(&mut self.items[at].entry, entry);
-            self.bytes = self.bytes + new_cost - self.cost(key.len(), &old);
-            self.index_deadline(at, old.expire_at, deadline);
+            self.bytes = self.bytes + new_cost - self.cost(&old);
+            self.index_deadline(at, old.expire_at(), deadline);
             return Some(old);
         }
         self.bytes += new_cost;
         let at = self.items.len();
         let hash = hash as u32;
         self.items.push(Item {
-            // Own a compact copy: the argument may share a large read buffer.
-            key: Bytes::copy_from_slice(key),
             entry,
             hash,
             next: NIL,
@@ -240,19 +236,19 @@ impl Shard {
     fn remove_at(&mut self, at: usize) -> Entry {
         let Item { hash, next, .. } = self.items[at];
         self.relink(hash, at as u32, next);
-        let deadline = self.items[at].entry.expire_at;
+        let deadline = self.items[at].entry.expire_at();
         self.index_deadline(at, deadline, None);
         let last = self.items.len() - 1;
         if at != last {
             let moved = &self.items[last];
-            let (moved_hash, moved_deadline) = (moved.hash, moved.entry.expire_at);
+            let (moved_hash, moved_deadline) = (moved.hash, moved.entry.expire_at());
             self.relink(moved_hash, last as u32, at as u32);
             self.index_deadline(last, moved_deadline, None);
             self.index_deadline(at, None, moved_deadline);
         }
-        let Item { key, entry, .. } = self.items.swap_remove(at);
+        let entry = self.items.swap_remove(at).entry;
         self.counters.changes += 1;
-        self.bytes -= self.cost(key.len(), &entry);
+        self.bytes -= self.cost(&entry);
         // Shrink once the table is an eighth full, so a shard that held many
         // keys gives back its buckets and slots; the gap to growing again
         // keeps a key count near a boundary from resizing on every change.
@@ -270,10 +266,10 @@ impl Shard {
             return false;
         };
         self.counters.changes += 1;
-        let key_len = self.items[at].key.len();
-        let old_cost = self.cost(key_len, &self.items[at].entry);
-        let old = std::mem::replace(&mut self.items[at].entry.expire_at, expire_at);
-        self.bytes = self.bytes + self.cost(key_len, &self.items[at].entry) - old_cost;
+        let old_cost = self.cost(&self.items[at].entry);
+        let old = self.items[at].entry.expire_at();
+        self.items[at].entry.set_expire_at(expire_at);
+        self.bytes = self.bytes + self.cost(&self.items[at].entry) - old_cost;
         self.index_deadline(at, old, expire_at);
         true
     }
@@ -281,8 +277,7 @@ impl Shard {
     /// Re-measures an entry after its value was changed in place.
     pub fn resize(&mut self, hash: u64, key: &[u8], old_size: usize) {
         if let Some(at) = self.position(hash, key) {
-            let item = &self.items[at];
-            let new_size = item.entry.mem_size(item.key.len());
+            let new_size = self.items[at].entry.mem_size();
             self.bytes = self.bytes + new_size - old_size;
             self.counters.changes += 1;
         }
@@ -321,7 +316,7 @@ impl Shard {
                 break;
             }
             let at = at as usize;
-            if self.items.get(at).and_then(|item| item.entry.expire_at) != Some(deadline) {
+            if self.items.get(at).and_then(|item| item.entry.expire_at()) != Some(deadline) {
                 // Cannot happen while the index is kept in step; dropping a
                 // stray pair keeps the loop from spinning on it.
                 debug_assert!(false, "deadline index out of step");
@@ -337,8 +332,8 @@ impl Shard {
         removed
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.items.iter().map(|item| (&item.key, &item.entry))
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.items.iter().map(|item| &item.entry)
     }
 
     /// One step of SCAN (Redis's `dictScan` over one table): shows `visit`
@@ -349,14 +344,14 @@ impl Shard {
     /// merges with buckets already walked when it shrinks. A key present for
     /// the whole scan is so returned at least once, however the table
     /// resizes between steps.
-    pub fn scan(&self, cursor: u32, mut visit: impl FnMut(&Bytes, &Entry)) -> u32 {
+    pub fn scan(&self, cursor: u32, mut visit: impl FnMut(&Entry)) -> u32 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = (self.buckets.len() as u32).wrapping_sub(1);
         let mut at = self.buckets[(cursor & mask) as usize];
         while let Some(item) = self.items.get(at as usize) {
-            visit(&item.key, &item.entry);
+            visit(&item.entry);
             at = item.next;
         }
         (cursor | !mask)
@@ -366,13 +361,12 @@ impl Shard {
     }
 
     /// A random item and its position.
-    pub fn sample(&self) -> Option<(usize, &Bytes, &Entry)> {
+    pub fn sample(&self) -> Option<(usize, &Entry)> {
         if self.items.is_empty() {
             return None;
         }
         let at = rand::random::<usize>() % self.items.len();
-        let item = &self.items[at];
-        Some((at, &item.key, &item.entry))
+        Some((at, &self.items[at].entry))
     }
 
     /// Drops the item at `at` to respect `maxmemory`.
@@ -410,7 +404,7 @@ impl Shard {
             None => self
                 .items
                 .iter()
-                .filter(|item| item.entry.expire_at.is_some())
+                .filter(|item| item.entry.expire_at().is_some())
                 .count(),
         }
     }
@@ -420,7 +414,7 @@ impl Shard {
         let mut count = 0u64;
         let deadlines: Box<dyn Iterator<Item = u64>> = match &self.expires {
             Some(expires) => Box::new(expires.iter().map(|(at, _)| *at)),
-            None => Box::new(self.items.iter().filter_map(|item| item.entry.expire_at)),
+            None => Box::new(self.items.iter().filter_map(|item| item.entry.expire_at())),
         };
         for at in deadlines.take(64) {
             total += at.saturating_sub(now_ms);
@@ -432,17 +426,29 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::keyspace::Value;
 
-    fn entry(expire_at: Option<u64>) -> Entry {
-        Entry::new(Value::Str(Bytes::from_static(b"v")), expire_at, 0)
+    fn entry(key: &str, expire_at: Option<u64>) -> Entry {
+        Entry::new(
+            key.as_bytes(),
+            Value::Str(Bytes::from_static(b"v")),
+            expire_at,
+            0,
+        )
     }
 
     /// A hash whose low bits put every key of `n` in few buckets, so chains,
     /// moves and resizes all get exercised.
     fn hash_of(n: u64) -> u64 {
         n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xF0F0_F0F3
+    }
+
+    #[test]
+    fn item_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Item>(), 48);
     }
 
     /// Random inserts, removals and deadline changes against a model, with
@@ -457,7 +463,7 @@ mod tests {
             match rand::random::<u8>() % 4 {
                 0 | 1 => {
                     let deadline = n.is_multiple_of(3).then_some(n);
-                    shard.insert(hash_of(n), key.as_bytes(), entry(deadline));
+                    shard.insert(hash_of(n), entry(&key, deadline));
                     model.insert(key, deadline);
                 }
                 2 => {
@@ -478,18 +484,15 @@ mod tests {
                 for (key, deadline) in &model {
                     let n: u64 = key[1..].parse().unwrap();
                     let found = shard.get(hash_of(n), key.as_bytes());
-                    assert_eq!(found.map(|e| e.expire_at), Some(*deadline), "{key}");
+                    assert_eq!(found.map(Entry::expire_at), Some(*deadline), "{key}");
                 }
                 let indexed: Vec<_> = shard.expires.iter().flatten().copied().collect();
                 assert_eq!(indexed.len(), shard.volatile_count());
                 for (deadline, at) in indexed {
                     let item = &shard.items[at as usize];
-                    assert_eq!(item.entry.expire_at, Some(deadline));
+                    assert_eq!(item.entry.expire_at(), Some(deadline));
                 }
-                let bytes: usize = shard
-                    .iter()
-                    .map(|(key, entry)| shard.cost(key.len(), entry))
-                    .sum();
+                let bytes: usize = shard.iter().map(|entry| shard.cost(entry)).sum();
                 assert_eq!(bytes, shard.bytes);
             }
         }
@@ -501,20 +504,20 @@ mod tests {
     fn scan_survives_resizes() {
         let mut shard = Shard::new(false);
         for n in 0..200 {
-            shard.insert(hash_of(n), format!("stay{n}").as_bytes(), entry(None));
+            shard.insert(hash_of(n), entry(&format!("stay{n}"), None));
         }
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0;
         let mut step = 0u64;
         loop {
-            cursor = shard.scan(cursor, |key, _| {
-                seen.insert(key.clone());
+            cursor = shard.scan(cursor, |entry| {
+                seen.insert(entry.key().to_vec());
             });
             // Grow to 4,096 buckets, then shrink back, while scanning.
             if step < 10 {
                 for n in 0..400 {
                     let n = 1_000 + step * 400 + n;
-                    shard.insert(hash_of(n), format!("tmp{n}").as_bytes(), entry(None));
+                    shard.insert(hash_of(n), entry(&format!("tmp{n}"), None));
                 }
             } else {
                 for n in 1_000..5_000 {
