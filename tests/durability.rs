@@ -81,6 +81,22 @@ enum Readiness {
     PortTaken,
 }
 
+/// The threads' stacks of a process that stopped answering, when gdb is
+/// installed (it says where a hang is); otherwise a note.
+fn stacks(pid: u32) -> String {
+    Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 25",
+        ])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_else(|error| format!("(no gdb: {error})"))
+}
+
 impl Strata {
     /// Starts strata with `flags` on a free port and waits until it answers
     /// PING. Panics, with its stderr, if it exits or stays silent for 20 s.
@@ -146,8 +162,9 @@ impl Strata {
             }
             if spawned.elapsed() > PROCESS_TIMEOUT {
                 panic!(
-                    "strata did not answer PING within {PROCESS_TIMEOUT:?}; stderr:\n{}",
-                    self.stderr()
+                    "strata did not answer PING within {PROCESS_TIMEOUT:?}; stderr:\n{}\nthreads:\n{}",
+                    self.stderr(),
+                    stacks(self.child.id())
                 );
             }
             thread::sleep(POLL);

@@ -47,6 +47,10 @@ const CLEAN_KEY: &[u8] = b"clean";
 /// without being safe to replay (FLUSHDB, SWAPDB); stored in the same batch
 /// as the database map, and replay starts after it.
 const JOURNAL_KEY: &[u8] = b"journal";
+/// Threads applying the journal to sled. Records of one key always go to
+/// the same one, so each key's changes apply in order; a record about
+/// several keys or databases waits for all of them (a barrier).
+const APPLIERS: usize = 2;
 /// How often the checkpointer flushes sled so journal files can go.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -359,32 +363,38 @@ impl Warm {
         segment: journal::Segment,
         journal_dir: PathBuf,
     ) -> std::io::Result<()> {
-        let (to_applier, chunks) = mpsc::channel::<Chunk>();
         let mut threads = self.threads.lock();
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..APPLIERS).map(|_| mpsc::channel::<Arc<Chunk>>()).unzip();
         let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("strata-journal".into())
                 .spawn(move || {
-                    pipeline.run_writer(segment, journal_dir, to_applier, |reason| {
+                    pipeline.run_writer(segment, journal_dir, senders, |reason| {
                         tracing::error!("warm tier: {reason}");
                         store.guard.fail(reason);
                     })
                 })?,
         );
-        let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name("strata-applier".into())
-                .spawn(move || {
-                    for chunk in chunks {
-                        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
-                            store.apply_op(chunk.first_seq + i as u64, &op);
+        let barrier = Arc::new(std::sync::Barrier::new(APPLIERS));
+        for (part, chunks) in receivers.into_iter().enumerate() {
+            let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
+            let barrier = barrier.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("strata-applier-{part}"))
+                    .spawn(move || {
+                        yield_to_commands();
+                        for chunk in chunks {
+                            store.apply_part(&chunk, part, &barrier);
+                            if chunk.finished.fetch_add(1, Ordering::AcqRel) + 1 == APPLIERS {
+                                pipeline.applied(&chunk);
+                            }
                         }
-                        pipeline.applied(&chunk);
-                    }
-                })?,
-        );
+                    })?,
+            );
+        }
         let (pipeline, store) = (self.pipeline.clone(), self.store.clone());
         threads.push(
             std::thread::Builder::new()
@@ -867,7 +877,33 @@ impl Store {
         Ok((last, replayed))
     }
 
-    /// Applies one journal record to sled (the applier thread, and replay).
+    /// Applies this applier's share of a chunk: the single-key records of
+    /// keys in its part, and, between two barriers, the records every
+    /// applier must wait for (applied by part 0).
+    fn apply_part(&self, chunk: &Chunk, part: usize, barrier: &std::sync::Barrier) {
+        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
+            let seq = chunk.first_seq + i as u64;
+            let owner = match &op {
+                Op::Put { db, key, .. } | Op::Delete { db, key } | Op::Unindex { db, key, .. } => {
+                    Some(applier_of(*db, key))
+                }
+                _ => None,
+            };
+            match owner {
+                Some(owner) if owner == part => self.apply_op(seq, &op),
+                Some(_) => {}
+                None => {
+                    barrier.wait();
+                    if part == 0 {
+                        self.apply_op(seq, &op);
+                    }
+                    barrier.wait();
+                }
+            }
+        }
+    }
+
+    /// Applies one journal record to sled (the appliers, and replay).
     fn apply_op(&self, seq: u64, op: &Op<'_>) {
         match op {
             Op::Put { db, key, raw } => self.store_put(*db as usize, key, raw),
@@ -1051,6 +1087,27 @@ impl Store {
             .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
             .sum()
     }
+}
+
+/// Lowers the calling thread's scheduling priority to the least (nice 19).
+/// The appliers do the sled work the journal has made safe to defer: when
+/// the cores are busy, commands go first and the backlog grows (up to its
+/// bound, where writers wait); when they are not, the appliers catch up.
+fn yield_to_commands() {
+    // SAFETY: plain system calls on the calling thread, no memory involved.
+    // On Linux the nice value belongs to the thread named by its id.
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+    };
+    if result != 0 {
+        tracing::debug!("warm tier: cannot lower the applier's priority");
+    }
+}
+
+/// Which applier owns a key's single-key records.
+fn applier_of(db: u32, key: &[u8]) -> usize {
+    (record::key_hash(key) as usize ^ db as usize) % APPLIERS
 }
 
 fn decode_seq(raw: &[u8]) -> Option<u64> {

@@ -9,13 +9,13 @@
 //! sweep) wait for the applier instead: they are rare, and the backlog is
 //! bounded, so the wait is short.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hashbrown::HashMap;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
@@ -34,10 +34,10 @@ const GATHER: Duration = Duration::from_millis(1);
 /// that, writers wait for it (reads of whole databases wait for it anyway,
 /// and a crash replays at most this much).
 const MAX_BACKLOG_RECORDS: u64 = 100_000;
-const MAX_BACKLOG_BYTES: u64 = 64 << 20;
+const MAX_BACKLOG_BYTES: u64 = 16 << 20;
 /// A journal file is closed and a new one begun past this size; closed files
 /// are deleted once a sled flush covers them.
-const SEGMENT_BYTES: u64 = 64 << 20;
+const SEGMENT_BYTES: u64 = 8 << 20;
 
 /// What a connection waits for before its replies leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,6 @@ struct Pending {
     /// Per database: keys whose newest record the applier has not reached.
     overlay: Vec<HashMap<Box<[u8]>, OverlayEntry>>,
     applied: u64,
-    backlog_bytes: u64,
     /// The highest record a connection waits to see synced.
     sync_wanted: u64,
     /// A sync was asked for whatever is pending (SAVE, BGSAVE, shutdown).
@@ -87,10 +86,12 @@ struct Pending {
     urgent: bool,
 }
 
-/// A stretch of the journal on its way to the applier.
+/// A stretch of the journal on its way to the appliers.
 pub struct Chunk {
     pub first_seq: u64,
     pub bytes: Vec<u8>,
+    /// Appliers done with it; the last one reports it applied.
+    pub finished: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Pipeline {
@@ -100,6 +101,11 @@ pub struct Pipeline {
     applied_cv: Condvar,
     wake_checkpointer: Condvar,
     durable_tx: watch::Sender<Durable>,
+    /// Copies of `next_seq - 1` and `applied`, and the bytes appended but
+    /// not applied, readable without the lock.
+    appended: AtomicU64,
+    applied_fast: AtomicU64,
+    backlog_bytes: AtomicU64,
     stop: AtomicBool,
     pub last_sync_ms: AtomicU64,
     /// Unix ms of the oldest record not yet synced (0: none).
@@ -130,7 +136,6 @@ impl Pipeline {
                 next_seq,
                 overlay: (0..databases).map(|_| HashMap::new()).collect(),
                 applied,
-                backlog_bytes: 0,
                 sync_wanted: 0,
                 forced: false,
                 syncs_started: 0,
@@ -140,6 +145,9 @@ impl Pipeline {
             applied_cv: Condvar::new(),
             wake_checkpointer: Condvar::new(),
             durable_tx,
+            appended: AtomicU64::new(applied),
+            applied_fast: AtomicU64::new(applied),
+            backlog_bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             last_sync_ms: AtomicU64::new(now_ms()),
             oldest_unsynced_ms: AtomicU64::new(0),
@@ -170,7 +178,8 @@ impl Pipeline {
         let len = pending.buf.len() - start;
         let seq = pending.next_seq;
         pending.next_seq += 1;
-        pending.backlog_bytes += len as u64;
+        self.appended.store(seq, Ordering::Release);
+        self.backlog_bytes.fetch_add(len as u64, Ordering::Relaxed);
         if with_state {
             let pending = &mut *pending;
             let mut set = |db: u32, key: &[u8], raw: Option<&[u8]>| {
@@ -240,6 +249,21 @@ impl Pipeline {
     /// sync only when syncing has fallen behind; the applier when its
     /// backlog is full. `forced` (SAVE) asks for a sync whatever the policy.
     pub fn target(&self, forced: bool) -> Option<DurableWait> {
+        let policy = self.policy();
+        if !forced && policy != FsyncPolicy::Always {
+            // The common case, without the lock every append takes.
+            let backlog =
+                self.appended.load(Ordering::Acquire) - self.applied_fast.load(Ordering::Acquire);
+            let backlog_ok = backlog <= MAX_BACKLOG_RECORDS
+                && self.backlog_bytes.load(Ordering::Relaxed) <= MAX_BACKLOG_BYTES;
+            let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
+            let lag_ok = policy == FsyncPolicy::No
+                || oldest == 0
+                || now_ms().saturating_sub(oldest) <= MAX_SYNC_LAG_MS;
+            if backlog_ok && lag_ok {
+                return None;
+            }
+        }
         let mut pending = self.pending.lock();
         if forced {
             pending.forced = true;
@@ -249,7 +273,9 @@ impl Pipeline {
         }
         let appended = pending.next_seq - 1;
         let backlog = appended - pending.applied;
-        if backlog > MAX_BACKLOG_RECORDS || pending.backlog_bytes > MAX_BACKLOG_BYTES {
+        if backlog > MAX_BACKLOG_RECORDS
+            || self.backlog_bytes.load(Ordering::Relaxed) > MAX_BACKLOG_BYTES
+        {
             pending.urgent = true;
             self.wake_writer.notify_one();
             return Some(DurableWait::Applied(
@@ -259,7 +285,7 @@ impl Pipeline {
         if appended <= self.durable().writes {
             return None;
         }
-        let wait = match self.policy() {
+        let wait = match policy {
             FsyncPolicy::Always => true,
             FsyncPolicy::EverySec => {
                 let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
@@ -305,7 +331,7 @@ impl Pipeline {
         &self,
         mut segment: Segment,
         journal_dir: PathBuf,
-        to_applier: mpsc::Sender<Chunk>,
+        to_appliers: Vec<mpsc::Sender<Arc<Chunk>>>,
         on_error: impl Fn(String),
     ) {
         let mut spare = Vec::new();
@@ -372,6 +398,7 @@ impl Pipeline {
                 let chunk = Chunk {
                     first_seq: pending.buf_first,
                     bytes: std::mem::replace(&mut pending.buf, std::mem::take(&mut spare)),
+                    finished: Default::default(),
                 };
                 pending.buf_first = pending.next_seq;
                 (chunk, appended, sync, ticket, stopping)
@@ -419,8 +446,13 @@ impl Pipeline {
             }
             if chunk.bytes.is_empty() {
                 spare = chunk.bytes;
-            } else if to_applier.send(chunk).is_err() {
-                return;
+            } else {
+                let chunk = Arc::new(chunk);
+                for to_applier in &to_appliers {
+                    if to_applier.send(chunk.clone()).is_err() {
+                        return;
+                    }
+                }
             }
             if stopping {
                 return;
@@ -449,10 +481,10 @@ impl Pipeline {
         let applied = chunk.first_seq + count.saturating_sub(1);
         if count > 0 {
             pending.applied = pending.applied.max(applied);
+            self.applied_fast.store(pending.applied, Ordering::Release);
         }
-        pending.backlog_bytes = pending
-            .backlog_bytes
-            .saturating_sub(chunk.bytes.len() as u64);
+        self.backlog_bytes
+            .fetch_sub(chunk.bytes.len() as u64, Ordering::Relaxed);
         self.applied_cv.notify_all();
         drop(pending);
         if count > 0 {
