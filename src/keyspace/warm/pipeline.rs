@@ -34,7 +34,7 @@ const GATHER: Duration = Duration::from_millis(1);
 /// that, writers wait for it (reads of whole databases wait for it anyway,
 /// and a crash replays at most this much).
 const MAX_BACKLOG_RECORDS: u64 = 100_000;
-const MAX_BACKLOG_BYTES: u64 = 16 << 20;
+const MAX_BACKLOG_BYTES: u64 = 8 << 20;
 /// A journal file is closed and a new one begun past this size; closed files
 /// are deleted once a sled flush covers them.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -223,6 +223,12 @@ impl Pipeline {
     /// A key's newest state if the applier has not reached it yet:
     /// `Some(None)` when it was deleted.
     pub fn overlay(&self, db: usize, key: &[u8]) -> Option<Option<Bytes>> {
+        // Everything appended is applied: sled has the newest state of every
+        // key. (The caller holds the key's shard lock, so its last write has
+        // published its sequence number before this reads it.)
+        if self.appended.load(Ordering::Acquire) == self.applied_fast.load(Ordering::Acquire) {
+            return None;
+        }
         let pending = self.pending.lock();
         let (_, raw) = pending.overlay.get(db)?.get(key)?;
         Some(raw.clone())
