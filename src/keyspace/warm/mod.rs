@@ -51,6 +51,11 @@ const JOURNAL_KEY: &[u8] = b"journal";
 /// the same one, so each key's changes apply in order; a record about
 /// several keys or databases waits for all of them (a barrier).
 const APPLIERS: usize = 2;
+/// Replay flushes sled after this many records.
+const REPLAY_FLUSH_EVERY: u64 = 1_000;
+/// The sequence number of the last record applied before a checkpoint's
+/// flush: sled holds it and every earlier one.
+const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 /// How often the checkpointer flushes sled so journal files can go.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -280,12 +285,14 @@ impl Warm {
             let tree = db.open_tree(name).map_err(|e| fail(e.to_string()))?;
             trees.push(Arc::new(DbTree::new(name.clone(), tree)));
         }
-        let applied_before = match meta.get(JOURNAL_KEY).map_err(|e| fail(e.to_string()))? {
-            Some(raw) => {
-                decode_seq(&raw).ok_or_else(|| fail("the journal mark is corrupt".into()))?
+        let mut applied_before = 0;
+        for key in [JOURNAL_KEY, CHECKPOINT_KEY] {
+            if let Some(raw) = meta.get(key).map_err(|e| fail(e.to_string()))? {
+                let seq =
+                    decode_seq(&raw).ok_or_else(|| fail("the journal mark is corrupt".into()))?;
+                applied_before = applied_before.max(seq);
             }
-            None => 0,
-        };
+        }
         let clean = meta.get(CLEAN_KEY).map_err(|e| fail(e.to_string()))?;
         let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
         let store = Store {
@@ -404,6 +411,15 @@ impl Warm {
                     while !pipeline.pause(CHECKPOINT_INTERVAL) {
                         let applied = pipeline.applied_seq();
                         if applied == covered {
+                            continue;
+                        }
+                        // Stored before the flush, so once sled has it, it
+                        // has every record up to it: replay starts after it.
+                        let mark = store
+                            .meta
+                            .insert(CHECKPOINT_KEY, &applied.to_le_bytes()[..]);
+                        if let Err(error) = mark {
+                            store.io_error(&error);
                             continue;
                         }
                         if let Err(error) = store.db.flush() {
@@ -849,7 +865,13 @@ impl Store {
     /// records were applied.
     fn replay(&self, journal_dir: &Path, applied_before: u64) -> std::io::Result<(u64, u64)> {
         let (mut last, mut replayed) = (0, 0);
-        for (first, path) in journal::segments(journal_dir)? {
+        let segments = journal::segments(journal_dir)?;
+        if !segments.is_empty() {
+            // Let sled finish what its own recovery started (it may shorten
+            // its file in the background) before writing to it.
+            self.db.flush().map_err(std::io::Error::other)?;
+        }
+        for (first, path) in segments {
             let buf = journal::read_segment(&path)?;
             let mut records = journal::Records::new(&buf);
             let mut seq = first;
@@ -857,6 +879,13 @@ impl Store {
                 if seq > applied_before {
                     self.apply_op(seq, &op);
                     replayed += 1;
+                    if replayed % REPLAY_FLUSH_EVERY == 0 {
+                        // A burst of writes straight after sled's recovery
+                        // can deadlock sled 0.34 (ARCHITECTURE.md, "sled
+                        // 0.34's deadlock"); flushing as it goes keeps its
+                        // log writes in step.
+                        self.db.flush().map_err(std::io::Error::other)?;
+                    }
                 }
                 last = last.max(seq);
                 seq += 1;

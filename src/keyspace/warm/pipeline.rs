@@ -258,8 +258,10 @@ impl Pipeline {
         let policy = self.policy();
         if !forced && policy != FsyncPolicy::Always {
             // The common case, without the lock every append takes.
-            let backlog =
-                self.appended.load(Ordering::Acquire) - self.applied_fast.load(Ordering::Acquire);
+            let backlog = self
+                .appended
+                .load(Ordering::Acquire)
+                .saturating_sub(self.applied_fast.load(Ordering::Acquire));
             let backlog_ok = backlog <= MAX_BACKLOG_RECORDS
                 && self.backlog_bytes.load(Ordering::Relaxed) <= MAX_BACKLOG_BYTES;
             let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
