@@ -332,6 +332,23 @@ impl Pipeline {
         self.wake_checkpointer.notify_one();
     }
 
+    /// Whether records appended so far must be synced now: a connection
+    /// waits for them, or (`always`) any are unsynced, or (`everysec`) the
+    /// last sync is a second old.
+    fn sync_due(&self, pending: &Pending, policy: FsyncPolicy) -> bool {
+        let synced = self.durable().writes;
+        pending.next_seq - 1 > synced
+            && (pending.sync_wanted > synced
+                || match policy {
+                    FsyncPolicy::Always => true,
+                    FsyncPolicy::EverySec => {
+                        now_ms().saturating_sub(self.last_sync_ms.load(Ordering::Relaxed))
+                            >= EVERYSEC_INTERVAL.as_millis() as u64
+                    }
+                    FsyncPolicy::No => false,
+                })
+    }
+
     /// The writer thread: moves the buffer to the journal file, syncs it as
     /// the policy asks, and hands it to the applier. Returns when stopped,
     /// after writing and syncing everything.
@@ -350,18 +367,7 @@ impl Pipeline {
                 loop {
                     let stopping = self.stop.load(Ordering::SeqCst);
                     let policy = self.policy();
-                    let synced = self.durable().writes;
-                    let appended = pending.next_seq - 1;
-                    let sync_due = match policy {
-                        FsyncPolicy::Always => pending.sync_wanted > synced,
-                        FsyncPolicy::EverySec => {
-                            appended > synced
-                                && now_ms()
-                                    .saturating_sub(self.last_sync_ms.load(Ordering::Relaxed))
-                                    >= EVERYSEC_INTERVAL.as_millis() as u64
-                        }
-                        FsyncPolicy::No => false,
-                    };
+                    let sync_due = self.sync_due(&pending, policy);
                     let has_data = !pending.buf.is_empty();
                     if pending.urgent && !has_data {
                         // Everything is on its way to the applier already.
@@ -381,20 +387,8 @@ impl Pipeline {
                     self.wake_writer.wait_for(&mut pending, timeout);
                 }
                 let stopping = self.stop.load(Ordering::SeqCst);
-                let synced = self.durable().writes;
                 let appended = pending.next_seq - 1;
-                let sync = stopping
-                    || pending.forced
-                    || (appended > synced
-                        && match self.policy() {
-                            FsyncPolicy::Always => true,
-                            FsyncPolicy::EverySec => {
-                                now_ms().saturating_sub(self.last_sync_ms.load(Ordering::Relaxed))
-                                    >= EVERYSEC_INTERVAL.as_millis() as u64
-                                    || pending.sync_wanted > synced
-                            }
-                            FsyncPolicy::No => pending.sync_wanted > synced,
-                        });
+                let sync = stopping || pending.forced || self.sync_due(&pending, self.policy());
                 let ticket = if sync {
                     pending.forced = false;
                     pending.syncs_started += 1;
