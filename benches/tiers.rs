@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use strata::keyspace::warm::{FsyncPolicy, Warm, WarmOptions, KIND_STRING};
-use strata::keyspace::{
-    EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value, ValueRef,
-};
+use strata::keyspace::{EvictionPolicy, Keyspace, KeyspaceOptions, Rank, ReadOptions, Value};
 
 const PREFILL: u64 = 100_000;
 const VALUE_LEN: usize = 100;
@@ -86,9 +84,7 @@ fn set(ks: &Keyspace, key: &[u8], value: &Bytes) {
 
 fn get(ks: &Keyspace, key: &[u8]) -> usize {
     ks.read(0, key, ReadOptions::default(), |entry| match entry {
-        Some(entry) => match entry.value() {
-            ValueRef::Str(data) => data.len(),
-        },
+        Some(entry) => entry.value().as_str().map_or(0, <[u8]>::len),
         None => 0,
     })
 }

@@ -310,6 +310,17 @@ fn serialized_length(value: ValueRef<'_>) -> u64 {
             };
             prefix + len
         }
+        // Collections: an estimate (Redis reports its listpack or element
+        // serialisation; clients use the figure only as a size hint).
+        ValueRef::List(list) => 1 + list.iter().map(|item| item.len() as u64 + 2).sum::<u64>(),
+        ValueRef::Hash(hash) => {
+            1 + hash
+                .iter()
+                .map(|(f, v)| (f.len() + v.len()) as u64 + 4)
+                .sum::<u64>()
+        }
+        ValueRef::Set(set) => 1 + set.iter().map(|m| m.len() as u64 + 2).sum::<u64>(),
+        ValueRef::ZSet(zset) => 1 + zset.iter().map(|(m, _)| m.len() as u64 + 10).sum::<u64>(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! counted at the one spot where the outcome is known.
 
 mod shard;
+pub mod types;
 mod value;
 pub mod warm;
 
@@ -26,8 +27,9 @@ use smallvec::SmallVec;
 
 use shard::Shard;
 pub use shard::ShardCounters;
+use types::ElementWrite;
 pub use value::{Entry, EntryMut, Value, ValueRef, ValueType};
-use warm::{Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
+use warm::{CollectionMeta, Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -230,6 +232,9 @@ pub struct Keyspace {
     /// nothing evicted yet): a miss in memory is then a miss, and sled is
     /// not asked.
     hot_complete: AtomicBool,
+    /// Collection generations when memory is the only tier (the warm tier
+    /// hands them out otherwise).
+    generations: AtomicU64,
 }
 
 /// Where a key stands once its shard is locked.
@@ -280,6 +285,7 @@ impl Keyspace {
             policy: AtomicU8::new(policy.code()),
             samples: AtomicU32::new(samples.max(1)),
             hot_complete: AtomicBool::new(hot_complete),
+            generations: AtomicU64::new(0),
         }
     }
 
@@ -350,13 +356,52 @@ impl Keyspace {
             warm.delete_expired(db, key);
             return Presence::Absent;
         }
-        match entry_from_stored(key, stored, secs_clock(now)) {
+        match self.entry_from_stored(db, key, stored, secs_clock(now)) {
             Some(entry) => {
                 shard.insert(hash, entry);
                 shard.counters.promotions += 1;
                 Presence::Promoted
             }
             None => Presence::Absent,
+        }
+    }
+
+    /// Builds the entry for a record read from sled; a collection's
+    /// elements are read whole (a record that cannot be read is a miss).
+    fn entry_from_stored(
+        &self,
+        db: usize,
+        key: &[u8],
+        stored: Stored,
+        now_secs: u32,
+    ) -> Option<Entry> {
+        let value = match stored.kind {
+            KIND_STRING => Value::Str(stored.payload),
+            kind if warm::is_collection(kind) => {
+                let warm = self.warm.as_ref()?;
+                let meta = match CollectionMeta::decode(&stored.payload) {
+                    Ok(meta) => meta,
+                    Err(error) => {
+                        tracing::warn!(
+                            "warm tier: key {:?}: {error}; treated as a miss",
+                            String::from_utf8_lossy(key)
+                        );
+                        return None;
+                    }
+                };
+                let elements = warm.load_elements(db, key, meta.generation)?;
+                types::restore(&meta, elements)?
+            }
+            _ => return None,
+        };
+        Some(Entry::new(key, value, stored.expire_at, now_secs))
+    }
+
+    /// A generation for a new collection.
+    fn next_generation(&self) -> u64 {
+        match &self.warm {
+            Some(warm) => warm.next_generation(),
+            None => self.generations.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
@@ -419,7 +464,9 @@ impl Keyspace {
                 warm.delete_expired(db, key);
                 f(None)
             }
-            Some(stored) => f(entry_from_stored(key, stored, secs_clock(now)).as_ref()),
+            Some(stored) => f(self
+                .entry_from_stored(db, key, stored, secs_clock(now))
+                .as_ref()),
             None => f(None),
         }
     }
@@ -482,6 +529,7 @@ impl Keyspace {
             now_ms: now,
             pending_resize: SmallVec::new(),
             changed: SmallVec::new(),
+            removed_generations: SmallVec::new(),
         };
         for (db, key) in keys {
             let hash = self.hash(key);
@@ -991,18 +1039,12 @@ impl Keyspace {
 
 /// Rebuilds a hot-tier entry from a warm record; `None` for a kind this
 /// version cannot decode.
-fn entry_from_stored(key: &[u8], stored: Stored, now_secs: u32) -> Option<Entry> {
-    let value = match stored.kind {
-        KIND_STRING => Value::Str(stored.payload),
-        _ => return None,
-    };
-    Some(Entry::new(key, value, stored.expire_at, now_secs))
-}
-
-/// What the warm tier stores for an entry: (kind, payload).
+/// What the warm tier stores for a string entry: (kind, payload).
 fn entry_payload(entry: &Entry) -> (u8, &[u8]) {
     match entry.value() {
         ValueRef::Str(data) => (KIND_STRING, data),
+        // Collections are written through `Entry::collection_changes`.
+        _ => (KIND_STRING, &[]),
     }
 }
 
@@ -1039,6 +1081,9 @@ pub struct Txn<'a> {
     pending_resize: SmallVec<[(usize, usize); 2]>,
     /// Keys changed, to be written to the warm tier.
     changed: SmallVec<[usize; 2]>,
+    /// (database, generation) of collections removed by this transaction:
+    /// one inserted again in the same database (RENAME) keeps its elements.
+    removed_generations: SmallVec<[(usize, u64); 1]>,
 }
 
 impl<'a> Txn<'a> {
@@ -1101,14 +1146,29 @@ impl<'a> Txn<'a> {
     }
 
     /// Stores a value with the given absolute deadline, replacing what was there.
+    /// A new collection (generation 0) gets its generation here, and all
+    /// its elements are written.
     pub fn insert(&mut self, i: usize, value: Value, expire_at: Option<u64>) -> Option<Entry> {
         let now_secs = secs_clock(self.now_ms);
         self.insert_entry(i, Entry::new(self.keys[i].key, value, expire_at, now_secs))
     }
 
     /// Stores an entry under key `i` (taken from another key: RENAME, MOVE,
-    /// COPY), replacing what was there.
-    pub fn insert_entry(&mut self, i: usize, entry: Entry) -> Option<Entry> {
+    /// COPY), replacing what was there. A collection keeps its elements on
+    /// disk only when it was removed from the same database by this
+    /// transaction (RENAME); otherwise (a copy, a move to another database's
+    /// tree) it gets a new generation and all its elements are written.
+    pub fn insert_entry(&mut self, i: usize, mut entry: Entry) -> Option<Entry> {
+        let db = self.keys[i].db;
+        let track = self.keyspace.warm.is_some();
+        if let Some(collection) = entry.collection_mut() {
+            let generation = collection.common().generation;
+            if generation == 0 || !self.removed_generations.contains(&(db, generation)) {
+                collection
+                    .common_mut()
+                    .adopt(self.keyspace.next_generation(), track);
+            }
+        }
         self.pending_resize.retain(|(index, _)| *index != i);
         self.mark_changed(i);
         let TxnKey {
@@ -1129,7 +1189,12 @@ impl<'a> Txn<'a> {
             key, hash, guard, ..
         } = &self.keys[i];
         let removed = self.guards[*guard].remove(*hash, key);
-        if removed.is_some() {
+        if let Some(entry) = &removed {
+            if let Some(collection) = entry.collection() {
+                let db = self.keys[i].db;
+                self.removed_generations
+                    .push((db, collection.common().generation));
+            }
             self.mark_changed(i);
         }
         removed
@@ -1178,10 +1243,23 @@ impl<'a> Txn<'a> {
                 db,
                 ..
             } = self.keys[i];
-            match self.guards[guard].get(hash, key) {
+            match self.guards[guard].get_mut(hash, key) {
                 Some(entry) => {
-                    let (kind, payload) = entry_payload(entry);
-                    warm.put(db, key, kind, entry.expire_at(), payload);
+                    let mut elements = Vec::new();
+                    match entry.collection_changes(&mut elements) {
+                        Some((kind, meta)) => {
+                            let record = warm::Record {
+                                kind,
+                                expire_at: entry.expire_at(),
+                                payload: &meta,
+                            };
+                            warm.apply(db, &[(key, Some(record))], &elements);
+                        }
+                        None => {
+                            let (kind, payload) = entry_payload(entry);
+                            warm.put(db, key, kind, entry.expire_at(), payload);
+                        }
+                    }
                 }
                 None => {
                     warm.delete(db, key);
@@ -1200,6 +1278,21 @@ impl<'a> Txn<'a> {
         }
         dbs.sort_by_key(|&(gains, db)| (!gains, db));
         for &(_, db) in &dbs {
+            // Collections' metadata and elements, taken first (it needs the
+            // entries mutably), then every key's record.
+            let mut elements: Vec<ElementWrite> = Vec::new();
+            let mut metas: SmallVec<[(usize, u8, Vec<u8>); 2]> = SmallVec::new();
+            for &i in &self.changed {
+                let k = &self.keys[i];
+                if k.db != db || metas.iter().any(|(j, ..)| self.keys[*j].key == k.key) {
+                    continue;
+                }
+                if let Some(entry) = self.guards[k.guard].get_mut(k.hash, k.key) {
+                    if let Some((kind, meta)) = entry.collection_changes(&mut elements) {
+                        metas.push((i, kind, meta));
+                    }
+                }
+            }
             let mut changes: SmallVec<[(&[u8], Option<warm::Record<'_>>); 4]> = SmallVec::new();
             for &i in &self.changed {
                 let k = &self.keys[i];
@@ -1207,8 +1300,12 @@ impl<'a> Txn<'a> {
                 if k.db != db || changes.iter().any(|(key, _)| *key == k.key) {
                     continue;
                 }
+                let meta = metas
+                    .iter()
+                    .find(|(j, ..)| self.keys[*j].key == k.key)
+                    .map(|(_, kind, meta)| (*kind, meta.as_slice()));
                 let record = self.guards[k.guard].get(k.hash, k.key).map(|entry| {
-                    let (kind, payload) = entry_payload(entry);
+                    let (kind, payload) = meta.unwrap_or_else(|| entry_payload(entry));
                     warm::Record {
                         kind,
                         expire_at: entry.expire_at(),
@@ -1217,13 +1314,34 @@ impl<'a> Txn<'a> {
                 });
                 changes.push((k.key, record));
             }
-            warm.apply(db, &changes);
+            warm.apply(db, &changes, &elements);
+        }
+    }
+}
+
+impl Txn<'_> {
+    /// A collection left empty is deleted, as Redis never keeps an empty one.
+    fn drop_empty_collections(&mut self) {
+        for n in 0..self.changed.len() {
+            let i = self.changed[n];
+            let TxnKey {
+                key, hash, guard, ..
+            } = self.keys[i];
+            let empty = self.guards[guard]
+                .get(hash, key)
+                .and_then(Entry::collection)
+                .is_some_and(|c| c.is_empty());
+            if empty {
+                self.pending_resize.retain(|(index, _)| *index != i);
+                self.guards[guard].remove(hash, key);
+            }
         }
     }
 }
 
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
+        self.drop_empty_collections();
         while let Some((i, old_size)) = self.pending_resize.pop() {
             let TxnKey {
                 key, hash, guard, ..
@@ -1348,6 +1466,163 @@ mod tests {
         }
         let from_disk = ks.totals().counters.warm_hits - before;
         assert!(from_disk < 20, "{from_disk} of 200 hot reads went to disk");
+    }
+
+    fn open_warm(dir: &std::path::Path) -> Keyspace {
+        Keyspace::open(KeyspaceOptions {
+            databases: 2,
+            warm: Some(WarmOptions {
+                dir: dir.to_path_buf(),
+                databases: 2,
+                cache_size: 4 << 20,
+                fsync: warm::FsyncPolicy::No,
+                max_disk: 0,
+                min_free_disk: 0,
+            }),
+            maxmemory: 0,
+            policy: EvictionPolicy::AllKeys(Rank::Lru),
+            samples: 5,
+        })
+        .unwrap()
+    }
+
+    fn list_of(ks: &Keyspace, db: usize, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        ks.read(db, key, ReadOptions::default(), |entry| {
+            let list = entry?.value().as_list()?;
+            Some(list.iter().map(<[u8]>::to_vec).collect())
+        })
+    }
+
+    fn with_list(ks: &Keyspace, db: usize, key: &[u8], f: impl FnOnce(&mut types::List)) {
+        ks.write(db, key, |txn| {
+            if !txn.exists(0) {
+                txn.insert(0, Value::List(types::List::default()), None);
+            }
+            if let Some(list) = txn.entry_mut(0).and_then(EntryMut::list_mut) {
+                f(list);
+            }
+        });
+    }
+
+    #[test]
+    fn collections_survive_a_reopen_element_by_element() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
+        {
+            let ks = open_warm(dir.path());
+            with_list(&ks, 0, b"l", |list| {
+                for i in 0..300 {
+                    list.push_back(format!("{i}").as_bytes());
+                }
+            });
+            model.extend((0..300).map(|i| format!("{i}").into_bytes()));
+            with_list(&ks, 0, b"l", |list| {
+                list.push_front(b"front");
+                list.pop_back();
+                list.set(10, b"ten");
+                list.insert(200, b"inserted");
+                list.remove(3);
+            });
+            model.push_front(b"front".to_vec());
+            model.pop_back();
+            model[10] = b"ten".to_vec();
+            model.insert(200, b"inserted".to_vec());
+            model.remove(3);
+            ks.write(0, b"h", |txn| {
+                let mut hash = types::Hash::default();
+                hash.insert(b"f", b"v");
+                hash.insert(b"g", b"w");
+                txn.insert(0, Value::Hash(hash), None);
+            });
+            ks.write(0, b"h", |txn| {
+                if let Some(hash) = txn.entry_mut(0).and_then(EntryMut::hash_mut) {
+                    hash.remove(b"f");
+                }
+            });
+            // RENAME keeps the elements; MOVE writes them to the other tree.
+            ks.write_many([(0, &b"h"[..]), (0, &b"renamed"[..])], |txn| {
+                let entry = txn.remove(0).unwrap();
+                txn.insert_entry(1, entry);
+            });
+            ks.write(0, b"s", |txn| {
+                let mut set = types::Set::default();
+                set.insert(b"m");
+                txn.insert(0, Value::Set(set), None);
+            });
+            ks.write_many([(0, &b"s"[..]), (1, &b"s"[..])], |txn| {
+                let entry = txn.remove(0).unwrap();
+                txn.insert_entry(1, entry);
+            });
+            // Emptied: deleted.
+            with_list(&ks, 0, b"gone", |list| list.push_back(b"x"));
+            with_list(&ks, 0, b"gone", |list| {
+                list.pop_front();
+            });
+            ks.close();
+        }
+        let ks = open_warm(dir.path());
+        assert_eq!(list_of(&ks, 0, b"l"), Some(model.iter().cloned().collect()));
+        let fields = ks.read(0, b"renamed", ReadOptions::default(), |entry| {
+            let hash = entry.unwrap().value().as_hash().unwrap();
+            hash.iter()
+                .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(fields, [(b"g".to_vec(), b"w".to_vec())]);
+        assert!(ks.read(0, b"h", ReadOptions::default(), |e| e.is_none()));
+        assert!(ks.read(0, b"s", ReadOptions::default(), |e| e.is_none()));
+        let moved = ks.read(1, b"s", ReadOptions::default(), |e| {
+            e.unwrap().value().as_set().unwrap().contains(b"m")
+        });
+        assert!(moved);
+        assert!(ks.read(0, b"gone", ReadOptions::default(), |e| e.is_none()));
+        assert_eq!(ks.dbsize(0), 2);
+    }
+
+    #[test]
+    fn a_push_writes_the_same_bytes_whatever_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = open_warm(dir.path());
+        let appended = |ks: &Keyspace| ks.warm().unwrap().journal_bytes();
+        with_list(&ks, 0, b"small", |list| list.push_back(b"x"));
+        with_list(&ks, 0, b"big", |list| {
+            for _ in 0..10_000 {
+                list.push_back(b"x");
+            }
+        });
+        let before = appended(&ks);
+        with_list(&ks, 0, b"small", |list| list.push_back(b"y"));
+        let small = appended(&ks) - before;
+        let before = appended(&ks);
+        with_list(&ks, 0, b"big", |list| list.push_back(b"y"));
+        let big = appended(&ks) - before;
+        assert!(small > 0);
+        assert_eq!(small, big + 2, "the small list's key is two bytes longer");
+    }
+
+    #[test]
+    fn dropped_collections_are_collected_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = open_warm(dir.path());
+        with_list(&ks, 0, b"l", |list| {
+            for _ in 0..2_000 {
+                list.push_back(&[b'x'; 100]);
+            }
+        });
+        let disk = |ks: &Keyspace| {
+            ks.warm().unwrap().catch_up();
+            ks.warm().unwrap().figures().bytes
+        };
+        assert!(disk(&ks) > 200_000);
+        ks.write(0, b"l", |txn| txn.remove(0));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while disk(&ks) > 1_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "garbage never collected"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     #[test]

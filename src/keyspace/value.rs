@@ -3,40 +3,77 @@
 
 use bytes::Bytes;
 
+use super::types::{Collection, ElementWrite, Hash, List, Set, Stored, ZSet};
 use crate::protocol::parse_i64;
 
 /// A value handed to the keyspace to store. The keyspace keeps its own
-/// compact copy, so a string may be a slice of a read buffer. Collections
-/// arrive with the data-type work as boxed variants; every command matches
-/// on this type, so a new variant is a compile error where it matters.
-#[derive(Debug, Clone, PartialEq)]
+/// compact copy, so a string may be a slice of a read buffer; a collection
+/// moves in as it is. Every command matches on this type, so a new variant
+/// is a compile error where it matters.
+#[derive(Debug, Clone)]
 pub enum Value {
     Str(Bytes),
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 /// A stored value as commands read it (a view into the entry).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub enum ValueRef<'a> {
     Str(&'a [u8]),
+    List(&'a List),
+    Hash(&'a Hash),
+    Set(&'a Set),
+    ZSet(&'a ZSet),
+}
+
+impl PartialEq for ValueRef<'_> {
+    /// Strings compare by content; collections only by identity (tests
+    /// compare strings).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ValueRef::Str(a), ValueRef::Str(b)) => a == b,
+            (ValueRef::List(a), ValueRef::List(b)) => std::ptr::eq(*a, *b),
+            (ValueRef::Hash(a), ValueRef::Hash(b)) => std::ptr::eq(*a, *b),
+            (ValueRef::Set(a), ValueRef::Set(b)) => std::ptr::eq(*a, *b),
+            (ValueRef::ZSet(a), ValueRef::ZSet(b)) => std::ptr::eq(*a, *b),
+            _ => false,
+        }
+    }
 }
 
 /// The type names `TYPE` and `SCAN ... TYPE` use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
     String,
+    List,
+    Hash,
+    Set,
+    ZSet,
 }
 
 impl ValueType {
     pub fn name(self) -> &'static str {
         match self {
             ValueType::String => "string",
+            ValueType::List => "list",
+            ValueType::Hash => "hash",
+            ValueType::Set => "set",
+            ValueType::ZSet => "zset",
         }
     }
 
     /// The type of a warm-tier record of `kind`.
     pub fn from_kind(kind: u8) -> Option<ValueType> {
+        use super::warm::{KIND_HASH, KIND_LIST, KIND_SET, KIND_STRING, KIND_ZSET};
         match kind {
-            super::warm::KIND_STRING => Some(ValueType::String),
+            KIND_STRING => Some(ValueType::String),
+            KIND_LIST => Some(ValueType::List),
+            KIND_HASH => Some(ValueType::Hash),
+            KIND_SET => Some(ValueType::Set),
+            KIND_ZSET => Some(ValueType::ZSet),
             _ => None,
         }
     }
@@ -44,15 +81,58 @@ impl ValueType {
     pub fn from_name(name: &[u8]) -> Option<ValueType> {
         match name.to_ascii_lowercase().as_slice() {
             b"string" => Some(ValueType::String),
+            b"list" => Some(ValueType::List),
+            b"hash" => Some(ValueType::Hash),
+            b"set" => Some(ValueType::Set),
+            b"zset" => Some(ValueType::ZSet),
             _ => None,
         }
     }
 }
 
-impl ValueRef<'_> {
+impl<'a> ValueRef<'a> {
     pub fn value_type(self) -> ValueType {
         match self {
             ValueRef::Str(_) => ValueType::String,
+            ValueRef::List(_) => ValueType::List,
+            ValueRef::Hash(_) => ValueType::Hash,
+            ValueRef::Set(_) => ValueType::Set,
+            ValueRef::ZSet(_) => ValueType::ZSet,
+        }
+    }
+
+    pub fn as_str(self) -> Option<&'a [u8]> {
+        match self {
+            ValueRef::Str(data) => Some(data),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(self) -> Option<&'a List> {
+        match self {
+            ValueRef::List(list) => Some(list),
+            _ => None,
+        }
+    }
+
+    pub fn as_hash(self) -> Option<&'a Hash> {
+        match self {
+            ValueRef::Hash(hash) => Some(hash),
+            _ => None,
+        }
+    }
+
+    pub fn as_set(self) -> Option<&'a Set> {
+        match self {
+            ValueRef::Set(set) => Some(set),
+            _ => None,
+        }
+    }
+
+    pub fn as_zset(self) -> Option<&'a ZSet> {
+        match self {
+            ValueRef::ZSet(zset) => Some(zset),
+            _ => None,
         }
     }
 }
@@ -77,6 +157,32 @@ enum Heap {
     /// BITOP's result: Redis's `raw` encoding, with room to grow so repeated
     /// edits stay amortised O(1).
     Raw(Vec<u8>),
+    List(List),
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
+}
+
+impl Heap {
+    fn collection(&self) -> Option<&dyn Collection> {
+        match self {
+            Heap::Raw(_) => None,
+            Heap::List(c) => Some(c),
+            Heap::Hash(c) => Some(c),
+            Heap::Set(c) => Some(c),
+            Heap::ZSet(c) => Some(c),
+        }
+    }
+
+    fn collection_mut(&mut self) -> Option<&mut dyn Collection> {
+        match self {
+            Heap::Raw(_) => None,
+            Heap::List(c) => Some(c),
+            Heap::Hash(c) => Some(c),
+            Heap::Set(c) => Some(c),
+            Heap::ZSet(c) => Some(c),
+        }
+    }
 }
 
 /// One key in the hot tier. Its key and, for a plain string, its value share
@@ -111,6 +217,34 @@ impl<'a> EntryMut<'a> {
     /// result unencoded (OBJECT ENCODING says `raw`).
     pub fn make_raw(self) {
         self.0.string_mut();
+    }
+
+    pub fn list_mut(self) -> Option<&'a mut List> {
+        match self.0.heap.as_deref_mut() {
+            Some(Heap::List(list)) => Some(list),
+            _ => None,
+        }
+    }
+
+    pub fn hash_mut(self) -> Option<&'a mut Hash> {
+        match self.0.heap.as_deref_mut() {
+            Some(Heap::Hash(hash)) => Some(hash),
+            _ => None,
+        }
+    }
+
+    pub fn set_mut(self) -> Option<&'a mut Set> {
+        match self.0.heap.as_deref_mut() {
+            Some(Heap::Set(set)) => Some(set),
+            _ => None,
+        }
+    }
+
+    pub fn zset_mut(self) -> Option<&'a mut ZSet> {
+        match self.0.heap.as_deref_mut() {
+            Some(Heap::ZSet(zset)) => Some(zset),
+            _ => None,
+        }
     }
 }
 
@@ -183,6 +317,10 @@ impl Entry {
     pub fn new(key: &[u8], value: Value, expire_at: Option<u64>, now_secs: u32) -> Entry {
         let (bytes, heap) = match value {
             Value::Str(data) => (pack(key, &data), None),
+            Value::List(c) => (pack(key, &[]), Some(Box::new(Heap::List(c)))),
+            Value::Hash(c) => (pack(key, &[]), Some(Box::new(Heap::Hash(c)))),
+            Value::Set(c) => (pack(key, &[]), Some(Box::new(Heap::Set(c)))),
+            Value::ZSet(c) => (pack(key, &[]), Some(Box::new(Heap::ZSet(c)))),
         };
         Entry {
             bytes,
@@ -201,7 +339,20 @@ impl Entry {
         match self.heap.as_deref() {
             None => ValueRef::Str(unpack(&self.bytes).1),
             Some(Heap::Raw(data)) => ValueRef::Str(data),
+            Some(Heap::List(c)) => ValueRef::List(c),
+            Some(Heap::Hash(c)) => ValueRef::Hash(c),
+            Some(Heap::Set(c)) => ValueRef::Set(c),
+            Some(Heap::ZSet(c)) => ValueRef::ZSet(c),
         }
+    }
+
+    /// The value when it is a collection.
+    pub fn collection(&self) -> Option<&dyn Collection> {
+        self.heap.as_deref().and_then(Heap::collection)
+    }
+
+    pub(super) fn collection_mut(&mut self) -> Option<&mut dyn Collection> {
+        self.heap.as_deref_mut().and_then(Heap::collection_mut)
     }
 
     /// Absolute expiry in Unix milliseconds.
@@ -242,10 +393,37 @@ impl Entry {
     /// A copy as COPY makes it: a new object (fresh access information)
     /// with the same value, encoding and deadline.
     pub fn copy(&self, now_secs: u32) -> Entry {
-        Entry {
+        let mut copy = Entry {
             access: now_secs,
             freq: LFU_INIT,
             ..self.clone()
+        };
+        // A copied collection is a new one: the keyspace gives it its own
+        // generation and writes all its elements.
+        if let Some(collection) = copy.collection_mut() {
+            collection.common_mut().generation = 0;
+        }
+        copy
+    }
+
+    /// For a collection: its key record (kind, metadata) for the warm
+    /// tier, with the element records its recorded changes call for added
+    /// to `out` (and the record cleared).
+    pub(super) fn collection_changes(
+        &mut self,
+        out: &mut Vec<ElementWrite>,
+    ) -> Option<(u8, Vec<u8>)> {
+        use super::warm::{KIND_HASH, KIND_LIST, KIND_SET, KIND_ZSET};
+        fn one<T: Stored>(c: &mut T, kind: u8, out: &mut Vec<ElementWrite>) -> (u8, Vec<u8>) {
+            c.drain_changes(out);
+            (kind, c.meta().encode())
+        }
+        match self.heap.as_deref_mut()? {
+            Heap::Raw(_) => None,
+            Heap::List(c) => Some(one(c, KIND_LIST, out)),
+            Heap::Hash(c) => Some(one(c, KIND_HASH, out)),
+            Heap::Set(c) => Some(one(c, KIND_SET, out)),
+            Heap::ZSet(c) => Some(one(c, KIND_ZSET, out)),
         }
     }
 
@@ -261,7 +439,7 @@ impl Entry {
         }
         match self.heap.as_deref_mut() {
             Some(Heap::Raw(data)) => Some(data),
-            None => None,
+            _ => None,
         }
     }
 
@@ -275,6 +453,10 @@ impl Entry {
                 Some(Heap::Raw(data)) => {
                     alloc_size(std::mem::size_of::<Heap>()) + alloc_size(data.capacity())
                 }
+                Some(heap) => {
+                    alloc_size(std::mem::size_of::<Heap>())
+                        + heap.collection().map_or(0, |c| c.common().bytes)
+                }
             }
     }
 
@@ -282,6 +464,10 @@ impl Entry {
     pub fn encoding(&self) -> &'static str {
         match self.heap.as_deref() {
             Some(Heap::Raw(_)) => "raw",
+            Some(Heap::List(c)) => c.encoding(),
+            Some(Heap::Hash(c)) => c.encoding(),
+            Some(Heap::Set(c)) => c.encoding(),
+            Some(Heap::ZSet(c)) => c.encoding(),
             None => {
                 let data = unpack(&self.bytes).1;
                 if data.len() <= 20 && parse_i64(data).is_some() {
@@ -308,6 +494,7 @@ impl Entry {
                     1
                 }
             }
+            _ => 1,
         }
     }
 

@@ -13,6 +13,7 @@
 //! | `P` | store a key's record | db (u32), key, envelope |
 //! | `D` | delete a key's record | db, key |
 //! | `B` | several changes to one db, atomically | db, count (u32), then per change a flag (0 delete, 1 store), key, [envelope] |
+//! | `E` | `B` with collection elements | `B`'s fields, then count (u32) and per element a flag, element record key, [element record] |
 //! | `U` | drop an expiry index entry | db, deadline (u64 LE), key |
 //! | `F` | FLUSHDB: the db gets a new tree | db, new tree name, background (u8) |
 //! | `S` | SWAPDB | db a, db b |
@@ -51,6 +52,9 @@ pub enum Op<'a> {
     Batch {
         db: u32,
         changes: Vec<Change<'a>>,
+        /// Collection element records (sled keys and records, `None`:
+        /// deleted) changed with the keys.
+        elements: Vec<Change<'a>>,
     },
     Unindex {
         db: u32,
@@ -73,7 +77,7 @@ impl Op<'_> {
     pub fn keys(&self) -> impl Iterator<Item = (u32, &[u8])> {
         let (db, single, many): (u32, Option<&[u8]>, &[Change<'_>]) = match self {
             Op::Put { db, key, .. } | Op::Delete { db, key } => (*db, Some(key), &[]),
-            Op::Batch { db, changes } => (*db, None, changes.as_slice()),
+            Op::Batch { db, changes, .. } => (*db, None, changes.as_slice()),
             _ => (0, None, &[]),
         };
         single
@@ -98,16 +102,16 @@ impl Op<'_> {
                 put_u32(out, *db);
                 put_bytes(out, key);
             }
-            Op::Batch { db, changes } => {
-                out.push(b'B');
+            Op::Batch {
+                db,
+                changes,
+                elements,
+            } => {
+                out.push(if elements.is_empty() { b'B' } else { b'E' });
                 put_u32(out, *db);
-                put_u32(out, changes.len() as u32);
-                for (key, raw) in changes {
-                    out.push(u8::from(raw.is_some()));
-                    put_bytes(out, key);
-                    if let Some(raw) = raw {
-                        put_bytes(out, raw);
-                    }
+                put_changes(out, changes);
+                if !elements.is_empty() {
+                    put_changes(out, elements);
                 }
             }
             Op::Unindex { db, deadline, key } => {
@@ -146,6 +150,17 @@ fn put_u32(out: &mut Vec<u8>, value: u32) {
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(out, bytes.len() as u32);
     out.extend_from_slice(bytes);
+}
+
+fn put_changes(out: &mut Vec<u8>, changes: &[Change<'_>]) {
+    put_u32(out, changes.len() as u32);
+    for (key, raw) in changes {
+        out.push(u8::from(raw.is_some()));
+        put_bytes(out, key);
+        if let Some(raw) = raw {
+            put_bytes(out, raw);
+        }
+    }
 }
 
 /// Why reading stopped before the end of a journal buffer.
@@ -239,6 +254,20 @@ impl<'a> Reader<'a> {
         self.0 = self.0.get(len..)?;
         Some(bytes)
     }
+
+    fn changes(&mut self) -> Option<Vec<Change<'a>>> {
+        let count = self.u32()? as usize;
+        // Each change takes at least 5 bytes: the count cannot ask for
+        // more room than the body could fill.
+        let mut changes = Vec::with_capacity(count.min(self.0.len() / 5));
+        for _ in 0..count {
+            let store = self.u8()? == 1;
+            let key = self.bytes()?;
+            let raw = if store { Some(self.bytes()?) } else { None };
+            changes.push((key, raw));
+        }
+        Some(changes)
+    }
 }
 
 fn parse(body: &[u8]) -> Option<Op<'_>> {
@@ -253,20 +282,16 @@ fn parse(body: &[u8]) -> Option<Op<'_>> {
             db: r.u32()?,
             key: r.bytes()?,
         },
-        b'B' => {
-            let db = r.u32()?;
-            let count = r.u32()? as usize;
-            // Each change takes at least 5 bytes: the count cannot ask for
-            // more room than the body could fill.
-            let mut changes = Vec::with_capacity(count.min(r.0.len() / 5));
-            for _ in 0..count {
-                let store = r.u8()? == 1;
-                let key = r.bytes()?;
-                let raw = if store { Some(r.bytes()?) } else { None };
-                changes.push((key, raw));
-            }
-            Op::Batch { db, changes }
-        }
+        b'B' => Op::Batch {
+            db: r.u32()?,
+            changes: r.changes()?,
+            elements: Vec::new(),
+        },
+        b'E' => Op::Batch {
+            db: r.u32()?,
+            changes: r.changes()?,
+            elements: r.changes()?,
+        },
         b'U' => Op::Unindex {
             db: r.u32()?,
             deadline: r.u64()?,
@@ -366,6 +391,12 @@ mod tests {
             Op::Batch {
                 db: 1,
                 changes: vec![(b"a", Some(b"1")), (b"b", None)],
+                elements: Vec::new(),
+            },
+            Op::Batch {
+                db: 1,
+                changes: vec![(b"l", Some(b"meta"))],
+                elements: vec![(b"e1", Some(b"x")), (b"e2", None)],
             },
             Op::Unindex {
                 db: 2,

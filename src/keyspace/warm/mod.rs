@@ -31,11 +31,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use smallvec::SmallVec;
 
+pub use collections::{CollectionMeta, Element, Kind};
 use journal::Op;
 pub use pipeline::DurableWait;
 use pipeline::{Chunk, Pipeline};
-pub use record::KIND_STRING;
+pub use record::{is_collection, KIND_HASH, KIND_LIST, KIND_SET, KIND_STRING, KIND_ZSET};
 use record::{Header, EXPIRY_PREFIX, KEY_PREFIX};
 
 const META_TREE: &[u8] = b"strata:meta";
@@ -58,6 +60,11 @@ const REPLAY_FLUSH_EVERY: u64 = 1_000;
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 /// How often the checkpointer flushes sled so journal files can go.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The highest collection generation sled's records may name, stored at
+/// each checkpoint (generations after it are in the journal, seen by replay).
+const GENERATION_KEY: &[u8] = b"generation";
+/// Element records of dropped collections deleted per checkpoint and tree.
+const GARBAGE_PER_CHECKPOINT: usize = 20_000;
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +169,9 @@ impl DbTree {
             let deadline = header.and_then(|h| h.expire_at);
             figures = plus(figures, footprint(raw_key.len(), raw.len(), deadline));
         }
+        for (raw_key, raw) in self.tree.scan_prefix([collections::ELEMENT]).flatten() {
+            figures[2] += (raw_key.len() + raw.len()) as i64;
+        }
         let [keys, volatile, bytes] = figures;
         self.keys.store(keys, Ordering::Relaxed);
         self.volatile.store(volatile, Ordering::Relaxed);
@@ -231,6 +241,8 @@ struct Store {
     spare_trees: Vec<Vec<u8>>,
     counters: WarmCounters,
     guard: DiskGuard,
+    /// The highest collection generation applied to sled.
+    max_generation: AtomicU64,
 }
 
 pub struct Warm {
@@ -238,6 +250,10 @@ pub struct Warm {
     pipeline: Arc<Pipeline>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     version: AtomicU64,
+    /// The last collection generation handed out.
+    generation: AtomicU64,
+    /// Bytes appended to the journal since open.
+    journal_bytes: AtomicU64,
     max_disk: AtomicU64,
     closed: AtomicBool,
 }
@@ -294,6 +310,11 @@ impl Warm {
             }
         }
         let clean = meta.get(CLEAN_KEY).map_err(|e| fail(e.to_string()))?;
+        let stored_generation = match meta.get(GENERATION_KEY).map_err(|e| fail(e.to_string()))? {
+            Some(raw) => decode_seq(&raw)
+                .ok_or_else(|| fail("the collection generation mark is corrupt".into()))?,
+            None => 0,
+        };
         let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
         let store = Store {
             spare_trees: names[trees.len()..].to_vec(),
@@ -302,6 +323,7 @@ impl Warm {
             meta,
             counters: WarmCounters::default(),
             guard,
+            max_generation: AtomicU64::new(stored_generation),
         };
 
         let journal_dir = journal::dir(&options.dir);
@@ -351,12 +373,20 @@ impl Warm {
         let segment = journal::Segment::create(&journal_dir, next_seq)
             .map_err(|e| fail(format!("cannot create the journal: {e}")))?;
         let pipeline = Arc::new(Pipeline::new(options.fsync, store.dbs.len(), next_seq));
+        // Above every generation on disk (the checkpoint's mark and what
+        // replay applied) and, across a lost mark, the clock.
+        let generation = store
+            .max_generation
+            .load(Ordering::Relaxed)
+            .max(crate::keyspace::unix_micros());
         let store = Arc::new(store);
         let warm = Warm {
             store,
             pipeline,
             threads: Mutex::new(Vec::new()),
             version: AtomicU64::new(version),
+            generation: AtomicU64::new(generation),
+            journal_bytes: AtomicU64::new(0),
             max_disk: AtomicU64::new(options.max_disk),
             closed: AtomicBool::new(false),
         };
@@ -413,11 +443,20 @@ impl Warm {
                         if applied == covered {
                             continue;
                         }
+                        store.collect_garbage();
                         // Stored before the flush, so once sled has it, it
                         // has every record up to it: replay starts after it.
+                        // The generation is read after the sequence number,
+                        // so it covers every record the mark covers.
+                        let generation = store.max_generation.load(Ordering::Acquire);
                         let mark = store
                             .meta
-                            .insert(CHECKPOINT_KEY, &applied.to_le_bytes()[..]);
+                            .insert(GENERATION_KEY, &generation.to_le_bytes()[..])
+                            .and_then(|_| {
+                                store
+                                    .meta
+                                    .insert(CHECKPOINT_KEY, &applied.to_le_bytes()[..])
+                            });
                         if let Err(error) = mark {
                             store.io_error(&error);
                             continue;
@@ -498,9 +537,32 @@ impl Warm {
         self.append(&Op::Delete { db: db as u32, key }, true);
     }
 
-    /// Applies several changes to one database atomically (one sled batch):
-    /// after a crash either all of them are on disk or none. `None` deletes.
-    pub fn apply(&self, db: usize, changes: &[(&[u8], Option<Record<'_>>)]) {
+    /// Bytes appended to the journal since open: what writes cost on disk.
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until sled holds every write made so far.
+    pub fn catch_up(&self) {
+        self.pipeline.catch_up();
+    }
+
+    /// A generation for a new collection, never used before in this
+    /// directory.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Applies several changes to one database as one journal record: after
+    /// a crash either all of them are in sled or none. `None` deletes.
+    /// `elements` are collection element records (sled key, record or
+    /// `None`) changed with the keys.
+    pub fn apply(
+        &self,
+        db: usize,
+        changes: &[(&[u8], Option<Record<'_>>)],
+        elements: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) {
         let raws: Vec<Option<record::Buf>> = changes
             .iter()
             .map(|(key, change)| {
@@ -521,14 +583,41 @@ impl Warm {
                 .zip(&raws)
                 .map(|((key, _), raw)| (*key, raw.as_deref()))
                 .collect(),
+            elements: elements
+                .iter()
+                .map(|(key, record)| (key.as_slice(), record.as_deref()))
+                .collect(),
         };
         self.append(&op, true);
     }
 
     fn append(&self, op: &Op<'_>, with_state: bool) {
         let len = self.pipeline.append(op, with_state);
+        self.journal_bytes.fetch_add(len as u64, Ordering::Relaxed);
         // The bytes land twice: in the journal, then in sled.
         self.store.guard.spend(2 * len as u64);
+    }
+
+    /// Every element of a collection, read from sled once the appliers
+    /// have brought its last change there. `None` when sled fails.
+    pub fn load_elements(&self, db: usize, key: &[u8], generation: u64) -> Option<Vec<Element>> {
+        if self.pipeline.overlay(db, key).is_some() {
+            self.pipeline.catch_up();
+        }
+        let tree = self.tree(db);
+        match collections::load(&tree.tree, generation) {
+            Ok((elements, damaged)) => {
+                for _ in 0..damaged {
+                    self.store.count_corrupt(key, record::RecordError::Checksum);
+                }
+                Some(elements)
+            }
+            Err(collections::LayoutError::Sled(error)) => {
+                self.store.io_error(&error);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Removes a key found past its deadline on access.
@@ -813,7 +902,11 @@ impl Warm {
             })
             .collect();
         let marker = encode_clean(self.version.load(Ordering::Relaxed), &figures);
+        let generation = store.max_generation.load(Ordering::Acquire);
         let result = store.db.flush().and_then(|_| {
+            store
+                .meta
+                .insert(GENERATION_KEY, &generation.to_le_bytes()[..])?;
             store.meta.insert(CLEAN_KEY, marker)?;
             store.db.flush()
         });
@@ -916,6 +1009,10 @@ impl Store {
                 Op::Put { db, key, .. } | Op::Delete { db, key } | Op::Unindex { db, key, .. } => {
                     Some(applier_of(*db, key))
                 }
+                // One key's change with its collection elements.
+                Op::Batch { db, changes, .. } if changes.len() == 1 => {
+                    changes.first().map(|(key, _)| applier_of(*db, key))
+                }
                 _ => None,
             };
             match owner {
@@ -937,7 +1034,11 @@ impl Store {
         match op {
             Op::Put { db, key, raw } => self.store_put(*db as usize, key, raw),
             Op::Delete { db, key } => self.store_delete(*db as usize, key),
-            Op::Batch { db, changes } => self.store_batch(*db as usize, changes),
+            Op::Batch {
+                db,
+                changes,
+                elements,
+            } => self.store_batch(*db as usize, changes, elements),
             Op::Unindex { db, deadline, key } => {
                 if let Some(tree) = self.tree(*db as usize) {
                     if let Err(error) = tree.tree.remove(record::expiry_key(*deadline, key)) {
@@ -970,6 +1071,7 @@ impl Store {
             Ok(old) => old,
             Err(error) => return self.io_error(&error),
         };
+        self.note_generations(&tree, &[old.as_deref()], &[Some(raw)]);
         let mut delta = new;
         if let Some(old) = &old {
             let old_deadline = stored_deadline(old);
@@ -991,6 +1093,7 @@ impl Store {
             Ok(None) => return,
             Err(error) => return self.io_error(&error),
         };
+        self.note_generations(&tree, &[Some(&old)], &[]);
         let deadline = stored_deadline(&old);
         tree.add(minus(
             [0; 3],
@@ -1003,16 +1106,41 @@ impl Store {
         }
     }
 
-    fn store_batch(&self, db: usize, changes: &[(&[u8], Option<&[u8]>)]) {
+    fn store_batch(
+        &self,
+        db: usize,
+        changes: &[(&[u8], Option<&[u8]>)],
+        elements: &[(&[u8], Option<&[u8]>)],
+    ) {
         let Some(tree) = self.tree(db) else { return };
+        // Elements first: a reader that finds the metadata finds them.
+        // (Within the journal's order nothing reads sled before the whole
+        // record is applied; after a crash, replay applies it again.)
+        let mut element_bytes = 0i64;
+        for (key, record) in elements {
+            let old = match record {
+                Some(record) => tree.tree.insert(key, *record),
+                None => tree.tree.remove(key),
+            };
+            match old {
+                Ok(old) => {
+                    element_bytes += record.map_or(0, |r| (key.len() + r.len()) as i64);
+                    element_bytes -= old.map_or(0, |r| (key.len() + r.len()) as i64);
+                }
+                Err(error) => return self.io_error(&error),
+            }
+        }
+        tree.add([0, 0, element_bytes]);
         let mut batch = sled::Batch::default();
         let mut delta: Figures = [0; 3];
+        let mut olds: SmallVec<[Option<sled::IVec>; 2]> = SmallVec::new();
         for (key, raw) in changes {
             let record_key = record::record_key(key);
             let old = match tree.tree.get(&record_key) {
                 Ok(old) => old,
                 Err(error) => return self.io_error(&error),
             };
+            olds.push(old.clone());
             let old_deadline = old.as_deref().and_then(stored_deadline);
             if let Some(old) = &old {
                 delta = minus(delta, footprint(record_key.len(), old.len(), old_deadline));
@@ -1038,6 +1166,45 @@ impl Store {
             return self.io_error(&error);
         }
         tree.add(delta);
+        let olds: SmallVec<[Option<&[u8]>; 2]> = olds.iter().map(|old| old.as_deref()).collect();
+        let news: SmallVec<[Option<&[u8]>; 2]> = changes.iter().map(|(_, raw)| *raw).collect();
+        self.note_generations(&tree, &olds, &news);
+    }
+
+    /// Keeps the generation mark above every collection written, and marks
+    /// as garbage the generations of replaced or deleted collections that
+    /// no new record names (RENAME keeps its generation).
+    fn note_generations(&self, tree: &DbTree, olds: &[Option<&[u8]>], news: &[Option<&[u8]>]) {
+        let new_generations: SmallVec<[u64; 2]> = news
+            .iter()
+            .filter_map(|raw| raw.and_then(record::peek_generation))
+            .collect();
+        if let Some(&highest) = new_generations.iter().max() {
+            self.max_generation.fetch_max(highest, Ordering::AcqRel);
+        }
+        for old in olds
+            .iter()
+            .filter_map(|raw| raw.and_then(record::peek_generation))
+        {
+            if new_generations.contains(&old) {
+                continue;
+            }
+            if let Err(error) = tree.tree.insert(collections::garbage_key(old), &[][..]) {
+                return self.io_error(&error);
+            }
+        }
+    }
+
+    /// Deletes some elements of dropped collections in every tree.
+    fn collect_garbage(&self) {
+        for slot in self.dbs.iter() {
+            let tree = slot.read().clone();
+            match collections::collect_garbage(&tree.tree, GARBAGE_PER_CHECKPOINT) {
+                Ok((_, bytes)) => tree.add([0, 0, -(bytes as i64)]),
+                Err(collections::LayoutError::Sled(error)) => return self.io_error(&error),
+                Err(_) => {}
+            }
+        }
     }
 
     /// FLUSHDB: a fresh tree named by the record takes the database's place
@@ -1441,6 +1608,7 @@ mod tests {
                 Op::Batch {
                     db: 1,
                     changes: vec![(b"b", Some(&b)), (b"c", Some(&c))],
+                    elements: Vec::new(),
                 },
                 Op::Delete { db: 1, key: b"c" },
                 Op::SwapDb { a: 0, b: 1 },
@@ -1521,6 +1689,7 @@ mod tests {
                         payload: value.as_bytes(),
                     }),
                 )],
+                &[],
             );
             assert_eq!(
                 warm.get(0, b"k").unwrap().payload.as_ref(),
@@ -1548,6 +1717,7 @@ mod tests {
                 (b"c", Some(record(b"3", Some(1 << 51)))),
                 (b"b", Some(record(b"4", None))),
             ],
+            &[],
         );
         assert_eq!(warm.get(0, b"a"), None);
         assert_eq!(warm.get(0, b"b").unwrap().payload.as_ref(), b"4");

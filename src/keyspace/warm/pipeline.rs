@@ -197,7 +197,7 @@ impl Pipeline {
             match op {
                 Op::Put { db, key, raw } => set(*db, key, Some(raw)),
                 Op::Delete { db, key } => set(*db, key, None),
-                Op::Batch { db, changes } => {
+                Op::Batch { db, changes, .. } => {
                     for (key, raw) in changes {
                         set(*db, key, *raw);
                     }

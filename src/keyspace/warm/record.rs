@@ -43,6 +43,15 @@ const CRC_LEN: usize = 4;
 
 /// What a key record holds: a string's bytes, or a collection's metadata.
 pub const KIND_STRING: u8 = 0;
+pub const KIND_LIST: u8 = 1;
+pub const KIND_HASH: u8 = 2;
+pub const KIND_SET: u8 = 3;
+pub const KIND_ZSET: u8 = 4;
+
+/// Whether a record of `kind` holds a collection's metadata.
+pub fn is_collection(kind: u8) -> bool {
+    (KIND_LIST..=KIND_ZSET).contains(&kind)
+}
 
 /// A key's position in a database tree and in SCAN order.
 pub fn key_hash(key: &[u8]) -> u32 {
@@ -163,6 +172,16 @@ pub fn decode<'a>(key: &[u8], raw: &'a [u8]) -> Result<(Header, &'a [u8]), Recor
 /// replaced or deleted, whose payload nobody will read.
 pub fn peek_header(raw: &[u8]) -> Result<Header, RecordError> {
     parse_header(raw).map(|(header, _)| header)
+}
+
+/// The collection generation a stored envelope names, if it holds a
+/// collection's metadata (read without the CRC check, for bookkeeping).
+pub fn peek_generation(raw: &[u8]) -> Option<u64> {
+    let (header, at) = parse_header(raw).ok()?;
+    if !is_collection(header.kind) {
+        return None;
+    }
+    super::collections::meta_generation(raw.get(at..)?)
 }
 
 /// The header and where the payload starts.

@@ -1,0 +1,142 @@
+//! A hash: fields and values in insertion order with O(1) lookup and O(1)
+//! access by position (HRANDFIELD picks positions).
+
+use indexmap::IndexMap;
+
+use super::{
+    alloc_size, Collection, Common, Hasher, Member, MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE,
+};
+
+/// A field's fixed cost: its entry (hash, field, value) and its share of
+/// the index table.
+const SLOT: usize = 8 + 2 * std::mem::size_of::<Member>() + 12;
+
+#[derive(Debug, Clone, Default)]
+pub struct Hash {
+    fields: IndexMap<Member, Member, Hasher>,
+    /// Outgrew Redis's listpack thresholds once: it stays `hashtable`.
+    big: bool,
+    common: Common,
+}
+
+impl Collection for Hash {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+    fn len(&self) -> usize {
+        self.fields.len()
+    }
+}
+
+fn cost(field: &[u8], value: &[u8]) -> usize {
+    SLOT + alloc_size(field.len()) + alloc_size(value.len())
+}
+
+impl Hash {
+    pub fn restore(pairs: Vec<(Member, Member)>, generation: u64) -> Hash {
+        let mut hash = Hash::default();
+        for (field, value) in pairs {
+            hash.common.bytes += cost(&field, &value);
+            hash.note_size(&field, &value);
+            hash.fields.insert(field, value);
+        }
+        hash.common.generation = generation;
+        hash.common.track = true;
+        hash
+    }
+
+    fn note_size(&mut self, field: &[u8], value: &[u8]) {
+        if field.len() > MAX_LISTPACK_VALUE
+            || value.len() > MAX_LISTPACK_VALUE
+            || self.fields.len() >= MAX_LISTPACK_ENTRIES
+        {
+            self.big = true;
+        }
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        self.fields.get(field).map(|v| &**v)
+    }
+
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// Stores `value` under `field`; true when the field is new.
+    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        self.note_size(field, value);
+        self.common.mark_member(field);
+        self.common.bytes += cost(field, value);
+        match self.fields.get_mut(field) {
+            Some(slot) => {
+                self.common.bytes -= cost(field, slot);
+                *slot = value.into();
+                false
+            }
+            None => {
+                self.fields.insert(field.into(), value.into());
+                true
+            }
+        }
+    }
+
+    /// Removes `field`; true when it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.fields.swap_remove(field) {
+            Some(value) => {
+                self.common.bytes -= cost(field, &value);
+                self.common.mark_member(field);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|(f, v)| (&**f, &**v))
+    }
+
+    /// The field and value at `index` (0..len), for random picks.
+    pub fn get_index(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.fields.get_index(index).map(|(f, v)| (&**f, &**v))
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        if self.big {
+            "hashtable"
+        } else {
+            "listpack"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_bytes() {
+        let mut hash = Hash::default();
+        hash.common.adopt(3, true);
+        hash.common.take_dirty();
+        assert!(hash.insert(b"f", b"v"));
+        assert!(!hash.insert(b"f", b"longer value"));
+        assert!(hash.insert(b"g", b"w"));
+        assert_eq!(hash.get(b"f"), Some(&b"longer value"[..]));
+        assert_eq!(
+            hash.common.bytes,
+            cost(b"f", b"longer value") + cost(b"g", b"w")
+        );
+        assert!(hash.remove(b"f"));
+        assert!(!hash.remove(b"f"));
+        assert_eq!(hash.common.bytes, cost(b"g", b"w"));
+        let dirty = hash.common.take_dirty().unwrap();
+        assert_eq!(dirty.members.len(), 4);
+        assert_eq!(hash.encoding(), "listpack");
+        hash.insert(&[b'x'; 65], b"v");
+        assert_eq!(hash.encoding(), "hashtable");
+    }
+}

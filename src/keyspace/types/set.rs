@@ -1,0 +1,133 @@
+//! A set: members with O(1) lookup and O(1) access by position (SPOP and
+//! SRANDMEMBER pick positions).
+
+use indexmap::IndexSet;
+
+use super::{alloc_size, Collection, Common, Hasher, Member, MAX_INTSET_ENTRIES};
+
+/// A member's fixed cost: its entry (hash, member) and its share of the
+/// index table.
+const SLOT: usize = 8 + std::mem::size_of::<Member>() + 12;
+
+#[derive(Debug, Clone, Default)]
+pub struct Set {
+    members: IndexSet<Member, Hasher>,
+    /// Outgrew Redis's intset (a non-integer or too many members): it
+    /// stays `hashtable`, as Redis never converts back.
+    big: bool,
+    common: Common,
+}
+
+impl Collection for Set {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+}
+
+fn cost(member: &[u8]) -> usize {
+    SLOT + alloc_size(member.len())
+}
+
+/// Whether Redis would keep `member` in an intset: a canonical 64-bit integer.
+fn is_intset_member(member: &[u8]) -> bool {
+    member.len() <= 20 && crate::protocol::parse_i64(member).is_some()
+}
+
+impl Set {
+    pub fn restore(members: Vec<Member>, generation: u64) -> Set {
+        let mut set = Set::default();
+        for member in members {
+            set.common.bytes += cost(&member);
+            set.note(&member);
+            set.members.insert(member);
+        }
+        set.common.generation = generation;
+        set.common.track = true;
+        set
+    }
+
+    fn note(&mut self, member: &[u8]) {
+        if !self.big && (self.members.len() >= MAX_INTSET_ENTRIES || !is_intset_member(member)) {
+            self.big = true;
+        }
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.members.contains(member)
+    }
+
+    /// Adds `member`; true when it is new.
+    pub fn insert(&mut self, member: &[u8]) -> bool {
+        if self.members.contains(member) {
+            return false;
+        }
+        self.note(member);
+        self.common.bytes += cost(member);
+        self.common.mark_member(member);
+        self.members.insert(member.into());
+        true
+    }
+
+    /// Removes `member`; true when it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        if self.members.swap_remove(member) {
+            self.common.bytes -= cost(member);
+            self.common.mark_member(member);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes and returns the member at `index` (SPOP).
+    pub fn remove_index(&mut self, index: usize) -> Option<Member> {
+        let member = self.members.swap_remove_index(index)?;
+        self.common.bytes -= cost(&member);
+        self.common.mark_member(&member);
+        Some(member)
+    }
+
+    pub fn get_index(&self, index: usize) -> Option<&[u8]> {
+        self.members.get_index(index).map(|m| &**m)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.members.iter().map(|m| &**m)
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        if self.big {
+            "hashtable"
+        } else {
+            "intset"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_bytes_and_encoding() {
+        let mut set = Set::default();
+        assert!(set.insert(b"1"));
+        assert!(!set.insert(b"1"));
+        assert!(set.insert(b"2"));
+        assert_eq!(set.encoding(), "intset");
+        assert!(set.insert(b"x"));
+        assert_eq!(set.encoding(), "hashtable");
+        assert!(set.remove(b"x"));
+        assert_eq!(set.encoding(), "hashtable");
+        assert_eq!(set.common.bytes, cost(b"1") + cost(b"2"));
+        let popped = set.remove_index(0).unwrap();
+        assert!(!set.contains(&popped));
+        assert_eq!(set.len(), 1);
+    }
+}
