@@ -14,6 +14,7 @@
 //! benches all start the server through it.
 
 pub mod app;
+pub mod blocking;
 pub mod clients;
 pub mod cmd;
 pub mod config;

@@ -28,6 +28,8 @@ pub struct ServerState {
     shutdown: watch::Sender<bool>,
     monitor_feed: broadcast::Sender<Bytes>,
     pub monitors: AtomicUsize,
+    /// Clients blocked on keys.
+    pub blocking: crate::blocking::Registry,
 }
 
 impl ServerState {
@@ -54,6 +56,7 @@ impl ServerState {
             shutdown,
             monitor_feed,
             monitors: AtomicUsize::new(0),
+            blocking: Default::default(),
         })
     }
 

@@ -94,7 +94,63 @@ fn small_int(rng: &mut StdRng) -> String {
 /// One random command of the string and key families.
 fn random_command(rng: &mut StdRng) -> Vec<String> {
     let k = key(rng);
-    let words: Vec<String> = match rng.gen_range(0..40) {
+    let words: Vec<String> = match rng.gen_range(0..56) {
+        40 => vec![
+            ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"][rng.gen_range(0..4)].into(),
+            k,
+            value(rng),
+            value(rng),
+        ],
+        41 => vec![["LPOP", "RPOP"][rng.gen_range(0..2)].into(), k],
+        42 => vec![
+            ["LPOP", "RPOP"][rng.gen_range(0..2)].into(),
+            k,
+            rng.gen_range(-1..4).to_string(),
+        ],
+        43 => vec!["LRANGE".into(), k, small_int(rng), small_int(rng)],
+        44 => vec!["LINDEX".into(), k, small_int(rng)],
+        45 => vec!["LSET".into(), k, small_int(rng), value(rng)],
+        46 => vec![
+            "LINSERT".into(),
+            k,
+            ["BEFORE", "AFTER"][rng.gen_range(0..2)].into(),
+            value(rng),
+            value(rng),
+        ],
+        47 => vec![
+            "LREM".into(),
+            k,
+            rng.gen_range(-2..3).to_string(),
+            value(rng),
+        ],
+        48 => vec!["LTRIM".into(), k, small_int(rng), small_int(rng)],
+        49 => vec!["LLEN".into(), k],
+        50 => vec![
+            "LMOVE".into(),
+            k,
+            key(rng),
+            ["LEFT", "RIGHT"][rng.gen_range(0..2)].into(),
+            ["LEFT", "RIGHT"][rng.gen_range(0..2)].into(),
+        ],
+        51 => vec!["RPOPLPUSH".into(), k, key(rng)],
+        52 => vec![
+            "LMPOP".into(),
+            "2".into(),
+            k,
+            key(rng),
+            ["LEFT", "RIGHT"][rng.gen_range(0..2)].into(),
+            "COUNT".into(),
+            rng.gen_range(1..4).to_string(),
+        ],
+        53 => vec!["LPOS".into(), k, value(rng), "RANK".into(), small_int(rng)],
+        54 => vec![
+            "LPOS".into(),
+            k,
+            value(rng),
+            "COUNT".into(),
+            rng.gen_range(0..3).to_string(),
+        ],
+        55 => vec!["BLPOP".into(), k, key(rng), "0.01".into()],
         0 => vec!["SET".into(), k, value(rng)],
         1 => {
             let mut c = vec!["SET".into(), k, value(rng)];

@@ -5,12 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use redis::Value;
-use strata::app::App;
-use strata::config::{Config, MemorySize};
+use strata::config::MemorySize;
 
 async fn tier(con: &mut Conn, name: &str) -> i64 {
     info_field(con, "tiers", name).await
@@ -168,25 +167,6 @@ async fn keys_only_on_disk_read_back(resp3: bool) {
 
 /// Starts strata on `dir`; the previous instance's sled jobs may hold the
 /// directory's lock for a moment after it stopped, so this retries.
-async fn start_on(dir: &std::path::Path, tweak: impl Fn(&mut Config)) -> App {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut config = Config::default();
-        config.server.bind = vec!["127.0.0.1".into()];
-        config.server.port = 0;
-        config.storage.dir = dir.to_path_buf();
-        config.storage.warm_cache_size = MemorySize(8 << 20);
-        tweak(&mut config);
-        match App::start(config).await {
-            Ok(app) => return app,
-            Err(message) if message.contains("locked") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(message) => panic!("{message}"),
-        }
-    }
-}
-
 async fn restart_keeps_every_database(resp3: bool) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let app = start_on(dir.path(), |_| {}).await;

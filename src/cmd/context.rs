@@ -51,6 +51,12 @@ pub struct Session {
     pub wrote: bool,
     /// SAVE: the batch's replies wait for a flush whatever the policy.
     pub must_flush: bool,
+    /// A blocking command is waiting: the connection holds further input
+    /// until its reply arrives or its time runs out.
+    pub blocked: Option<crate::blocking::Blocked>,
+    /// Running the commands of an EXEC: blocking commands do not block,
+    /// and blocked clients are served once the whole transaction has run.
+    pub in_exec: bool,
 }
 
 impl Session {
@@ -67,6 +73,8 @@ impl Session {
             pending_stats: Default::default(),
             wrote: false,
             must_flush: false,
+            blocked: None,
+            in_exec: false,
         }
     }
 

@@ -10,6 +10,7 @@ mod connection;
 mod context;
 mod docs;
 mod keys;
+mod lists;
 mod long_double;
 mod server;
 mod strings;
@@ -19,7 +20,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-pub use args::{Args, CmdResult};
+pub use args::{parse_float, Args, CmdResult};
 pub use context::{AfterReply, Ctx, ReplyMode, Session};
 
 use crate::error;
@@ -98,6 +99,11 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
         let mut ctx = Ctx { state, session };
         (spec.handler)(&mut ctx, &mut cmd_args).into()
     };
+    // As Redis after each command: clients blocked on keys this command
+    // filled are served before anything else runs (after EXEC, not within).
+    if !session.in_exec {
+        state.blocking.serve_ready(&state.keyspace);
+    }
     let micros = keyspace::unix_micros().saturating_sub(started_us);
 
     session.pending_stats.record(id, micros);

@@ -526,7 +526,7 @@ fn info_clients(state: &ServerState, info: &mut Info<'_>) {
     info.field("maxclients", maxclients);
     info.field("client_recent_max_input_buffer", 0);
     info.field("client_recent_max_output_buffer", 0);
-    info.field("blocked_clients", 0);
+    info.field("blocked_clients", state.blocking.blocked_count());
     info.field("tracking_clients", 0);
     info.field("clients_in_timeout_table", 0);
 }

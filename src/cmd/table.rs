@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, cache, connection, keys, server, strings};
+use super::{bits, cache, connection, keys, lists, server, strings};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -162,6 +162,47 @@ pub static COMMANDS: &[CommandSpec] = &[
         connection::client_container,
         CLIENT
     ),
+    // lists
+    cmd!("lpush", -3, W | M | F, 1, 1, 1, "list", lists::lpush),
+    cmd!("rpush", -3, W | M | F, 1, 1, 1, "list", lists::rpush),
+    cmd!("lpushx", -3, W | M | F, 1, 1, 1, "list", lists::lpushx),
+    cmd!("rpushx", -3, W | M | F, 1, 1, 1, "list", lists::rpushx),
+    cmd!("lpop", -2, W | F, 1, 1, 1, "list", lists::lpop),
+    cmd!("rpop", -2, W | F, 1, 1, 1, "list", lists::rpop),
+    cmd!("llen", 2, R | F, 1, 1, 1, "list", lists::llen),
+    cmd!("lrange", 4, R, 1, 1, 1, "list", lists::lrange),
+    cmd!("lindex", 3, R, 1, 1, 1, "list", lists::lindex),
+    cmd!("lset", 4, W | M, 1, 1, 1, "list", lists::lset),
+    cmd!("linsert", 5, W | M, 1, 1, 1, "list", lists::linsert),
+    cmd!("lrem", 4, W, 1, 1, 1, "list", lists::lrem),
+    cmd!("ltrim", 4, W, 1, 1, 1, "list", lists::ltrim),
+    cmd!("lpos", -3, R, 1, 1, 1, "list", lists::lpos),
+    cmd!("lmove", 5, W | M, 1, 2, 1, "list", lists::lmove),
+    cmd!("rpoplpush", 3, W | M, 1, 2, 1, "list", lists::rpoplpush),
+    cmd!("lmpop", -4, W, 0, 0, 0, "list", lists::lmpop),
+    cmd!("blpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::blpop),
+    cmd!("brpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::brpop),
+    cmd!(
+        "blmove",
+        6,
+        W | M | BLOCKING,
+        1,
+        2,
+        1,
+        "list",
+        lists::blmove
+    ),
+    cmd!(
+        "brpoplpush",
+        4,
+        W | M | BLOCKING,
+        1,
+        2,
+        1,
+        "list",
+        lists::brpoplpush
+    ),
+    cmd!("blmpop", -5, W | BLOCKING, 0, 0, 0, "list", lists::blmpop),
     // strings
     cmd!("get", 2, R | F, 1, 1, 1, "string", strings::get),
     cmd!("set", -3, W | M, 1, 1, 1, "string", strings::set),

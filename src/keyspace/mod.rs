@@ -18,7 +18,9 @@ pub mod warm;
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -235,6 +237,10 @@ pub struct Keyspace {
     /// Collection generations when memory is the only tier (the warm tier
     /// hands them out otherwise).
     generations: AtomicU64,
+    /// Clients blocked on keys (BLPOP, BZPOPMIN, ...): while there are any,
+    /// every list or sorted set stored under a key marks the key ready.
+    blocked_clients: AtomicUsize,
+    ready_keys: Mutex<Vec<(usize, Bytes)>>,
 }
 
 /// Where a key stands once its shard is locked.
@@ -286,6 +292,8 @@ impl Keyspace {
             samples: AtomicU32::new(samples.max(1)),
             hot_complete: AtomicBool::new(hot_complete),
             generations: AtomicU64::new(0),
+            blocked_clients: AtomicUsize::new(0),
+            ready_keys: Mutex::new(Vec::new()),
         }
     }
 
@@ -395,6 +403,34 @@ impl Keyspace {
             _ => return None,
         };
         Some(Entry::new(key, value, stored.expire_at, now_secs))
+    }
+
+    /// Counts a client blocking on keys (`true`) or leaving (`false`).
+    pub fn set_blocked(&self, blocking: bool) {
+        if blocking {
+            self.blocked_clients.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.blocked_clients.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Keys that received a list or sorted set since the last call, for the
+    /// blocked clients waiting on them.
+    pub fn take_ready_keys(&self) -> Vec<(usize, Bytes)> {
+        if self.blocked_clients.load(Ordering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.ready_keys.lock())
+    }
+
+    /// Marks a key that now holds a list or sorted set ready, when clients
+    /// are blocked.
+    pub fn mark_ready(&self, db: usize, key: &[u8]) {
+        if self.blocked_clients.load(Ordering::SeqCst) > 0 {
+            self.ready_keys
+                .lock()
+                .push((db, Bytes::copy_from_slice(key)));
+        }
     }
 
     /// A generation for a new collection.
@@ -1174,6 +1210,9 @@ impl<'a> Txn<'a> {
         let TxnKey {
             key, hash, guard, ..
         } = self.keys[i];
+        if matches!(entry.value(), ValueRef::List(_) | ValueRef::ZSet(_)) {
+            self.keyspace.mark_ready(db, key);
+        }
         self.guards[guard].insert(hash, entry.rekey(key))
     }
 

@@ -87,6 +87,13 @@ impl Connection<'_> {
                 BatchEnd::NeedInput => {}
                 BatchEnd::Close => return Ending::Closed,
                 BatchEnd::Monitor => return Ending::Monitor,
+                BatchEnd::Blocked => {
+                    if !self.wait_blocked(stream, session, client, shutdown).await {
+                        return Ending::Closed;
+                    }
+                    // Run what arrived meanwhile, and send the reply.
+                    continue;
+                }
             }
             if self.inbuf.len() as u64 > query_buffer_limit {
                 tracing::warn!(
@@ -149,7 +156,68 @@ impl Connection<'_> {
                 AfterReply::Close | AfterReply::Shutdown => return BatchEnd::Close,
                 AfterReply::Monitor => return BatchEnd::Monitor,
             }
+            if session.blocked.is_some() {
+                return BatchEnd::Blocked;
+            }
         }
+    }
+
+    /// Waits for a blocked command's reply (a key it waits on was filled)
+    /// or its timeout, reading what the client sends meanwhile. False when
+    /// the connection must close.
+    async fn wait_blocked(
+        &mut self,
+        stream: &mut TcpStream,
+        session: &mut Session,
+        client: &ClientHandle,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let Some(mut blocked) = session.blocked.take() else {
+            return true;
+        };
+        let registry = &self.state.blocking;
+        let keyspace = &self.state.keyspace;
+        let deadline = async {
+            match blocked.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let reply = loop {
+            self.inbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                reply = &mut blocked.reply => break reply.unwrap_or(Reply::NilArray),
+                _ = &mut deadline => {
+                    if registry.cancel(keyspace, &blocked.waiter) {
+                        break std::mem::replace(&mut blocked.timeout_reply, Reply::NoReply);
+                    }
+                    // Served as the time ran out: the reply is on its way.
+                    break (&mut blocked.reply).await.unwrap_or(Reply::NilArray);
+                }
+                result = stream.read_buf(&mut self.inbuf) => match result {
+                    Ok(0) | Err(_) => {
+                        registry.cancel(keyspace, &blocked.waiter);
+                        return false;
+                    }
+                    Ok(n) => {
+                        self.state.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                    }
+                },
+                _ = client.killed() => {
+                    registry.cancel(keyspace, &blocked.waiter);
+                    return false;
+                }
+                _ = shutdown.changed() => {
+                    registry.cancel(keyspace, &blocked.waiter);
+                    return false;
+                }
+            }
+        };
+        encode(&reply, session.version, &mut self.out);
+        // The pop that served it is a write: its reply waits for durability.
+        session.wrote = true;
+        true
     }
 
     /// Holds the batch's replies until its writes reach the durability point
@@ -243,4 +311,6 @@ enum BatchEnd {
     NeedInput,
     Close,
     Monitor,
+    /// A blocking command waits (`Session::blocked`).
+    Blocked,
 }

@@ -40,6 +40,28 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     }
 }
 
+/// A server on the warm-tier directory `dir`, which outlives it (restart
+/// tests). The directory of a server just shut down may still be locked
+/// for a moment by its background threads, so this retries briefly.
+pub async fn start_on(dir: &std::path::Path, tweak: impl Fn(&mut Config)) -> App {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut config = Config::default();
+        config.server.bind = vec!["127.0.0.1".into()];
+        config.server.port = 0;
+        config.storage.dir = dir.to_path_buf();
+        config.storage.warm_cache_size = strata::config::MemorySize(8 << 20);
+        tweak(&mut config);
+        match App::start(config).await {
+            Ok(app) => return app,
+            Err(message) if message.contains("locked") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(message) => panic!("{message}"),
+        }
+    }
+}
+
 /// Closes the warm tier before the directory goes (fields drop in order):
 /// sled must not find its files gone while the applier still writes.
 pub struct CloseFirst(std::sync::Arc<strata::state::ServerState>);
