@@ -28,6 +28,10 @@ pub struct ServerState {
     shutdown: watch::Sender<bool>,
     monitor_feed: broadcast::Sender<Bytes>,
     pub monitors: AtomicUsize,
+    /// Every command runs holding this shared, EXEC holds it exclusively
+    /// for its whole queue: no other client sees or interleaves with a
+    /// transaction. Taken once per command, never across an await.
+    pub exec_gate: RwLock<()>,
 }
 
 impl ServerState {
@@ -54,6 +58,7 @@ impl ServerState {
             shutdown,
             monitor_feed,
             monitors: AtomicUsize::new(0),
+            exec_gate: RwLock::new(()),
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::clients::ClientHandle;
-use crate::keyspace::{Keyspace, ReadOptions};
+use crate::keyspace::{Keyspace, ReadOptions, WatchSet};
 use crate::protocol::Version;
 use crate::state::ServerState;
 
@@ -51,11 +51,16 @@ pub struct Session {
     pub wrote: bool,
     /// SAVE: the batch's replies wait for a flush whatever the policy.
     pub must_flush: bool,
+    /// Open since MULTI: the queue EXEC will run.
+    pub transaction: Option<super::multi::Transaction>,
+    /// The keys WATCHed, released when the session ends.
+    pub watched: WatchSet,
 }
 
 impl Session {
     pub fn new(client: Arc<ClientHandle>, authenticated: bool) -> Session {
         Session {
+            watched: WatchSet::new(client.watch_flag.clone()),
             client,
             db: 0,
             version: Version::Resp2,
@@ -67,6 +72,7 @@ impl Session {
             pending_stats: Default::default(),
             wrote: false,
             must_flush: false,
+            transaction: None,
         }
     }
 

@@ -14,6 +14,7 @@
 mod shard;
 mod value;
 pub mod warm;
+mod watch;
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
@@ -28,6 +29,7 @@ use shard::Shard;
 pub use shard::ShardCounters;
 pub use value::{Entry, EntryMut, Value, ValueRef, ValueType};
 use warm::{Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
+pub use watch::{WatchFlag, WatchSet};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -230,6 +232,7 @@ pub struct Keyspace {
     /// nothing evicted yet): a miss in memory is then a miss, and sled is
     /// not asked.
     hot_complete: AtomicBool,
+    watches: std::sync::Arc<watch::Registry>,
 }
 
 /// Where a key stands once its shard is locked.
@@ -280,6 +283,7 @@ impl Keyspace {
             policy: AtomicU8::new(policy.code()),
             samples: AtomicU32::new(samples.max(1)),
             hot_complete: AtomicBool::new(hot_complete),
+            watches: Default::default(),
         }
     }
 
@@ -338,6 +342,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.signal_deleted(db, hash, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -348,6 +353,7 @@ impl Keyspace {
         };
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
+            self.signal_deleted(db, hash, key);
             return Presence::Absent;
         }
         match entry_from_stored(key, stored, secs_clock(now)) {
@@ -406,6 +412,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.signal_deleted(db, hash, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -417,6 +424,7 @@ impl Keyspace {
         match warm.get(db, key) {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
+                self.signal_deleted(db, hash, key);
                 f(None)
             }
             Some(stored) => f(entry_from_stored(key, stored, secs_clock(now)).as_ref()),
@@ -637,7 +645,7 @@ impl Keyspace {
                     return Some(Bytes::copy_from_slice(entry.key()));
                 }
                 let before = shard.bytes;
-                shard.purge_at_if_expired(at, now);
+                self.purge_at_if_expired(&mut shard, db, at, now);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -651,6 +659,7 @@ impl Keyspace {
 
     pub fn flush_db(&self, db: usize, background: bool) {
         let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        self.signal_flush(db, &guards);
         let old: Vec<Shard> = guards.iter_mut().map(|shard| shard.clear()).collect();
         if let Some(warm) = &self.warm {
             warm.flush_db(db, background);
@@ -683,6 +692,7 @@ impl Keyspace {
         let (first, second) = (a.min(b), a.max(b));
         let mut first_guards: Vec<_> = self.dbs[first].shards.iter().map(|s| s.lock()).collect();
         let mut second_guards: Vec<_> = self.dbs[second].shards.iter().map(|s| s.lock()).collect();
+        self.signal_swap((first, &first_guards), (second, &second_guards));
         for (x, y) in first_guards.iter_mut().zip(second_guards.iter_mut()) {
             x.swap_contents(y);
         }
@@ -699,6 +709,7 @@ impl Keyspace {
     pub fn sweep_expired(&self) -> usize {
         let now = now_ms();
         let Some(warm) = &self.warm else {
+            self.expire_watched(now);
             let mut removed = 0;
             for (db, shards) in self.dbs.iter().enumerate() {
                 for shard in shards.shards.iter() {
@@ -720,7 +731,9 @@ impl Keyspace {
                     removed += 1;
                 }
                 self.account(db, &shard, before);
-                warm.expire_due(db, deadline, &key, now);
+                if warm.expire_due(db, deadline, &key, now) {
+                    self.signal_deleted(db, hash, &key);
+                }
             }
         }
         removed
@@ -905,7 +918,7 @@ impl Keyspace {
             return false;
         };
         let before = shard.bytes;
-        shard.evict_at(at);
+        self.evict_at(&mut shard, db, at);
         self.account(db, &shard, before);
         // Memory no longer holds every key on disk.
         self.hot_complete.store(false, Ordering::Relaxed);
@@ -975,6 +988,7 @@ impl Keyspace {
             shard.remove(hash, &key);
             self.account(db, &shard, before);
             warm.delete(db, &key);
+            self.signal_deleted(db, hash, &key);
             warm.count_eviction();
             return true;
         }
@@ -1232,6 +1246,7 @@ impl Drop for Txn<'_> {
         }
         if !self.changed.is_empty() {
             self.write_through();
+            self.signal_changes();
         }
         for (shard, &(db, before)) in self.guards.iter().zip(self.bytes_before.iter()) {
             self.keyspace.account(db, shard, before);
