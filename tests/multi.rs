@@ -561,3 +561,156 @@ async fn exec_is_atomic() {
     writing.await.expect("writer ran");
     assert!(moved > 1, "the reads never overlapped the writes");
 }
+
+/// A real `redis-server` on a free port (`tools/test.sh` installs it),
+/// killed when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (tools/test.sh installs it)");
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+mod differential {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use redis::ConnectionLike;
+
+    const KEYS: &[&str] = &["a", "b", "c", "n"];
+
+    fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
+        from[rng.gen_range(0..from.len())]
+    }
+
+    /// One step: which client (0 runs the transactions, 1 interferes) and its command.
+    fn random_step(rng: &mut StdRng) -> (usize, Vec<String>) {
+        let k = pick(rng, KEYS).to_string();
+        let k2 = pick(rng, KEYS).to_string();
+        let v = pick(rng, &["1", "2", "x", ""]).to_string();
+        let words: Vec<&str> = match rng.gen_range(0..30) {
+            0..=2 => vec!["MULTI"],
+            3..=5 => vec!["EXEC"],
+            6 => vec!["DISCARD"],
+            7..=8 => vec!["WATCH", &k, &k2],
+            9 => vec!["UNWATCH"],
+            10..=11 => vec!["SET", &k, &v],
+            12..=13 => vec!["INCR", &k],
+            14 => vec!["GET", &k],
+            15 => vec!["DEL", &k],
+            16 => vec!["MGET", &k, &k2],
+            17 => vec!["EXPIRE", &k, "1000"],
+            18 => vec!["NOSUCHCOMMAND", &k],
+            19 => vec!["GET"],
+            20 => vec!["SELECT", pick(rng, &["0", "1"])],
+            21 => vec!["EXEC", "extra"],
+            22 => vec!["APPEND", &k, &v],
+            // The other client's changes.
+            23..=25 => return (1, words(&["SET", &k, &v])),
+            26 => return (1, words(&["DEL", &k])),
+            27 => return (1, words(&["INCR", &k])),
+            28 => return (1, words(&[pick(rng, &["FLUSHDB", "FLUSHALL"])])),
+            _ => return (1, words(&["SWAPDB", "0", "1"])),
+        };
+        (0, self::words(&words))
+    }
+
+    fn words(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn normalize(reply: redis::RedisResult<redis::Value>) -> String {
+        match reply {
+            Ok(value) => format!("{value:?}"),
+            Err(err) => format!("ERR {:?} {:?}", err.code(), err.detail()),
+        }
+    }
+
+    fn connect(url: &str) -> redis::Connection {
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("connects")
+    }
+
+    pub fn run_stream(seed: u64, resp3: bool, strata: &str, redis: &str, steps: usize) {
+        let protocol = if resp3 { "?protocol=resp3" } else { "" };
+        let mut ours = [
+            connect(&format!("{strata}{protocol}")),
+            connect(&format!("{strata}{protocol}")),
+        ];
+        let mut theirs = [
+            connect(&format!("{redis}{protocol}")),
+            connect(&format!("{redis}{protocol}")),
+        ];
+        for con in [&mut ours[0], &mut theirs[0]] {
+            let _ = con.req_command(&redis::cmd("FLUSHALL"));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        for step in 0..steps {
+            let (client, command) = random_step(&mut rng);
+            let mut cmd = redis::cmd(&command[0]);
+            for word in &command[1..] {
+                cmd.arg(word);
+            }
+            let a = normalize(ours[client].req_command(&cmd));
+            let b = normalize(theirs[client].req_command(&cmd));
+            assert_eq!(
+                a, b,
+                "seed {seed} step {step} resp3={resp3} client {client}: {command:?}\n strata: {a}\n  redis: {b}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_transactions_match_redis() {
+    let server = start().await;
+    let redis = RedisServer::start();
+    let strata = server.url(false);
+    let theirs = format!("redis://127.0.0.1:{}/", redis.port);
+    tokio::task::spawn_blocking(move || {
+        for seed in 1..=8u64 {
+            differential::run_stream(seed, seed % 2 == 0, &strata, &theirs, 1500);
+        }
+    })
+    .await
+    .expect("streams ran");
+}
