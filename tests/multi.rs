@@ -464,9 +464,76 @@ async fn client_list_and_stats(resp3: bool) {
     assert_eq!(calls("set"), 2, "{stats}");
 }
 
+/// OOM and MISCONF refuse queuing, and EXEC by what its queue would do.
+async fn refusals_at_exec(resp3: bool) {
+    let server = start_with(|config| {
+        config.storage.warm_tier = false;
+        config.memory.maxmemory_policy = "noeviction".into();
+    })
+    .await;
+    let mut con = server.client(resp3).await;
+    let mut admin = server.client(resp3).await;
+    set(&mut con, "x", "value").await;
+
+    // Reads only: EXEC runs out of memory.
+    ok(&mut con, &["MULTI"]).await;
+    assert_eq!(q(&mut con, &["GET", "x"]).await, queued());
+    ok(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    assert_eq!(
+        raw_reply(&mut con, &["EXEC"]).await,
+        Value::Array(vec![bulk("value")])
+    );
+    ok(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    // A queued command that may grow the data: refused at EXEC.
+    ok(&mut con, &["MULTI"]).await;
+    assert_eq!(q(&mut con, &["SET", "x", "1"]).await, queued());
+    ok(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    assert_eq!(
+        err(&mut con, &["EXEC"]).await,
+        "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'."
+    );
+    // Out of memory, any command is refused while queuing, DISCARD is not.
+    ok(&mut con, &["MULTI"]).await;
+    assert_eq!(
+        err(&mut con, &["GET", "x"]).await,
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    ok(&mut con, &["DISCARD"]).await;
+    ok(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert_eq!(
+        text(&mut con, &["GET", "x"]).await.as_deref(),
+        Some("value")
+    );
+
+    // MISCONF: writes refused while queuing, and EXEC of queued writes.
+    let (_server, mut con) = start_client(resp3).await;
+    ok(&mut con, &["MULTI"]).await;
+    assert_eq!(q(&mut con, &["SET", "w", "1"]).await, queued());
+    // CONFIG SET is queued too: another client changes the setting.
+    let mut admin = _server.client(resp3).await;
+    ok(&mut admin, &["CONFIG", "SET", "min-free-disk", "1000000gb"]).await;
+    let refused = err(&mut con, &["EXEC"]).await;
+    assert!(
+        refused.starts_with("EXECABORT Transaction discarded because of: MISCONF "),
+        "{refused}"
+    );
+    ok(&mut con, &["MULTI"]).await;
+    assert!(err(&mut con, &["DEL", "w"]).await.starts_with("MISCONF "));
+    assert_eq!(q(&mut con, &["GET", "w"]).await, queued());
+    assert!(err(&mut con, &["EXEC"]).await.starts_with("EXECABORT"));
+    ok(&mut con, &["MULTI"]).await;
+    assert_eq!(q(&mut con, &["GET", "w"]).await, queued());
+    assert_eq!(
+        raw_reply(&mut con, &["EXEC"]).await,
+        Value::Array(vec![Value::Nil])
+    );
+    ok(&mut admin, &["CONFIG", "SET", "min-free-disk", "0"]).await;
+}
+
 both_protocols!(
     queue_exec_discard,
     refusals_while_queuing_abort,
+    refusals_at_exec,
     runtime_errors_are_elements,
     watch_triggers,
     watch_flush_and_swap,

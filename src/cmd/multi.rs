@@ -182,7 +182,11 @@ fn exec_queue(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Rep
                 let started_us = keyspace::unix_micros();
                 super::invoke(state, session, &queued.args, queued.id, started_us)
             };
-            replies.push(reply);
+            // CLIENT REPLY OFF|SKIP answers nothing, but an array needs every element.
+            replies.push(match reply {
+                Reply::NoReply => Reply::OK,
+                reply => reply,
+            });
         }
         Reply::Array(replies)
     };
