@@ -361,3 +361,76 @@ impl Txn<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Value;
+    use super::*;
+
+    fn set(ks: &Keyspace, db: usize, key: &str, expire_at: Option<u64>) {
+        ks.write(db, key.as_bytes(), |txn| {
+            txn.insert(0, Value::Str(Bytes::from_static(b"v")), expire_at)
+        });
+    }
+
+    fn watching(ks: &Keyspace, db: usize, key: &str) -> WatchSet {
+        let mut set = WatchSet::new(Arc::default());
+        ks.watch(&mut set, db, key.as_bytes());
+        set
+    }
+
+    #[test]
+    fn changes_mark_only_their_watchers() {
+        let ks = Keyspace::new(2);
+        set(&ks, 0, "k", None);
+        let k = watching(&ks, 0, "k");
+        let other_db = watching(&ks, 1, "k");
+        let missing = watching(&ks, 0, "missing");
+        set(&ks, 0, "k", None);
+        assert!(k.flag().is_dirty());
+        assert!(!other_db.flag().is_dirty());
+        assert!(!missing.flag().is_dirty());
+        // Removing nothing is no change.
+        ks.write(0, b"missing", |txn| txn.remove(0));
+        assert!(!missing.flag().is_dirty());
+        drop((k, other_db, missing));
+        assert!(ks.watches.is_empty(), "dropped sets release their keys");
+    }
+
+    #[test]
+    fn memory_only_sweep_marks_a_key_that_expires_after_watch() {
+        let ks = Keyspace::new(1);
+        set(&ks, 0, "e", Some(now_ms() + 20));
+        set(&ks, 0, "stale", Some(now_ms() - 1));
+        let e = watching(&ks, 0, "e");
+        let stale = watching(&ks, 0, "stale");
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(ks.watched_key_expired(&e), "expired, not yet deleted");
+        ks.sweep_expired();
+        assert_eq!(ks.dbsize(0), 0);
+        assert!(e.flag().is_dirty());
+        // Already expired when watched: deleting it is no change, writing it is.
+        assert!(!stale.flag().is_dirty());
+        assert!(!ks.watched_key_expired(&stale));
+        set(&ks, 0, "stale", None);
+        assert!(stale.flag().is_dirty());
+    }
+
+    #[test]
+    fn flush_and_swap_mark_keys_present_in_either_database() {
+        let ks = Keyspace::new(2);
+        set(&ks, 1, "there", None);
+        let absent = watching(&ks, 0, "absent");
+        let arriving = watching(&ks, 0, "there");
+        let guards: Vec<_> = ks.dbs[0].shards.iter().map(|s| s.lock()).collect();
+        ks.signal_flush(0, &guards);
+        drop(guards);
+        assert!(!absent.flag().is_dirty() && !arriving.flag().is_dirty());
+        ks.swap_db(0, 1);
+        assert!(!absent.flag().is_dirty());
+        assert!(arriving.flag().is_dirty());
+        ks.flush_all(false);
+        let gone = watching(&ks, 0, "there");
+        assert!(!gone.flag().is_dirty(), "flushed before the WATCH");
+    }
+}
