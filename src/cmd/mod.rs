@@ -1,7 +1,7 @@
 //! Commands: the table (`table.rs`), one file per family, and the dispatcher
 //! that applies the table's policy once for all of them: lookup, subcommand
 //! resolution, arity, authentication, timing, commandstats, errorstats,
-//! slowlog and MONITOR.
+//! slowlog and MONITOR; inside MULTI it hands commands to `multi.rs`.
 
 mod args;
 mod bits;
