@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::keyspace::WatchFlag;
 
 /// Names and flags a client sets about itself.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +37,10 @@ pub struct ClientHandle {
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// Commands queued since MULTI, -1 outside a transaction.
+    pub multi: AtomicI64,
+    /// Set when a key the client WATCHes changes.
+    pub watch_flag: Arc<WatchFlag>,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -73,8 +79,15 @@ impl ClientHandle {
             last => crate::keyspace::now_ms().saturating_sub(last),
         };
         let mut flags = String::new();
+        let multi = self.multi.load(Relaxed);
         if self.monitor.load(Relaxed) {
             flags.push('O');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.watch_flag.is_dirty() {
+            flags.push('d');
         }
         if self.no_evict.load(Relaxed) {
             flags.push('e');
@@ -86,7 +99,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -95,6 +108,7 @@ impl ClientHandle {
             idle_ms / 1000,
             flags,
             self.db.load(Relaxed),
+            multi,
             command_name(self.last_command.load(Relaxed)),
             self.resp.load(Relaxed),
             labels.lib_name,
@@ -125,6 +139,8 @@ impl ClientRegistry {
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            multi: AtomicI64::new(-1),
+            watch_flag: Arc::default(),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });

@@ -79,6 +79,24 @@ pub fn misconf(reason: &str) -> Reply {
     ))
 }
 
+// Transactions.
+pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+pub const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
+pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub const MONITOR_IN_EXEC: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
+
+/// EXEC refused before it ran (as Redis's `execCommandAbort`): the refusal's
+/// text follows, without a generic `ERR ` prefix.
+pub fn exec_abort(refusal: &str) -> Reply {
+    let reason = refusal.strip_prefix("ERR ").unwrap_or(refusal);
+    Reply::Error(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
+}
+
 pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";

@@ -30,6 +30,10 @@ pub struct ServerState {
     pub monitors: AtomicUsize,
     /// Clients blocked on keys.
     pub blocking: crate::blocking::Registry,
+    /// Every command runs holding this shared, EXEC holds it exclusively
+    /// for its whole queue: no other client sees or interleaves with a
+    /// transaction. Taken once per command, never across an await.
+    pub exec_gate: RwLock<()>,
 }
 
 impl ServerState {
@@ -57,6 +61,7 @@ impl ServerState {
             monitor_feed,
             monitors: AtomicUsize::new(0),
             blocking: Default::default(),
+            exec_gate: RwLock::new(()),
         })
     }
 

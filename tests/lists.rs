@@ -425,7 +425,54 @@ async fn lists_survive_restart_and_eviction(resp3: bool) {
     app.shutdown().await;
 }
 
+/// A push inside MULTI/EXEC wakes a waiter once the transaction has run
+/// whole; a blocking pop inside a transaction never blocks.
+async fn transactions_and_blocking(resp3: bool) {
+    let server = start().await;
+    let mut con = server.client(resp3).await;
+    let mut waiter = server.client(resp3).await;
+    let popped = tokio::spawn(async move {
+        let reply: Value = redis::cmd("BRPOP")
+            .arg("jobs")
+            .arg(5)
+            .query_async(&mut waiter)
+            .await
+            .expect("BRPOP");
+        reply
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut con, "clients", "blocked_clients").await < 1 {
+        assert!(Instant::now() < deadline, "never blocked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let replies: Value = redis::pipe()
+        .atomic()
+        .cmd("RPUSH")
+        .arg("jobs")
+        .arg("a")
+        .arg("b")
+        .cmd("RPOP")
+        .arg("jobs")
+        .cmd("BLPOP")
+        .arg("nothing")
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .expect("EXEC");
+    assert_eq!(
+        replies,
+        Value::Array(vec![Value::Int(2), bulk("b"), Value::Nil])
+    );
+    // The waiter got what the transaction left, not what it popped itself.
+    assert_eq!(
+        popped.await.expect("waiter"),
+        Value::Array(vec![bulk("jobs"), bulk("a")])
+    );
+    assert_eq!(int(&mut con, &["EXISTS", "jobs"]).await, 0);
+}
+
 both_protocols!(
+    transactions_and_blocking,
     pushes_pops_and_ranges,
     edits_in_the_middle,
     moves_and_multi_pops,

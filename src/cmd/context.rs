@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::clients::ClientHandle;
-use crate::keyspace::{Keyspace, ReadOptions};
+use crate::keyspace::{Keyspace, ReadOptions, WatchSet};
 use crate::protocol::Version;
 use crate::state::ServerState;
 
@@ -57,11 +57,16 @@ pub struct Session {
     /// Running the commands of an EXEC: blocking commands do not block,
     /// and blocked clients are served once the whole transaction has run.
     pub in_exec: bool,
+    /// Open since MULTI: the queue EXEC will run.
+    pub transaction: Option<super::multi::Transaction>,
+    /// The keys WATCHed, released when the session ends.
+    pub watched: WatchSet,
 }
 
 impl Session {
     pub fn new(client: Arc<ClientHandle>, authenticated: bool) -> Session {
         Session {
+            watched: WatchSet::new(client.watch_flag.clone()),
             client,
             db: 0,
             version: Version::Resp2,
@@ -75,6 +80,7 @@ impl Session {
             must_flush: false,
             blocked: None,
             in_exec: false,
+            transaction: None,
         }
     }
 

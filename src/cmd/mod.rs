@@ -1,7 +1,7 @@
 //! Commands: the table (`table.rs`), one file per family, and the dispatcher
 //! that applies the table's policy once for all of them: lookup, subcommand
 //! resolution, arity, authentication, timing, commandstats, errorstats,
-//! slowlog and MONITOR.
+//! slowlog and MONITOR; inside MULTI it hands commands to `multi.rs`.
 
 mod args;
 mod bits;
@@ -12,6 +12,7 @@ mod docs;
 mod keys;
 mod lists;
 mod long_double;
+mod multi;
 mod server;
 mod strings;
 pub mod table;
@@ -41,46 +42,82 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     };
     let registry: &'static Registry = &REGISTRY;
     let Some(mut id) = registry.lookup(name) else {
-        return reject(state, None, error::unknown_command(name, &args[1..]));
+        return reject(
+            state,
+            session,
+            None,
+            error::unknown_command(name, &args[1..]),
+        );
     };
     let mut spec = registry.entries[id].spec;
-    let mut skip = 1;
     if !spec.subcommands.is_empty() && args.len() >= 2 {
         match registry.lookup_sub(id, &args[1]) {
             Some(sub) => {
                 id = sub;
                 spec = registry.entries[id].spec;
-                skip = 2;
             }
-            None => return reject(state, None, error::unknown_subcommand(spec.name, &args[1])),
+            None => {
+                let reply = error::unknown_subcommand(spec.name, &args[1]);
+                return reject(state, session, None, reply);
+            }
         }
     }
     if !arity_ok(spec.arity, args.len()) {
-        return reject(
-            state,
-            Some(id),
-            error::wrong_arity(&registry.entries[id].full_name),
-        );
+        let reply = error::wrong_arity(&registry.entries[id].full_name);
+        return reject(state, session, Some(id), reply);
     }
     if !session.authenticated && spec.flags & NOAUTH == 0 && state.auth_enabled.load(Relaxed) {
-        return reject(state, Some(id), Reply::StaticError(error::NOAUTH));
+        return reject(state, session, Some(id), Reply::StaticError(error::NOAUTH));
+    }
+    if let Some(reply) = multi::intercept(state, session, args, id) {
+        return reply;
     }
 
-    // As Redis's processCommand: keep the bounds, then refuse what cannot run.
-    if let Err(refusal) = state.keyspace.make_room(spec.flags & DENYOOM != 0) {
+    let _gate = state.exec_gate.read();
+    if let Err(reply) = admit(state, session, id, spec.flags) {
+        return reply;
+    }
+    // Wall-clock microseconds, as Redis's ustime(): the same reading dates
+    // the command for the keyspace and starts its duration.
+    let started_us = keyspace::unix_micros();
+    let _clock = keyspace::pin_clock(started_us / 1000);
+    session.client.touch(id, started_us / 1000);
+    invoke(state, session, args, id, started_us)
+}
+
+/// As Redis's processCommand: keep the bounds, then refuse what cannot run.
+/// `flags` are the command's, or for EXEC those of its queue.
+fn admit(state: &ServerState, session: &mut Session, id: usize, flags: u32) -> Result<(), Reply> {
+    if let Err(refusal) = state.keyspace.make_room(flags & DENYOOM != 0) {
         let text = match refusal {
             keyspace::Refusal::OutOfMemory => error::OOM,
             keyspace::Refusal::OutOfDisk => error::OOM_DISK,
         };
-        return reject(state, Some(id), Reply::StaticError(text));
+        return Err(reject(state, session, Some(id), Reply::StaticError(text)));
     }
-    if spec.flags & WRITE != 0 {
+    if flags & WRITE != 0 {
         if let Some(reason) = state.keyspace.write_refusal() {
-            return reject(state, Some(id), error::misconf(&reason));
+            return Err(reject(state, session, Some(id), error::misconf(&reason)));
         }
+    }
+    Ok(())
+}
+
+/// Calls the handler of an admitted command and accounts for it (stats,
+/// errorstats, slowlog, MONITOR). The clock is pinned by the caller:
+/// once per command, or once for a whole EXEC.
+fn invoke(
+    state: &ServerState,
+    session: &mut Session,
+    args: &[Bytes],
+    id: usize,
+    started_us: u64,
+) -> Reply {
+    let entry = &REGISTRY.entries[id];
+    let spec = entry.spec;
+    if spec.flags & WRITE != 0 {
         session.wrote = true;
     }
-
     // Commands that are not fast (INFO, CONFIG RESETSTAT, ...) see every
     // call made before them on this connection.
     if spec.flags & FAST == 0 {
@@ -89,12 +126,8 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     if spec.flags & SKIP_MONITOR == 0 && state.has_monitors() {
         state.feed_monitors(monitor_line(session, args));
     }
-    // Wall-clock microseconds, as Redis's ustime(): the same reading dates
-    // the command for the keyspace and starts its duration.
-    let started_us = keyspace::unix_micros();
-    let _clock = keyspace::pin_clock(started_us / 1000);
-    session.client.touch(id, started_us / 1000);
-    let mut cmd_args = Args::new(&args[skip..]);
+    let skip = if entry.parent.is_some() { 2 } else { 1 };
+    let mut cmd_args = Args::new(args.get(skip..).unwrap_or_default());
     let reply: Reply = {
         let mut ctx = Ctx { state, session };
         (spec.handler)(&mut ctx, &mut cmd_args).into()
@@ -105,12 +138,7 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
         state.blocking.serve_ready(&state.keyspace);
     }
     let micros = keyspace::unix_micros().saturating_sub(started_us);
-
-    session.pending_stats.record(id, micros);
-    if let Some(text) = reply.error_text() {
-        state.stats.commands[id].failed.fetch_add(1, Relaxed);
-        state.stats.record_error(error::error_code(text));
-    }
+    account(state, session, id, &reply, micros);
     if spec.flags & SKIP_SLOWLOG == 0
         && session.slowlog_threshold >= 0
         && micros >= session.slowlog_threshold as u64
@@ -118,6 +146,15 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
         record_slow(state, session, args, micros);
     }
     reply
+}
+
+/// Commandstats and errorstats of one call.
+fn account(state: &ServerState, session: &mut Session, id: usize, reply: &Reply, micros: u64) {
+    session.pending_stats.record(id, micros);
+    if let Some(text) = reply.error_text() {
+        state.stats.commands[id].failed.fetch_add(1, Relaxed);
+        state.stats.record_error(error::error_code(text));
+    }
 }
 
 fn arity_ok(arity: i32, argc: usize) -> bool {
@@ -130,7 +167,10 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
-fn reject(state: &ServerState, id: Option<usize>, reply: Reply) -> Reply {
+/// A refusal before the command ran; inside MULTI it also dooms the
+/// transaction, and refusing EXEC discards it.
+fn reject(state: &ServerState, session: &mut Session, id: Option<usize>, reply: Reply) -> Reply {
+    let reply = multi::on_reject(state, session, id, reply);
     if let Some(id) = id {
         state.stats.commands[id].rejected.fetch_add(1, Relaxed);
     }

@@ -203,6 +203,57 @@ pub static COMMANDS: &[CommandSpec] = &[
         lists::brpoplpush
     ),
     cmd!("blmpop", -5, W | BLOCKING, 0, 0, 0, "list", lists::blmpop),
+    // transactions
+    cmd!(
+        "multi",
+        1,
+        NOSCRIPT | LS | F | ALLOW_BUSY,
+        0,
+        0,
+        0,
+        "transactions",
+        super::multi::multi
+    ),
+    cmd!(
+        "exec",
+        1,
+        NOSCRIPT | LS | SKIP_SLOWLOG,
+        0,
+        0,
+        0,
+        "transactions",
+        super::multi::exec
+    ),
+    cmd!(
+        "discard",
+        1,
+        NOSCRIPT | LS | F | ALLOW_BUSY,
+        0,
+        0,
+        0,
+        "transactions",
+        super::multi::discard
+    ),
+    cmd!(
+        "watch",
+        -2,
+        NOSCRIPT | LS | F | ALLOW_BUSY,
+        1,
+        -1,
+        1,
+        "transactions",
+        super::multi::watch
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        NOSCRIPT | LS | F | ALLOW_BUSY,
+        0,
+        0,
+        0,
+        "transactions",
+        super::multi::unwatch
+    ),
     // strings
     cmd!("get", 2, R | F, 1, 1, 1, "string", strings::get),
     cmd!("set", -3, W | M, 1, 1, 1, "string", strings::set),

@@ -15,6 +15,7 @@ mod shard;
 pub mod types;
 mod value;
 pub mod warm;
+mod watch;
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
@@ -32,6 +33,7 @@ pub use shard::ShardCounters;
 use types::ElementWrite;
 pub use value::{Entry, EntryMut, Value, ValueRef, ValueType};
 use warm::{CollectionMeta, Stored, Warm, WarmFigures, WarmOptions, KIND_STRING};
+pub use watch::{WatchFlag, WatchSet};
 
 const SHARD_BITS: u32 = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -241,6 +243,7 @@ pub struct Keyspace {
     /// every list or sorted set stored under a key marks the key ready.
     blocked_clients: AtomicUsize,
     ready_keys: Mutex<Vec<(usize, Bytes)>>,
+    watches: std::sync::Arc<watch::Registry>,
 }
 
 /// Where a key stands once its shard is locked.
@@ -294,6 +297,7 @@ impl Keyspace {
             generations: AtomicU64::new(0),
             blocked_clients: AtomicUsize::new(0),
             ready_keys: Mutex::new(Vec::new()),
+            watches: Default::default(),
         }
     }
 
@@ -352,6 +356,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.signal_deleted(db, hash, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -362,6 +367,7 @@ impl Keyspace {
         };
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
+            self.signal_deleted(db, hash, key);
             return Presence::Absent;
         }
         match self.entry_from_stored(db, key, stored, secs_clock(now)) {
@@ -487,6 +493,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.signal_deleted(db, hash, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -498,6 +505,7 @@ impl Keyspace {
         match warm.get(db, key) {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
+                self.signal_deleted(db, hash, key);
                 f(None)
             }
             Some(stored) => f(self
@@ -721,7 +729,7 @@ impl Keyspace {
                     return Some(Bytes::copy_from_slice(entry.key()));
                 }
                 let before = shard.bytes;
-                shard.purge_at_if_expired(at, now);
+                self.purge_at_if_expired(&mut shard, db, at, now);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -735,6 +743,7 @@ impl Keyspace {
 
     pub fn flush_db(&self, db: usize, background: bool) {
         let mut guards: Vec<_> = self.dbs[db].shards.iter().map(|s| s.lock()).collect();
+        self.signal_flush(db, &guards);
         let old: Vec<Shard> = guards.iter_mut().map(|shard| shard.clear()).collect();
         if let Some(warm) = &self.warm {
             warm.flush_db(db, background);
@@ -767,6 +776,7 @@ impl Keyspace {
         let (first, second) = (a.min(b), a.max(b));
         let mut first_guards: Vec<_> = self.dbs[first].shards.iter().map(|s| s.lock()).collect();
         let mut second_guards: Vec<_> = self.dbs[second].shards.iter().map(|s| s.lock()).collect();
+        self.signal_swap((first, &first_guards), (second, &second_guards));
         for (x, y) in first_guards.iter_mut().zip(second_guards.iter_mut()) {
             x.swap_contents(y);
         }
@@ -783,6 +793,7 @@ impl Keyspace {
     pub fn sweep_expired(&self) -> usize {
         let now = now_ms();
         let Some(warm) = &self.warm else {
+            self.expire_watched(now);
             let mut removed = 0;
             for (db, shards) in self.dbs.iter().enumerate() {
                 for shard in shards.shards.iter() {
@@ -804,7 +815,9 @@ impl Keyspace {
                     removed += 1;
                 }
                 self.account(db, &shard, before);
-                warm.expire_due(db, deadline, &key, now);
+                if warm.expire_due(db, deadline, &key, now) {
+                    self.signal_deleted(db, hash, &key);
+                }
             }
         }
         removed
@@ -989,7 +1002,7 @@ impl Keyspace {
             return false;
         };
         let before = shard.bytes;
-        shard.evict_at(at);
+        self.evict_at(&mut shard, db, at);
         self.account(db, &shard, before);
         // Memory no longer holds every key on disk.
         self.hot_complete.store(false, Ordering::Relaxed);
@@ -1059,6 +1072,7 @@ impl Keyspace {
             shard.remove(hash, &key);
             self.account(db, &shard, before);
             warm.delete(db, &key);
+            self.signal_deleted(db, hash, &key);
             warm.count_eviction();
             return true;
         }
@@ -1389,6 +1403,7 @@ impl Drop for Txn<'_> {
         }
         if !self.changed.is_empty() {
             self.write_through();
+            self.signal_changes();
         }
         for (shard, &(db, before)) in self.guards.iter().zip(self.bytes_before.iter()) {
             self.keyspace.account(db, shard, before);
