@@ -35,6 +35,8 @@ pub struct ClientHandle {
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// Subscription counts and the pub/sub frames not yet written.
+    pub mailbox: crate::pubsub::Mailbox,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -72,9 +74,14 @@ impl ClientHandle {
             0 => self.created.elapsed().as_millis() as u64,
             last => crate::keyspace::now_ms().saturating_sub(last),
         };
+        let (sub, psub, ssub) = self.mailbox.counts();
+        let (oll, omem) = self.mailbox.backlog();
         let mut flags = String::new();
         if self.monitor.load(Relaxed) {
             flags.push('O');
+        }
+        if self.mailbox.subscribed() {
+            flags.push('P');
         }
         if self.no_evict.load(Relaxed) {
             flags.push('e');
@@ -86,7 +93,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -95,6 +102,11 @@ impl ClientHandle {
             idle_ms / 1000,
             flags,
             self.db.load(Relaxed),
+            sub,
+            psub,
+            ssub,
+            oll,
+            omem,
             command_name(self.last_command.load(Relaxed)),
             self.resp.load(Relaxed),
             labels.lib_name,
@@ -125,6 +137,7 @@ impl ClientRegistry {
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            mailbox: Default::default(),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });

@@ -11,6 +11,7 @@ mod context;
 mod docs;
 mod keys;
 mod long_double;
+mod pubsub;
 mod server;
 mod strings;
 pub mod table;
@@ -64,6 +65,14 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     if !session.authenticated && spec.flags & NOAUTH == 0 && state.auth_enabled.load(Relaxed) {
         return reject(state, Some(id), Reply::StaticError(error::NOAUTH));
     }
+    let mut handler = spec.handler;
+    if session.client.mailbox.subscribed() {
+        match pubsub::subscribed_mode(state, session, &registry.entries[id].full_name) {
+            pubsub::Gate::Run => {}
+            pubsub::Gate::RunInstead(instead) => handler = instead,
+            pubsub::Gate::Refuse(reply) => return reject(state, Some(id), reply),
+        }
+    }
 
     // As Redis's processCommand: keep the bounds, then refuse what cannot run.
     if let Err(refusal) = state.keyspace.make_room(spec.flags & DENYOOM != 0) {
@@ -96,7 +105,7 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     let mut cmd_args = Args::new(&args[skip..]);
     let reply: Reply = {
         let mut ctx = Ctx { state, session };
-        (spec.handler)(&mut ctx, &mut cmd_args).into()
+        handler(&mut ctx, &mut cmd_args).into()
     };
     let micros = keyspace::unix_micros().saturating_sub(started_us);
 

@@ -11,6 +11,7 @@
 //! evicting from memory loses nothing. Hits, misses and promotions are
 //! counted at the one spot where the outcome is known.
 
+pub mod events;
 mod shard;
 mod value;
 pub mod warm;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
+use events::EventKind;
 use shard::Shard;
 pub use shard::ShardCounters;
 pub use value::{Entry, EntryMut, Value, ValueRef, ValueType};
@@ -230,6 +232,7 @@ pub struct Keyspace {
     /// nothing evicted yet): a miss in memory is then a miss, and sled is
     /// not asked.
     hot_complete: AtomicBool,
+    events: events::EventHook,
 }
 
 /// Where a key stands once its shard is locked.
@@ -280,6 +283,7 @@ impl Keyspace {
             policy: AtomicU8::new(policy.code()),
             samples: AtomicU32::new(samples.max(1)),
             hot_complete: AtomicBool::new(hot_complete),
+            events: Default::default(),
         }
     }
 
@@ -338,6 +342,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.events.emit(EventKind::Expired, db, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -348,12 +353,14 @@ impl Keyspace {
         };
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
+            self.events.emit(EventKind::Expired, db, key);
             return Presence::Absent;
         }
         match entry_from_stored(key, stored, secs_clock(now)) {
             Some(entry) => {
                 shard.insert(hash, entry);
                 shard.counters.promotions += 1;
+                self.events.emit(EventKind::Loaded, db, key);
                 Presence::Promoted
             }
             None => Presence::Absent,
@@ -406,6 +413,7 @@ impl Keyspace {
             if let Some(warm) = &self.warm {
                 warm.delete_expired(db, key);
             }
+            self.events.emit(EventKind::Expired, db, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -417,6 +425,7 @@ impl Keyspace {
         match warm.get(db, key) {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
+                self.events.emit(EventKind::Expired, db, key);
                 f(None)
             }
             Some(stored) => f(entry_from_stored(key, stored, secs_clock(now)).as_ref()),
@@ -636,8 +645,10 @@ impl Keyspace {
                 if !entry.is_expired(now) {
                     return Some(Bytes::copy_from_slice(entry.key()));
                 }
+                let key = Bytes::copy_from_slice(entry.key());
                 let before = shard.bytes;
                 shard.purge_at_if_expired(at, now);
+                self.events.emit(EventKind::Expired, db, &key);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -704,7 +715,9 @@ impl Keyspace {
                 for shard in shards.shards.iter() {
                     let mut shard = shard.lock();
                     let before = shard.bytes;
-                    removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD);
+                    removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD, |key| {
+                        self.events.emit(EventKind::Expired, db, key)
+                    });
                     self.account(db, &shard, before);
                 }
             }
@@ -720,7 +733,9 @@ impl Keyspace {
                     removed += 1;
                 }
                 self.account(db, &shard, before);
-                warm.expire_due(db, deadline, &key, now);
+                if warm.expire_due(db, deadline, &key, now) {
+                    self.events.emit(EventKind::Expired, db, &key);
+                }
             }
         }
         removed
@@ -905,7 +920,13 @@ impl Keyspace {
             return false;
         };
         let before = shard.bytes;
-        shard.evict_at(at);
+        if let Some(entry) = shard.evict_at(at) {
+            let kind = match self.warm {
+                Some(_) => EventKind::EvictedToDisk,
+                None => EventKind::Evicted,
+            };
+            self.events.emit(kind, db, entry.key());
+        }
         self.account(db, &shard, before);
         // Memory no longer holds every key on disk.
         self.hot_complete.store(false, Ordering::Relaxed);
@@ -976,6 +997,7 @@ impl Keyspace {
             self.account(db, &shard, before);
             warm.delete(db, &key);
             warm.count_eviction();
+            self.events.emit(EventKind::Evicted, db, &key);
             return true;
         }
         false
