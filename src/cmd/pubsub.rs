@@ -188,3 +188,17 @@ pub fn subscribed_mode(state: &ServerState, session: &Session, full_name: &str) 
         _ => Gate::Refuse(error::subscribed_context(full_name)),
     }
 }
+
+/// A keyspace notification from a command, in the client's database.
+pub(super) fn notify(ctx: &Ctx<'_>, class: u32, event: &str, key: &[u8]) {
+    ctx.state.notify(class, event, ctx.db(), key);
+}
+
+/// A write that may have created its key: Redis's `new` (from `dbAdd`)
+/// comes first, then the command's own event.
+pub(super) fn notify_write(ctx: &Ctx<'_>, created: bool, class: u32, event: &str, key: &[u8]) {
+    if created {
+        notify(ctx, crate::pubsub::notify::NEW, "new", key);
+    }
+    notify(ctx, class, event, key);
+}
