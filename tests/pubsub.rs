@@ -635,6 +635,42 @@ async fn tier_events_when_keys_leave_memory_and_come_back() {
     }
 }
 
+#[tokio::test]
+async fn memory_only_eviction_and_sweep_fire_evicted_and_expired() {
+    let server = start_with(|config| {
+        config.storage.warm_tier = false;
+        config.memory.maxmemory = MemorySize(256 * 1024);
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(
+        &mut con,
+        &["CONFIG", "SET", "notify-keyspace-events", "Eex"],
+    )
+    .await;
+    let mut sub = Raw::connect(server.addr).await;
+    sub.send(&["PSUBSCRIBE", "__keyevent@0__:e*"]).await;
+    sub.frame().await;
+    ok(&mut con, &["SET", "short", "1", "PX", "30"]).await;
+    let expect = |event: &str, key: &str| {
+        let channel = format!("__keyevent@0__:{event}");
+        message(
+            false,
+            &["pmessage", "__keyevent@0__:e*", &channel, key],
+            None,
+        )
+    };
+    assert_eq!(sub.frame().await, expect("expired", "short"));
+    let value = "v".repeat(1000);
+    for i in 0..400 {
+        common::set(&mut con, &format!("key:{i}"), &value).await;
+    }
+    match sub.frame().await {
+        F::Array(items) => assert_eq!(items[2], b("__keyevent@0__:evicted")),
+        other => panic!("{other:?}"),
+    }
+}
+
 // ------------------------------------------------------------ redis-server
 
 struct RedisServer {
