@@ -781,6 +781,28 @@ async fn script(addr: SocketAddr, resp3: bool) -> Vec<String> {
     log
 }
 
+/// COMMAND INFO's reply with each command's subcommands (its tenth field)
+/// in a fixed order.
+fn sorted_subcommands(frame: F) -> F {
+    let F::Array(commands) = frame else {
+        return frame;
+    };
+    F::Array(
+        commands
+            .into_iter()
+            .map(|command| match command {
+                F::Array(mut fields) => {
+                    if let Some(F::Array(subs)) = fields.get_mut(9) {
+                        subs.sort_by_key(|sub| format!("{sub:?}"));
+                    }
+                    F::Array(fields)
+                }
+                other => other,
+            })
+            .collect(),
+    )
+}
+
 #[tokio::test]
 async fn frames_match_redis_server_byte_for_byte() {
     let redis = RedisServer::start();
@@ -793,4 +815,31 @@ async fn frames_match_redis_server_byte_for_byte() {
         assert!(ours.len() > 30, "{ours:?}");
         assert_eq!(ours, theirs, "resp3={resp3}");
     }
+    let mut ours = Raw::connect(server.addr).await;
+    let mut theirs = Raw::connect(redis_addr).await;
+    for name in [
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
+        "publish",
+        "spublish",
+        "pubsub",
+    ] {
+        // DOCS nests pubsub's subcommands in a map in Redis's dict order.
+        let docs = if name == "pubsub" { None } else { Some("DOCS") };
+        for what in std::iter::once("INFO").chain(docs) {
+            let args = ["COMMAND", what, name];
+            ours.send(&args).await;
+            theirs.send(&args).await;
+            // Redis lists subcommands in its dict's (seeded) order.
+            let mine = sorted_subcommands(ours.frame().await);
+            assert_eq!(mine, sorted_subcommands(theirs.frame().await), "{args:?}");
+        }
+    }
+    ours.send(&["PUBSUB", "HELP"]).await;
+    theirs.send(&["PUBSUB", "HELP"]).await;
+    assert_eq!(ours.frame().await, theirs.frame().await);
 }

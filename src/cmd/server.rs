@@ -1084,7 +1084,6 @@ fn group_category(group: &str) -> Option<&'static str> {
         "hyperloglog" => "hyperloglog",
         "geo" => "geo",
         "stream" => "stream",
-        "pubsub" => "pubsub",
         "connection" => "connection",
         "transactions" => "transaction",
         "scripting" => "scripting",
@@ -1230,6 +1229,8 @@ fn key_specs(entry: &Registered) -> Vec<KeySpec> {
         "getdel" => &["RW", "access", "delete"],
         "append" => &["RW", "insert"],
         "del" | "unlink" => &["RM", "delete"],
+        // Shard channels sit where keys do (for cluster routing) but are not keys.
+        "ssubscribe" | "sunsubscribe" | "spublish" => &["not_key"],
         "strlen" | "type" | "exists" | "touch" | "object|encoding" | "object|freq"
         | "object|idletime" | "object|refcount" => &["RO"],
         _ if spec.flags & WRITE != 0 => &["RW", "update"],

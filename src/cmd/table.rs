@@ -388,26 +388,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "pubsub",
         pubsub::sunsubscribe
     ),
-    cmd!(
-        "publish",
-        3,
-        PS | F | MAY_REPLICATE,
-        0,
-        0,
-        0,
-        "pubsub",
-        pubsub::publish
-    ),
-    cmd!(
-        "spublish",
-        3,
-        PS | F | MAY_REPLICATE,
-        1,
-        1,
-        1,
-        "pubsub",
-        pubsub::spublish
-    ),
+    cmd!("publish", 3, PS | F, 0, 0, 0, "pubsub", pubsub::publish),
+    cmd!("spublish", 3, PS | F, 1, 1, 1, "pubsub", pubsub::spublish),
     container!(
         "pubsub",
         -2,
