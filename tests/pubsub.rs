@@ -445,6 +445,44 @@ async fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
 }
 
 #[tokio::test]
+async fn a_subscriber_that_never_reads_does_not_hold_up_shutdown() {
+    let common::TestServer {
+        app,
+        addr,
+        close_first,
+        dir,
+    } = start().await;
+    let mut con = common::connect(addr, false).await;
+    // No limit at all: only the shutdown can end the stuck write.
+    ok(
+        &mut con,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 0 0 0",
+        ],
+    )
+    .await;
+    let mut slow = Raw::connect(addr).await;
+    slow.send(&["SUBSCRIBE", "c"]).await;
+    slow.frame().await;
+    let payload = "z".repeat(256 * 1024);
+    for _ in 0..64 {
+        assert_eq!(int(&mut con, &["PUBLISH", "c", &payload]).await, 1);
+    }
+    drop(con);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.shutdown()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown waited for a client that never reads"
+    );
+    drop(slow);
+    drop(close_first);
+    drop(dir);
+}
+
+#[tokio::test]
 async fn a_subscriber_over_the_soft_limit_for_its_seconds_is_disconnected() {
     let server = start().await;
     let mut con = server.client(false).await;

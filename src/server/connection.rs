@@ -18,6 +18,8 @@ use crate::protocol::{encode, DecodeLimits, Decoder, Reply};
 use crate::state::ServerState;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a shutdown waits for a client that does not read its replies.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the read loop ended.
 enum Ending {
@@ -88,7 +90,7 @@ impl Connection<'_> {
             session.pending_stats.flush(&self.state.stats);
             self.wait_durable(session).await;
             self.drain_mailbox(session);
-            if !self.flush_unless_killed(stream, client).await {
+            if !self.flush_unless_killed(stream, client, shutdown).await {
                 return Ending::Closed;
             }
             client.mailbox.written(std::mem::take(&mut self.drained));
@@ -140,14 +142,27 @@ impl Connection<'_> {
     }
 
     /// A subscriber that stops reading would hold its task in the write
-    /// forever; being killed (over its output limit) ends the write.
-    async fn flush_unless_killed(&mut self, stream: &mut TcpStream, client: &ClientHandle) -> bool {
+    /// forever: being killed (over its output limit) ends the write, and so
+    /// does a shutdown that waited `SHUTDOWN_WRITE_GRACE` for it.
+    async fn flush_unless_killed(
+        &mut self,
+        stream: &mut TcpStream,
+        client: &ClientHandle,
+        shutdown: &watch::Receiver<bool>,
+    ) -> bool {
         if self.out.is_empty() {
             return true;
         }
+        // A clone: what it sees is not taken from the read loop's receiver.
+        let mut stopping = shutdown.clone();
+        let given_up = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+        };
         tokio::select! {
             ok = self.flush(stream) => ok,
             _ = client.killed() => false,
+            _ = given_up => false,
         }
     }
 
