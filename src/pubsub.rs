@@ -367,6 +367,9 @@ impl PubSub {
     pub fn subscribe(&self, client: &Arc<ClientHandle>, kind: Kind, names: &[Bytes]) {
         let mut registry = self.registry.lock();
         for name in names {
+            // Kept for as long as the subscription: a copy, never a slice
+            // of the client's read buffer, which it would pin.
+            let name = Bytes::copy_from_slice(name);
             let subs = registry.clients.entry(client.id).or_default();
             if subs.set(kind).insert(name.clone()) {
                 registry
@@ -378,7 +381,7 @@ impl PubSub {
             }
             client.mailbox.push_own(Frame::Confirm {
                 word: kind.subscribe_word(),
-                name: Some(name.clone()),
+                name: Some(name),
                 count: confirmation_count(&client.mailbox, kind),
             });
         }

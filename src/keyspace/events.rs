@@ -58,3 +58,41 @@ impl super::Keyspace {
         self.events.installed.store(true, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+
+    use super::super::{now_ms, Keyspace, ReadOptions, Value};
+    use super::EventKind;
+
+    #[test]
+    fn lazy_and_swept_expiry_reach_the_sink() {
+        let ks = Keyspace::new(1);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        ks.set_event_sink(Box::new(move |event| {
+            sink.lock().push((event.kind, event.db, event.key.to_vec()));
+        }));
+        let past = Some(now_ms() - 1);
+        for key in ["lazy", "swept"] {
+            ks.write(0, key.as_bytes(), |txn| {
+                txn.insert(0, Value::Str(Bytes::from_static(b"v")), past)
+            });
+        }
+        ks.read(0, b"lazy", ReadOptions::default(), |entry| {
+            assert!(entry.is_none())
+        });
+        assert_eq!(ks.sweep_expired(), 1);
+        assert_eq!(
+            *seen.lock(),
+            vec![
+                (EventKind::Expired, 0, b"lazy".to_vec()),
+                (EventKind::Expired, 0, b"swept".to_vec()),
+            ]
+        );
+    }
+}
