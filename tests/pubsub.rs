@@ -768,7 +768,7 @@ async fn script(addr: SocketAddr, resp3: bool) -> Vec<String> {
     };
     let writes: &[&[&str]] = &[
         &["FLUSHALL"],
-        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        &["CONFIG", "SET", "notify-keyspace-events", "KEAnm"],
     ];
     for args in writes {
         writer.send(args).await;
@@ -794,6 +794,9 @@ async fn script(addr: SocketAddr, resp3: bool) -> Vec<String> {
         &["SPUBLISH", "s1", "shard"],
         &["SET", "k", "v", "EX", "100"],
         &["INCRBY", "n", "5"],
+        &["MGET", "n", "missing"],
+        &["SET", "k", "w", "GET"],
+        &["EXISTS", "k", "gone"],
         &["RENAME", "k", "k2"],
         &["DEL", "k2", "n"],
         &["PUBSUB", "NUMSUB", "c1", "c2"],

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
-use super::pubsub::{notify, notify_write};
+use super::pubsub::{keymiss_nth, notify, notify_write};
 use super::strings::{edit_string, fail, keyword, len_reply, txn_str, with_string};
 use crate::error;
 use crate::keyspace::Value;
@@ -288,7 +288,11 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let db = ctx.db();
     // Sources are looked up as reads in Redis: count them.
     ctx.ks()
-        .read_many(db, sources, ctx.read_options(), |_, _| ());
+        .read_many(db, sources, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, sources, i);
+            }
+        });
     let keys = std::iter::once(dest)
         .chain(sources)
         .map(|key| (db, key.as_ref()));

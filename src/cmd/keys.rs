@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
-use super::pubsub::notify;
+use super::pubsub::{keymiss, keymiss_nth, notify};
 use crate::error;
 use crate::keyspace::{now_ms, Entry, ReadOptions, ValueType};
 use crate::protocol::Reply;
@@ -68,9 +68,13 @@ pub fn del(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `EXISTS key [key ...]`
 pub fn exists(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
-    let found = ctx
-        .ks()
-        .read_many(ctx.db(), args.rest(), NO_TOUCH, |_, entry| entry.is_some());
+    let keys = args.rest();
+    let found = ctx.ks().read_many(ctx.db(), keys, NO_TOUCH, |i, entry| {
+        if entry.is_none() {
+            keymiss_nth(ctx, keys, i);
+        }
+        entry.is_some()
+    });
     Ok(Reply::Int(found.iter().filter(|&&hit| hit).count() as i64))
 }
 
@@ -79,6 +83,9 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn type_of(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let name = ctx.ks().read(ctx.db(), key, NO_TOUCH, |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         entry.map_or("none", |entry| entry.value().value_type().name())
     });
     Ok(Reply::Simple(name))
@@ -213,6 +220,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, unit: Unit, absolute: boo
     let key = args.next_bytes()?;
     let reply = ctx.ks().read(ctx.db(), key, NO_TOUCH, |entry| {
         let Some(entry) = entry else {
+            keymiss(ctx, key);
             return -2;
         };
         let Some(at) = entry.expire_at() else {
@@ -353,6 +361,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         .ks()
         .read(src_db, src, ctx.read_options(), |entry| entry.is_some());
     if !found {
+        keymiss(ctx, src);
         return Ok(Reply::Int(0));
     }
     let copied = ctx
@@ -495,11 +504,17 @@ pub fn randomkey(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `TOUCH key [key ...]`
 pub fn touch(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    let keys = args.rest();
     let found = ctx.ks().read_many(
         ctx.db(),
-        args.rest(),
+        keys,
         ReadOptions { no_touch: false },
-        |_, entry| entry.is_some(),
+        |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
+            entry.is_some()
+        },
     );
     Ok(Reply::Int(found.iter().filter(|&&hit| hit).count() as i64))
 }

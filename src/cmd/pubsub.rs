@@ -202,3 +202,16 @@ pub(super) fn notify_write(ctx: &Ctx<'_>, created: bool, class: u32, event: &str
     }
     notify(ctx, class, event, key);
 }
+
+/// A read found no key (Redis's `keymiss`, class `m`): fired where Redis's
+/// read lookups count a keyspace miss.
+pub(super) fn keymiss(ctx: &Ctx<'_>, key: &[u8]) {
+    notify(ctx, crate::pubsub::notify::KEY_MISS, "keymiss", key);
+}
+
+/// [`keymiss`] for the `i`th of several keys read at once.
+pub(super) fn keymiss_nth(ctx: &Ctx<'_>, keys: &[bytes::Bytes], i: usize) {
+    if let Some(key) = keys.get(i) {
+        keymiss(ctx, key);
+    }
+}

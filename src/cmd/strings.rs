@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
 use super::long_double::{self, Finite, LongDouble};
-use super::pubsub::{notify, notify_write};
+use super::pubsub::{keymiss, keymiss_nth, notify, notify_write};
 use crate::error;
 use crate::keyspace::{now_ms, Entry, Txn, Value, ValueRef};
 use crate::protocol::{int_text, Reply};
@@ -41,6 +41,9 @@ pub(super) fn with_string<R>(
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<Option<R>, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         entry.map(|entry| as_str(entry.value()).map(f)).transpose()
     })
 }
@@ -217,6 +220,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         if o.get {
             txn.count_read(0);
+            if !txn.exists(0) {
+                keymiss(ctx, key);
+            }
         }
         let old = if o.get {
             txn_str(txn, 0)?.map(Bytes::copy_from_slice)
@@ -300,6 +306,9 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let value = args.next_bytes()?;
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
+        if !txn.exists(0) {
+            keymiss(ctx, key);
+        }
         let old = txn_str(txn, 0)?.map(Bytes::copy_from_slice);
         let created = txn.insert(0, new_string(value), None).is_none();
         notify_write(ctx, created, STRING, "set", key);
@@ -314,6 +323,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
         let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
+            keymiss(ctx, key);
             return Ok(Reply::Nil);
         };
         txn.remove(0);
@@ -331,6 +341,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
         let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
+            keymiss(ctx, key);
             return Ok(Reply::Nil);
         };
         let now = txn.now_ms();
@@ -362,7 +373,10 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let keys = args.rest();
     let replies = ctx
         .ks()
-        .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
+        .read_many(ctx.db(), keys, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
             match entry.map(|entry| as_str(entry.value())) {
                 Some(Ok(data)) => Reply::Bulk(Bytes::copy_from_slice(data)),
                 _ => Reply::Nil,
@@ -597,7 +611,10 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let keys = args.rest().get(..2).ok_or(fail(error::SYNTAX))?;
     let values = ctx
         .ks()
-        .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
+        .read_many(ctx.db(), keys, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
             entry
                 .map(|entry| as_str(entry.value()).map(Bytes::copy_from_slice))
                 .transpose()
