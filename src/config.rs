@@ -228,7 +228,12 @@ impl Config {
             "notify-keyspace-events",
             "client-output-buffer-limit",
         ] {
-            let value = probe.get(name).unwrap_or_default();
+            // These two print a parsed form: check what the file said.
+            let value = match name {
+                "notify-keyspace-events" => self.server.notify_keyspace_events.clone(),
+                "client-output-buffer-limit" => self.server.client_output_buffer_limit.clone(),
+                _ => probe.get(name).unwrap_or_default(),
+            };
             probe
                 .set(name, &value)
                 .map_err(|e| format!("{name}: {e}"))?;
@@ -438,9 +443,10 @@ impl Config {
             replica: OutputLimit::default(),
             pubsub: OutputLimit::default(),
         };
-        parse_output_limits(&self.server.client_output_buffer_limit, none)
-            .or_else(|_| parse_output_limits(DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT, none))
-            .unwrap_or(none)
+        // Classes the setting leaves out keep Redis's defaults.
+        let defaults =
+            parse_output_limits(DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT, none).unwrap_or(none);
+        parse_output_limits(&self.server.client_output_buffer_limit, defaults).unwrap_or(defaults)
     }
 }
 
@@ -630,6 +636,17 @@ mod tests {
         assert_eq!(config.server.databases, DEFAULT_DATABASES);
         assert!(Config::from_toml("[server]\nportt = 1\n").is_err());
         assert!(Config::from_toml("[memory]\nmaxmemory-policy = \"bogus\"\n").is_err());
+        assert!(Config::from_toml("[server]\nnotify-keyspace-events = \"KQ\"\n").is_err());
+        assert!(
+            Config::from_toml("[server]\nclient-output-buffer-limit = \"pubsub 1\"\n").is_err()
+        );
+        let config = Config::from_toml(
+            "[server]\nnotify-keyspace-events = \"KEA\"\nclient-output-buffer-limit = \"pubsub 1mb 0 0\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.get("notify-keyspace-events").unwrap(), "AKE");
+        assert_eq!(config.output_limits().pubsub.hard, 1024 * 1024);
+        assert_eq!(config.output_limits().replica.hard, 256 * 1024 * 1024);
     }
 
     #[test]
