@@ -41,6 +41,8 @@ pub struct ClientHandle {
     pub multi: AtomicI64,
     /// Set when a key the client WATCHes changes.
     pub watch_flag: Arc<WatchFlag>,
+    /// Subscription counts and the pub/sub frames not yet written.
+    pub mailbox: crate::pubsub::Mailbox,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -78,10 +80,15 @@ impl ClientHandle {
             0 => self.created.elapsed().as_millis() as u64,
             last => crate::keyspace::now_ms().saturating_sub(last),
         };
+        let (sub, psub, ssub) = self.mailbox.counts();
+        let (oll, omem) = self.mailbox.backlog();
         let mut flags = String::new();
         let multi = self.multi.load(Relaxed);
         if self.monitor.load(Relaxed) {
             flags.push('O');
+        }
+        if self.mailbox.subscribed() {
+            flags.push('P');
         }
         if multi >= 0 {
             flags.push('x');
@@ -99,7 +106,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -108,7 +115,12 @@ impl ClientHandle {
             idle_ms / 1000,
             flags,
             self.db.load(Relaxed),
+            sub,
+            psub,
+            ssub,
             multi,
+            oll,
+            omem,
             command_name(self.last_command.load(Relaxed)),
             self.resp.load(Relaxed),
             labels.lib_name,
@@ -141,6 +153,7 @@ impl ClientRegistry {
             no_touch: AtomicBool::new(false),
             multi: AtomicI64::new(-1),
             watch_flag: Arc::default(),
+            mailbox: Default::default(),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });

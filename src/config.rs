@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::pubsub::OutputLimit;
+
 pub const DEFAULT_PORT: u16 = 6379;
 pub const DEFAULT_DATABASES: usize = 16;
 pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
@@ -25,6 +27,10 @@ pub const DEFAULT_WARM_CACHE_SIZE: u64 = 64 * 1024 * 1024;
 /// never meets a full disk mid-write (it cannot recover from that without a
 /// restart).
 pub const DEFAULT_MIN_FREE_DISK: u64 = 64 * 1024 * 1024;
+/// Redis's default, as CONFIG GET prints it: subscribers that fall 32 MB
+/// behind, or 8 MB for a minute, are disconnected.
+pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: &str =
+    "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -50,6 +56,10 @@ pub struct ServerConfig {
     pub client_query_buffer_limit: MemorySize,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// Keyspace notification classes (Redis's flag letters, plus `T`).
+    pub notify_keyspace_events: String,
+    /// `<class> <hard> <soft> <soft seconds>` groups, Redis's syntax.
+    pub client_output_buffer_limit: String,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +78,8 @@ impl Default for ServerConfig {
             client_query_buffer_limit: MemorySize(DEFAULT_QUERY_BUFFER_LIMIT),
             slowlog_log_slower_than: DEFAULT_SLOWLOG_SLOWER_THAN,
             slowlog_max_len: DEFAULT_SLOWLOG_MAX_LEN,
+            notify_keyspace_events: String::new(),
+            client_output_buffer_limit: DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT.into(),
         }
     }
 }
@@ -209,8 +221,19 @@ impl Config {
     /// Checks values a TOML type cannot express; CONFIG SET applies the same rules.
     pub fn validate(&self) -> Result<(), String> {
         let mut probe = self.clone();
-        for name in ["loglevel", "maxmemory-policy", "appendfsync"] {
-            let value = probe.get(name).unwrap_or_default();
+        for name in [
+            "loglevel",
+            "maxmemory-policy",
+            "appendfsync",
+            "notify-keyspace-events",
+            "client-output-buffer-limit",
+        ] {
+            // These two print a parsed form: check what the file said.
+            let value = match name {
+                "notify-keyspace-events" => self.server.notify_keyspace_events.clone(),
+                "client-output-buffer-limit" => self.server.client_output_buffer_limit.clone(),
+                _ => probe.get(name).unwrap_or_default(),
+            };
             probe
                 .set(name, &value)
                 .map_err(|e| format!("{name}: {e}"))?;
@@ -241,6 +264,19 @@ impl Config {
             "client-query-buffer-limit" => s.client_query_buffer_limit.0.to_string(),
             "slowlog-log-slower-than" => s.slowlog_log_slower_than.to_string(),
             "slowlog-max-len" => s.slowlog_max_len.to_string(),
+            "notify-keyspace-events" => crate::pubsub::notify::to_string(self.notify_flags()),
+            "client-output-buffer-limit" => {
+                let limits = self.output_limits();
+                let class = |name: &str, l: OutputLimit| {
+                    format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds)
+                };
+                [
+                    class("normal", limits.normal),
+                    class("slave", limits.replica),
+                    class("pubsub", limits.pubsub),
+                ]
+                .join(" ")
+            }
             "maxmemory" => self.memory.maxmemory.0.to_string(),
             "maxmemory-policy" => self.memory.maxmemory_policy.clone(),
             "maxmemory-samples" => self.memory.maxmemory_samples.to_string(),
@@ -310,6 +346,15 @@ impl Config {
                     .map_err(|_| "argument couldn't be parsed into an integer".to_string())?
             }
             "slowlog-max-len" => self.server.slowlog_max_len = number()?,
+            "notify-keyspace-events" => {
+                crate::pubsub::notify::parse(value)
+                    .ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?;
+                self.server.notify_keyspace_events = value.to_string();
+            }
+            "client-output-buffer-limit" => {
+                let limits = parse_output_limits(value, self.output_limits())?;
+                self.server.client_output_buffer_limit = limits.to_string();
+            }
             "maxmemory" => self.memory.maxmemory = MemorySize(memory()?),
             "maxmemory-policy" => self.memory.maxmemory_policy = one_of(MAXMEMORY_POLICIES)?,
             "maxmemory-samples" => {
@@ -331,6 +376,80 @@ impl Config {
     }
 }
 
+/// `client-output-buffer-limit` per client class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub normal: OutputLimit,
+    pub replica: OutputLimit,
+    pub pubsub: OutputLimit,
+}
+
+impl std::fmt::Display for OutputLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let classes = [
+            ("normal", self.normal),
+            ("slave", self.replica),
+            ("pubsub", self.pubsub),
+        ];
+        for (i, (name, l)) in classes.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name} {} {} {}", l.hard, l.soft, l.soft_seconds)?;
+        }
+        Ok(())
+    }
+}
+
+/// Redis's `updateClientOutputBufferLimit`: groups of four; the classes
+/// named change, the others keep their values from `current`.
+pub fn parse_output_limits(value: &str, current: OutputLimits) -> Result<OutputLimits, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut next = current;
+    for group in words.chunks_exact(4) {
+        let [class, hard, soft, seconds] = group else {
+            continue;
+        };
+        let slot = match class.to_ascii_lowercase().as_str() {
+            "normal" => &mut next.normal,
+            "slave" | "replica" => &mut next.replica,
+            "pubsub" => &mut next.pubsub,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let seconds: i64 = seconds.parse().map_err(|_| bad())?;
+        *slot = OutputLimit {
+            hard: parse_memory(hard).ok_or_else(bad)?,
+            soft: parse_memory(soft).ok_or_else(bad)?,
+            soft_seconds: u64::try_from(seconds).map_err(|_| bad())?,
+        };
+    }
+    Ok(next)
+}
+
+impl Config {
+    /// The parsed `notify-keyspace-events` (validated when set).
+    pub fn notify_flags(&self) -> u32 {
+        crate::pubsub::notify::parse(&self.server.notify_keyspace_events).unwrap_or(0)
+    }
+
+    /// The parsed `client-output-buffer-limit` (validated when set).
+    pub fn output_limits(&self) -> OutputLimits {
+        let none = OutputLimits {
+            normal: OutputLimit::default(),
+            replica: OutputLimit::default(),
+            pubsub: OutputLimit::default(),
+        };
+        // Classes the setting leaves out keep Redis's defaults.
+        let defaults =
+            parse_output_limits(DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT, none).unwrap_or(none);
+        parse_output_limits(&self.server.client_output_buffer_limit, defaults).unwrap_or(defaults)
+    }
+}
+
 /// strata's own parameters, in CONFIG GET order.
 pub const OWN_PARAMETERS: &[&str] = &[
     "bind",
@@ -346,6 +465,8 @@ pub const OWN_PARAMETERS: &[&str] = &[
     "client-query-buffer-limit",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "notify-keyspace-events",
+    "client-output-buffer-limit",
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
@@ -397,15 +518,10 @@ pub const COMPATIBILITY_DEFAULTS: &[(&str, &str)] = &[
     ("stream-node-max-bytes", "4096"),
     ("stream-node-max-entries", "100"),
     ("hll-sparse-max-bytes", "3000"),
-    ("notify-keyspace-events", ""),
     ("lua-time-limit", "5000"),
     ("busy-reply-threshold", "5000"),
     ("latency-tracking", "yes"),
     ("latency-monitor-threshold", "0"),
-    (
-        "client-output-buffer-limit",
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-    ),
     ("maxmemory-clients", "0"),
     ("io-threads", "1"),
     ("tcp-backlog", "511"),
@@ -520,6 +636,17 @@ mod tests {
         assert_eq!(config.server.databases, DEFAULT_DATABASES);
         assert!(Config::from_toml("[server]\nportt = 1\n").is_err());
         assert!(Config::from_toml("[memory]\nmaxmemory-policy = \"bogus\"\n").is_err());
+        assert!(Config::from_toml("[server]\nnotify-keyspace-events = \"KQ\"\n").is_err());
+        assert!(
+            Config::from_toml("[server]\nclient-output-buffer-limit = \"pubsub 1\"\n").is_err()
+        );
+        let config = Config::from_toml(
+            "[server]\nnotify-keyspace-events = \"KEA\"\nclient-output-buffer-limit = \"pubsub 1mb 0 0\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.get("notify-keyspace-events").unwrap(), "AKE");
+        assert_eq!(config.output_limits().pubsub.hard, 1024 * 1024);
+        assert_eq!(config.output_limits().replica.hard, 256 * 1024 * 1024);
     }
 
     #[test]

@@ -171,6 +171,13 @@ pub fn subcommand_syntax(command: &str, subcommand: &[u8]) -> Reply {
     ))
 }
 
+/// A RESP2 client with subscriptions ran something else.
+pub fn subscribed_context(command: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR Can't execute '{command}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    ))
+}
+
 pub fn invalid_expire(command: &str) -> Reply {
     Reply::Error(format!("ERR invalid expire time in '{command}' command"))
 }

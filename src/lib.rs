@@ -23,5 +23,6 @@ pub mod glob;
 pub mod keyspace;
 pub mod metrics;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod state;

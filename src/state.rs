@@ -2,6 +2,7 @@
 //! configuration, the figures, the client registry and the shutdown switch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -9,11 +10,14 @@ use tokio::sync::{broadcast, watch};
 
 use crate::clients::ClientRegistry;
 use crate::config::{Config, RuntimeConfig};
+use crate::keyspace::events::{EventKind, KeyspaceEvent};
 use crate::keyspace::{EvictionPolicy, Keyspace, KeyspaceOptions};
 use crate::metrics::{SlowLog, Stats};
+use crate::pubsub::{notify, PubSub};
 
 pub struct ServerState {
     pub keyspace: Keyspace,
+    pub pubsub: Arc<PubSub>,
     pub config: RwLock<RuntimeConfig>,
     /// Mirrors `requirepass != ""` so the hot path need not read the config.
     pub auth_enabled: AtomicBool,
@@ -47,8 +51,20 @@ impl ServerState {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
-        Ok(ServerState {
+        let pubsub = Arc::new(PubSub::default());
+        let sink = pubsub.clone();
+        keyspace.set_event_sink(Box::new(move |event: KeyspaceEvent<'_>| {
+            let (class, name) = match event.kind {
+                EventKind::Expired => (notify::EXPIRED, "expired"),
+                EventKind::Evicted => (notify::EVICTED, "evicted"),
+                EventKind::EvictedToDisk => (notify::TIER, "evicted_to_disk"),
+                EventKind::Loaded => (notify::TIER, "loaded"),
+            };
+            sink.notify(class, name, event.db, event.key);
+        }));
+        let state = ServerState {
             keyspace,
+            pubsub,
             auth_enabled: AtomicBool::new(auth),
             config: RwLock::new(RuntimeConfig::new(config)),
             stats: Stats::new(command_count),
@@ -62,7 +78,9 @@ impl ServerState {
             monitors: AtomicUsize::new(0),
             blocking: Default::default(),
             exec_gate: RwLock::new(()),
-        })
+        };
+        state.apply_config();
+        Ok(state)
     }
 
     /// Pushes the run-time settings the keyspace keeps for itself (after
@@ -75,6 +93,9 @@ impl ServerState {
             self.keyspace.set_policy(policy);
         }
         self.keyspace.set_samples(memory.maxmemory_samples as u32);
+        self.pubsub.set_notify_flags(config.config.notify_flags());
+        self.pubsub
+            .set_output_limit(config.config.output_limits().pubsub);
         if let Some(warm) = self.keyspace.warm() {
             let storage = &config.config.storage;
             if let Some(policy) = crate::keyspace::warm::FsyncPolicy::parse(&storage.appendfsync) {
@@ -114,6 +135,12 @@ impl ServerState {
 
     pub fn has_monitors(&self) -> bool {
         self.monitors.load(Relaxed) > 0
+    }
+
+    /// A keyspace notification from a command: `class` is one of
+    /// [`notify`]'s classes, `event` Redis's event name.
+    pub fn notify(&self, class: u32, event: &str, db: usize, key: &[u8]) {
+        self.pubsub.notify(class, event, db, key);
     }
 
     pub fn databases(&self) -> usize {

@@ -5,10 +5,12 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
+use super::pubsub::{keymiss_nth, notify, notify_write};
 use super::strings::{edit_string, fail, keyword, len_reply, txn_str, with_string};
 use crate::error;
 use crate::keyspace::Value;
 use crate::protocol::{parse_i64, Reply};
+use crate::pubsub::notify::{GENERIC, NEW, STRING};
 
 /// A bit offset argument: a non-negative integer whose byte lies below
 /// `proto-max-bulk-len` (2^32 bits by default). With `field_bits`, BITFIELD's
@@ -48,7 +50,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let byte = usize::try_from(offset >> 3).map_err(|_| fail(error::BIT_OFFSET))?;
     let mask = 0x80u8 >> (offset & 7);
     ctx.ks().write(ctx.db(), key, |txn| {
-        txn_str(txn, 0)?;
+        let created = txn_str(txn, 0)?.is_none();
         let (old, _) = edit_string(txn, 0, byte + 1, |buf| {
             let slot = buf.get_mut(byte)?;
             let old = *slot & mask != 0;
@@ -59,6 +61,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             }
             Some(old)
         })?;
+        notify_write(ctx, created, STRING, "setbit", key);
         Ok(Reply::Int(i64::from(old == Some(true))))
     })
 }
@@ -285,7 +288,11 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let db = ctx.db();
     // Sources are looked up as reads in Redis: count them.
     ctx.ks()
-        .read_many(db, sources, ctx.read_options(), |_, _| ());
+        .read_many(db, sources, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, sources, i);
+            }
+        });
     let keys = std::iter::once(dest)
         .chain(sources)
         .map(|key| (db, key.as_ref()));
@@ -296,11 +303,16 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
         let result = bit_operation(op, &inputs);
         if result.is_empty() {
-            txn.remove(0);
+            if txn.remove(0).is_some() {
+                notify(ctx, GENERIC, "del", dest);
+            }
             return Ok(Reply::Int(0));
         }
         let len = result.len();
-        txn.insert(0, Value::Str(Bytes::from(result)), None);
+        let created = txn
+            .insert(0, Value::Str(Bytes::from(result)), None)
+            .is_none();
+        notify_write(ctx, created, STRING, "set", dest);
         // Redis stores BITOP's result unencoded: OBJECT ENCODING says raw.
         if let Some(entry) = txn.entry_mut(0) {
             entry.make_raw();
@@ -508,15 +520,29 @@ fn bitfield_generic(ctx: &Ctx<'_>, args: &mut Args<'_>, read_only: bool) -> CmdR
     // Bounded: offsets stay below proto-max-bulk-len bytes, fields are <= 64 bits.
     let min_len = usize::try_from(highest >> 3).map_err(|_| fail(error::BIT_OFFSET))? + 1;
     ctx.ks().write(ctx.db(), key, |txn| {
-        txn_str(txn, 0)?;
+        let created = txn_str(txn, 0)?.is_none();
+        let mut changes = 0;
         let (replies, _) = edit_string(txn, 0, min_len, |buf| {
             ops.iter()
                 .map(|op| match op.action {
                     FieldAction::Get => Reply::Int(read_field(buf, op.offset, op.bits, op.signed)),
-                    FieldAction::Set | FieldAction::IncrBy => apply_field(buf, op),
+                    FieldAction::Set | FieldAction::IncrBy => {
+                        let reply = apply_field(buf, op);
+                        // OVERFLOW FAIL leaves the field alone and replies nil.
+                        if reply != Reply::Nil {
+                            changes += 1;
+                        }
+                        reply
+                    }
                 })
                 .collect()
         })?;
+        if created {
+            notify(ctx, NEW, "new", key);
+        }
+        if changes > 0 {
+            notify(ctx, STRING, "setbit", key);
+        }
         Ok(Reply::Array(replies))
     })
 }

@@ -11,9 +11,11 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
+use super::pubsub::{keymiss, keymiss_nth, notify};
 use crate::error;
 use crate::keyspace::{now_ms, Entry, ReadOptions, ValueType};
 use crate::protocol::Reply;
+use crate::pubsub::notify::{GENERIC, NEW};
 
 /// Lookups that count a hit or miss but leave LRU/LFU information alone.
 const NO_TOUCH: ReadOptions = ReadOptions { no_touch: true };
@@ -48,7 +50,15 @@ pub fn del(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         .ks()
         .write_many(keys.iter().map(|key| (db, key.as_ref())), |txn| {
             // A key named twice is removed once and counted once, as in Redis.
-            (0..keys.len()).filter(|&i| txn.remove(i).is_some()).count()
+            (0..keys.len())
+                .filter(|&i| {
+                    let removed = txn.remove(i).is_some();
+                    if removed {
+                        notify(ctx, GENERIC, "del", txn.key(i));
+                    }
+                    removed
+                })
+                .count()
         });
     Ok(Reply::Int(removed as i64))
 }
@@ -58,9 +68,13 @@ pub fn del(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `EXISTS key [key ...]`
 pub fn exists(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
-    let found = ctx
-        .ks()
-        .read_many(ctx.db(), args.rest(), NO_TOUCH, |_, entry| entry.is_some());
+    let keys = args.rest();
+    let found = ctx.ks().read_many(ctx.db(), keys, NO_TOUCH, |i, entry| {
+        if entry.is_none() {
+            keymiss_nth(ctx, keys, i);
+        }
+        entry.is_some()
+    });
     Ok(Reply::Int(found.iter().filter(|&&hit| hit).count() as i64))
 }
 
@@ -69,6 +83,9 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn type_of(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let name = ctx.ks().read(ctx.db(), key, NO_TOUCH, |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         entry.map_or("none", |entry| entry.value().value_type().name())
     });
     Ok(Reply::Simple(name))
@@ -164,9 +181,11 @@ fn expire_generic(
         }
         if when <= now {
             txn.remove(0);
+            notify(ctx, GENERIC, "del", key);
         } else {
             // `when > now >= 0`, so the conversion cannot fail.
             txn.set_expire(0, u64::try_from(when).ok());
+            notify(ctx, GENERIC, "expire", key);
         }
         Ok(Reply::Int(1))
     })
@@ -201,6 +220,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, unit: Unit, absolute: boo
     let key = args.next_bytes()?;
     let reply = ctx.ks().read(ctx.db(), key, NO_TOUCH, |entry| {
         let Some(entry) = entry else {
+            keymiss(ctx, key);
             return -2;
         };
         let Some(at) = entry.expire_at() else {
@@ -254,6 +274,9 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         let volatile = txn.get(0).is_some_and(|entry| entry.expire_at().is_some());
         volatile && txn.set_expire(0, None)
     });
+    if removed {
+        notify(ctx, GENERIC, "persist", key);
+    }
     Ok(Reply::Int(i64::from(removed)))
 }
 
@@ -281,6 +304,10 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, nx: bool) -> CmdResult
             }
             if let Some(entry) = txn.remove(0) {
                 txn.insert_entry(1, entry);
+                // Redis deletes the destination, then adds it (`new`).
+                notify(ctx, NEW, "new", dst);
+                notify(ctx, GENERIC, "rename_from", src);
+                notify(ctx, GENERIC, "rename_to", dst);
             }
             Ok(if nx { Reply::Int(1) } else { Reply::OK })
         })
@@ -334,6 +361,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         .ks()
         .read(src_db, src, ctx.read_options(), |entry| entry.is_some());
     if !found {
+        keymiss(ctx, src);
         return Ok(Reply::Int(0));
     }
     let copied = ctx
@@ -349,6 +377,8 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             // A copy is a new object: fresh access information, same encoding.
             let entry = source.copy(now_secs);
             txn.insert_entry(1, entry);
+            ctx.state.notify(NEW, "new", dst_db, dst);
+            ctx.state.notify(GENERIC, "copy_to", dst_db, dst);
             true
         });
     Ok(Reply::Int(i64::from(copied)))
@@ -372,6 +402,9 @@ pub fn move_key(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             match txn.remove(0) {
                 Some(entry) => {
                     txn.insert_entry(1, entry);
+                    ctx.state.notify(NEW, "new", dst_db, key);
+                    ctx.state.notify(GENERIC, "move_from", src_db, key);
+                    ctx.state.notify(GENERIC, "move_to", dst_db, key);
                     true
                 }
                 None => false,
@@ -471,11 +504,17 @@ pub fn randomkey(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `TOUCH key [key ...]`
 pub fn touch(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    let keys = args.rest();
     let found = ctx.ks().read_many(
         ctx.db(),
-        args.rest(),
+        keys,
         ReadOptions { no_touch: false },
-        |_, entry| entry.is_some(),
+        |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
+            entry.is_some()
+        },
     );
     Ok(Reply::Int(found.iter().filter(|&&hit| hit).count() as i64))
 }

@@ -13,6 +13,7 @@ mod keys;
 mod lists;
 mod long_double;
 mod multi;
+mod pubsub;
 mod server;
 mod strings;
 pub mod table;
@@ -69,6 +70,14 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     if !session.authenticated && spec.flags & NOAUTH == 0 && state.auth_enabled.load(Relaxed) {
         return reject(state, session, Some(id), Reply::StaticError(error::NOAUTH));
     }
+    let mut handler = spec.handler;
+    if session.client.mailbox.subscribed() {
+        match pubsub::subscribed_mode(state, session, &registry.entries[id].full_name) {
+            pubsub::Gate::Run => {}
+            pubsub::Gate::RunInstead(instead) => handler = instead,
+            pubsub::Gate::Refuse(reply) => return reject(state, session, Some(id), reply),
+        }
+    }
     if let Some(reply) = multi::intercept(state, session, args, id) {
         return reply;
     }
@@ -82,7 +91,7 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     let started_us = keyspace::unix_micros();
     let _clock = keyspace::pin_clock(started_us / 1000);
     session.client.touch(id, started_us / 1000);
-    invoke(state, session, args, id, started_us)
+    invoke(state, session, args, id, handler, started_us)
 }
 
 /// As Redis's processCommand: keep the bounds, then refuse what cannot run.
@@ -111,6 +120,7 @@ fn invoke(
     session: &mut Session,
     args: &[Bytes],
     id: usize,
+    handler: table::Handler,
     started_us: u64,
 ) -> Reply {
     let entry = &REGISTRY.entries[id];
@@ -130,7 +140,7 @@ fn invoke(
     let mut cmd_args = Args::new(args.get(skip..).unwrap_or_default());
     let reply: Reply = {
         let mut ctx = Ctx { state, session };
-        (spec.handler)(&mut ctx, &mut cmd_args).into()
+        handler(&mut ctx, &mut cmd_args).into()
     };
     // As Redis after each command: clients blocked on keys this command
     // filled are served before anything else runs (after EXEC, not within).

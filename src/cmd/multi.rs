@@ -183,7 +183,8 @@ fn exec_queue(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Rep
                 Reply::StaticError(error::MONITOR_IN_EXEC)
             } else {
                 let started_us = keyspace::unix_micros();
-                super::invoke(state, session, &queued.args, queued.id, started_us)
+                let handler = REGISTRY.entries[queued.id].spec.handler;
+                super::invoke(state, session, &queued.args, queued.id, handler, started_us)
             };
             // CLIENT REPLY OFF|SKIP answers nothing, but an array needs every element.
             replies.push(match reply {

@@ -42,7 +42,7 @@ fn unix_now() -> Duration {
 }
 
 /// Redis's `addReplyHelp`: a banner, the lines, then the HELP entry, as status lines.
-fn help(command: &str, lines: &[&'static str]) -> Reply {
+pub(super) fn help(command: &str, lines: &[&'static str]) -> Reply {
     let mut out = Vec::with_capacity(lines.len() + 3);
     out.push(Reply::Status(format!(
         "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
@@ -666,9 +666,10 @@ fn info_stats(state: &ServerState, totals: &KeyspaceTotals, info: &mut Info<'_>)
     info.field("current_eviction_exceeded_time", 0);
     info.field("keyspace_hits", totals.hits());
     info.field("keyspace_misses", counters.misses);
-    info.field("pubsub_channels", 0);
-    info.field("pubsub_patterns", 0);
-    info.field("pubsubshard_channels", 0);
+    let (channels, patterns, shard_channels) = state.pubsub.totals();
+    info.field("pubsub_channels", channels);
+    info.field("pubsub_patterns", patterns);
+    info.field("pubsubshard_channels", shard_channels);
     info.field("latest_fork_usec", 0);
     info.field("total_forks", 0);
     info.field("migrate_cached_sockets", 0);
@@ -1094,7 +1095,6 @@ fn group_category(group: &str) -> Option<&'static str> {
         "hyperloglog" => "hyperloglog",
         "geo" => "geo",
         "stream" => "stream",
-        "pubsub" => "pubsub",
         "connection" => "connection",
         "transactions" => "transaction",
         "scripting" => "scripting",
@@ -1240,6 +1240,8 @@ fn key_specs(entry: &Registered) -> Vec<KeySpec> {
         "getdel" => &["RW", "access", "delete"],
         "append" => &["RW", "insert"],
         "del" | "unlink" => &["RM", "delete"],
+        // Shard channels sit where keys do (for cluster routing) but are not keys.
+        "ssubscribe" | "sunsubscribe" | "spublish" => &["not_key"],
         "strlen" | "type" | "exists" | "touch" | "object|encoding" | "object|freq"
         | "object|idletime" | "object|refcount" => &["RO"],
         _ if spec.flags & WRITE != 0 => &["RW", "update"],

@@ -7,9 +7,11 @@ use bytes::Bytes;
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
 use super::long_double::{self, Finite, LongDouble};
+use super::pubsub::{keymiss, keymiss_nth, notify, notify_write};
 use crate::error;
 use crate::keyspace::{now_ms, Entry, Txn, Value, ValueRef};
 use crate::protocol::{int_text, Reply};
+use crate::pubsub::notify::{GENERIC, STRING};
 
 /// Redis's `SDS_MAX_PREALLOC`: a growing string over-allocates by at most this.
 const MAX_PREALLOC: usize = 1024 * 1024;
@@ -39,6 +41,9 @@ pub(super) fn with_string<R>(
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<Option<R>, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         entry.map(|entry| as_str(entry.value()).map(f)).transpose()
     })
 }
@@ -215,6 +220,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         if o.get {
             txn.count_read(0);
+            if !txn.exists(0) {
+                keymiss(ctx, key);
+            }
         }
         let old = if o.get {
             txn_str(txn, 0)?.map(Bytes::copy_from_slice)
@@ -237,7 +245,11 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         } else {
             deadline
         };
-        txn.insert(0, new_string(value), expire_at);
+        let created = txn.insert(0, new_string(value), expire_at).is_none();
+        notify_write(ctx, created, STRING, "set", key);
+        if deadline.is_some() {
+            notify(ctx, GENERIC, "expire", key);
+        }
         Ok(done(old, Reply::OK))
     })
 }
@@ -252,6 +264,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             return Ok(Reply::Int(0));
         }
         txn.insert(0, new_string(value), None);
+        notify_write(ctx, true, STRING, "set", key);
         Ok(Reply::Int(1))
     })
 }
@@ -267,7 +280,9 @@ fn set_with_expire(
     let value = args.next_bytes()?;
     ctx.ks().write(ctx.db(), key, |txn| {
         let deadline = kind.deadline(amount, txn.now_ms(), command)?;
-        txn.insert(0, new_string(value), Some(deadline));
+        let created = txn.insert(0, new_string(value), Some(deadline)).is_none();
+        notify_write(ctx, created, STRING, "set", key);
+        notify(ctx, GENERIC, "expire", key);
         Ok(Reply::OK)
     })
 }
@@ -291,8 +306,12 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let value = args.next_bytes()?;
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
+        if !txn.exists(0) {
+            keymiss(ctx, key);
+        }
         let old = txn_str(txn, 0)?.map(Bytes::copy_from_slice);
-        txn.insert(0, new_string(value), None);
+        let created = txn.insert(0, new_string(value), None).is_none();
+        notify_write(ctx, created, STRING, "set", key);
         Ok(Reply::opt_bulk(old))
     })
 }
@@ -304,9 +323,11 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
         let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
+            keymiss(ctx, key);
             return Ok(Reply::Nil);
         };
         txn.remove(0);
+        notify(ctx, GENERIC, "del", key);
         Ok(Reply::Bulk(data))
     })
 }
@@ -320,6 +341,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         txn.count_read(0);
         let Some(data) = txn_str(txn, 0)?.map(Bytes::copy_from_slice) else {
+            keymiss(ctx, key);
             return Ok(Reply::Nil);
         };
         let now = txn.now_ms();
@@ -329,12 +351,15 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 // An absolute deadline already past deletes the key, as Redis does.
                 if kind.is_absolute() && at <= now {
                     txn.remove(0);
+                    notify(ctx, GENERIC, "del", key);
                 } else {
                     txn.set_expire(0, Some(at));
+                    notify(ctx, GENERIC, "expire", key);
                 }
             }
             None if o.persist && txn.get(0).is_some_and(|e| e.expire_at().is_some()) => {
                 txn.set_expire(0, None);
+                notify(ctx, GENERIC, "persist", key);
             }
             None => {}
         }
@@ -348,7 +373,10 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let keys = args.rest();
     let replies = ctx
         .ks()
-        .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
+        .read_many(ctx.db(), keys, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
             match entry.map(|entry| as_str(entry.value())) {
                 Some(Ok(data)) => Reply::Bulk(Bytes::copy_from_slice(data)),
                 _ => Reply::Nil,
@@ -380,7 +408,8 @@ fn with_pairs(
 pub fn mset(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     with_pairs(ctx, args, "mset", |txn, values| {
         for (i, value) in values.iter().enumerate() {
-            txn.insert(i, new_string(value), None);
+            let created = txn.insert(i, new_string(value), None).is_none();
+            notify_write(ctx, created, STRING, "set", txn.key(i));
         }
         Reply::OK
     })
@@ -395,6 +424,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
         for (i, value) in values.iter().enumerate() {
             txn.insert(i, new_string(value), None);
+            notify_write(ctx, true, STRING, "set", txn.key(i));
         }
         Reply::Int(1)
     })
@@ -409,6 +439,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     ctx.ks().write(ctx.db(), key, |txn| {
         let Some(old_len) = txn_str(txn, 0)?.map(<[u8]>::len) else {
             txn.insert(0, new_string(value), None);
+            notify_write(ctx, true, STRING, "append", key);
             return Ok(len_reply(value.len()));
         };
         let total = old_len as u64 + value.len() as u64;
@@ -421,6 +452,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 tail.copy_from_slice(value);
             }
         })?;
+        notify(ctx, STRING, "append", key);
         Ok(len_reply(len))
     })
 }
@@ -484,6 +516,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 target.copy_from_slice(value);
             }
         })?;
+        notify_write(ctx, old_len.is_none(), STRING, "setrange", key);
         Ok(len_reply(len))
     })
 }
@@ -498,7 +531,9 @@ fn incr_by(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(fail(error::OVERFLOW))?;
+        let created = !txn.exists(0);
         txn.replace_value(0, Value::Str(int_text(value)));
+        notify_write(ctx, created, STRING, "incrby", key);
         Ok(Reply::Int(value))
     })
 }
@@ -555,7 +590,9 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             .finite_sum(increment)
             .ok_or(fail(error::NAN_OR_INFINITY))?;
         let text = Bytes::from(sum.to_human());
+        let created = !txn.exists(0);
         txn.replace_value(0, Value::Str(text.clone()));
+        notify_write(ctx, created, STRING, "incrbyfloat", key);
         Ok(Reply::Bulk(text))
     })
 }
@@ -574,7 +611,10 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let keys = args.rest().get(..2).ok_or(fail(error::SYNTAX))?;
     let values = ctx
         .ks()
-        .read_many(ctx.db(), keys, ctx.read_options(), |_, entry| {
+        .read_many(ctx.db(), keys, ctx.read_options(), |i, entry| {
+            if entry.is_none() {
+                keymiss_nth(ctx, keys, i);
+            }
             entry
                 .map(|entry| as_str(entry.value()).map(Bytes::copy_from_slice))
                 .transpose()

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, cache, connection, keys, lists, server, strings};
+use super::{bits, cache, connection, keys, lists, pubsub, server, strings};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -99,6 +99,7 @@ const W: u32 = WRITE;
 const F: u32 = FAST;
 const M: u32 = DENYOOM;
 const LS: u32 = LOADING | STALE;
+const PS: u32 = PUBSUB | LOADING | STALE;
 
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -418,6 +419,113 @@ pub static COMMANDS: &[CommandSpec] = &[
         SLOWLOG
     ),
     container!("command", -1, LS, "server", server::command_all, COMMAND),
+    // pubsub
+    cmd!(
+        "subscribe",
+        -2,
+        PS | NOSCRIPT,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::subscribe
+    ),
+    cmd!(
+        "unsubscribe",
+        -1,
+        PS | NOSCRIPT,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::unsubscribe
+    ),
+    cmd!(
+        "psubscribe",
+        -2,
+        PS | NOSCRIPT,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::psubscribe
+    ),
+    cmd!(
+        "punsubscribe",
+        -1,
+        PS | NOSCRIPT,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::punsubscribe
+    ),
+    cmd!(
+        "ssubscribe",
+        -2,
+        PS | NOSCRIPT,
+        1,
+        -1,
+        1,
+        "pubsub",
+        pubsub::ssubscribe
+    ),
+    cmd!(
+        "sunsubscribe",
+        -1,
+        PS | NOSCRIPT,
+        1,
+        -1,
+        1,
+        "pubsub",
+        pubsub::sunsubscribe
+    ),
+    cmd!("publish", 3, PS | F, 0, 0, 0, "pubsub", pubsub::publish),
+    cmd!("spublish", 3, PS | F, 1, 1, 1, "pubsub", pubsub::spublish),
+    container!(
+        "pubsub",
+        -2,
+        0,
+        "pubsub",
+        server::container_needs_subcommand,
+        PUBSUB_SUBS
+    ),
+];
+
+static PUBSUB_SUBS: &[CommandSpec] = &[
+    cmd!(
+        "channels",
+        -2,
+        PS,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::pubsub_channels
+    ),
+    cmd!("numpat", 2, PS, 0, 0, 0, "pubsub", pubsub::pubsub_numpat),
+    cmd!("numsub", -2, PS, 0, 0, 0, "pubsub", pubsub::pubsub_numsub),
+    cmd!(
+        "shardchannels",
+        -2,
+        PS,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::pubsub_shardchannels
+    ),
+    cmd!(
+        "shardnumsub",
+        -2,
+        PS,
+        0,
+        0,
+        0,
+        "pubsub",
+        pubsub::pubsub_shardnumsub
+    ),
+    cmd!("help", 2, LS, 0, 0, 0, "pubsub", pubsub::pubsub_help),
 ];
 
 static CLIENT: &[CommandSpec] = &[

@@ -11,6 +11,7 @@
 //! evicting from memory loses nothing. Hits, misses and promotions are
 //! counted at the one spot where the outcome is known.
 
+pub mod events;
 mod shard;
 pub mod types;
 mod value;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
+use events::EventKind;
 use shard::Shard;
 pub use shard::ShardCounters;
 use types::ElementWrite;
@@ -244,6 +246,7 @@ pub struct Keyspace {
     blocked_clients: AtomicUsize,
     ready_keys: Mutex<Vec<(usize, Bytes)>>,
     watches: std::sync::Arc<watch::Registry>,
+    events: events::EventHook,
 }
 
 /// Where a key stands once its shard is locked.
@@ -298,6 +301,7 @@ impl Keyspace {
             blocked_clients: AtomicUsize::new(0),
             ready_keys: Mutex::new(Vec::new()),
             watches: Default::default(),
+            events: Default::default(),
         }
     }
 
@@ -357,6 +361,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
+            self.events.emit(EventKind::Expired, db, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -368,12 +373,14 @@ impl Keyspace {
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
             self.signal_deleted(db, hash, key);
+            self.events.emit(EventKind::Expired, db, key);
             return Presence::Absent;
         }
         match self.entry_from_stored(db, key, stored, secs_clock(now)) {
             Some(entry) => {
                 shard.insert(hash, entry);
                 shard.counters.promotions += 1;
+                self.events.emit(EventKind::Loaded, db, key);
                 Presence::Promoted
             }
             None => Presence::Absent,
@@ -494,6 +501,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
+            self.events.emit(EventKind::Expired, db, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -506,6 +514,7 @@ impl Keyspace {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
                 self.signal_deleted(db, hash, key);
+                self.events.emit(EventKind::Expired, db, key);
                 f(None)
             }
             Some(stored) => f(self
@@ -728,8 +737,10 @@ impl Keyspace {
                 if !entry.is_expired(now) {
                     return Some(Bytes::copy_from_slice(entry.key()));
                 }
+                let key = Bytes::copy_from_slice(entry.key());
                 let before = shard.bytes;
                 self.purge_at_if_expired(&mut shard, db, at, now);
+                self.events.emit(EventKind::Expired, db, &key);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -799,7 +810,9 @@ impl Keyspace {
                 for shard in shards.shards.iter() {
                     let mut shard = shard.lock();
                     let before = shard.bytes;
-                    removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD);
+                    removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD, |key| {
+                        self.events.emit(EventKind::Expired, db, key)
+                    });
                     self.account(db, &shard, before);
                 }
             }
@@ -817,6 +830,7 @@ impl Keyspace {
                 self.account(db, &shard, before);
                 if warm.expire_due(db, deadline, &key, now) {
                     self.signal_deleted(db, hash, &key);
+                    self.events.emit(EventKind::Expired, db, &key);
                 }
             }
         }
@@ -1002,7 +1016,13 @@ impl Keyspace {
             return false;
         };
         let before = shard.bytes;
-        self.evict_at(&mut shard, db, at);
+        if let Some(entry) = self.evict_at(&mut shard, db, at) {
+            let kind = match self.warm {
+                Some(_) => EventKind::EvictedToDisk,
+                None => EventKind::Evicted,
+            };
+            self.events.emit(kind, db, entry.key());
+        }
         self.account(db, &shard, before);
         // Memory no longer holds every key on disk.
         self.hot_complete.store(false, Ordering::Relaxed);
@@ -1074,6 +1094,7 @@ impl Keyspace {
             warm.delete(db, &key);
             self.signal_deleted(db, hash, &key);
             warm.count_eviction();
+            self.events.emit(EventKind::Evicted, db, &key);
             return true;
         }
         false

@@ -306,7 +306,12 @@ impl Shard {
 
     /// Active expiry of the memory-only tier: removes up to `budget` keys
     /// whose deadline has passed.
-    pub fn sweep_expired(&mut self, now_ms: u64, budget: usize) -> usize {
+    pub fn sweep_expired(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        mut on_expired: impl FnMut(&[u8]),
+    ) -> usize {
         let mut removed = 0;
         while removed < budget {
             let Some(&(deadline, at)) = self.expires.as_ref().and_then(BTreeSet::first) else {
@@ -325,7 +330,8 @@ impl Shard {
                 }
                 continue;
             }
-            self.remove_at(at);
+            let entry = self.remove_at(at);
+            on_expired(entry.key());
             self.counters.expired += 1;
             removed += 1;
         }
@@ -370,13 +376,12 @@ impl Shard {
     }
 
     /// Drops the item at `at` to respect `maxmemory`.
-    pub fn evict_at(&mut self, at: usize) -> bool {
+    pub fn evict_at(&mut self, at: usize) -> Option<Entry> {
         if at >= self.items.len() {
-            return false;
+            return None;
         }
-        self.remove_at(at);
         self.counters.evictions += 1;
-        true
+        Some(self.remove_at(at))
     }
 
     pub fn clear(&mut self) -> Shard {

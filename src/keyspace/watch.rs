@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
-use super::{now_ms, Keyspace, Shard, Txn, SHARDS};
+use super::{now_ms, Entry, Keyspace, Shard, Txn, SHARDS};
 
 /// A connection's CAS mark (Redis's `CLIENT_DIRTY_CAS`): a key it watches
 /// changed, so its next EXEC fails.
@@ -243,16 +243,16 @@ impl Keyspace {
 
     /// Hook for `maxmemory` eviction: the key leaves memory. Memory-only
     /// that loses it, a change; with a warm tier it stays on disk, none.
-    pub(super) fn evict_at(&self, shard: &mut Shard, db: usize, at: usize) {
+    pub(super) fn evict_at(&self, shard: &mut Shard, db: usize, at: usize) -> Option<Entry> {
         let key = match self.warm {
             None => self.key_at_if_watched(shard, at),
             Some(_) => None,
         };
-        if shard.evict_at(at) {
-            if let Some((hash, key)) = key {
-                self.signal_deleted(db, hash, &key);
-            }
+        let entry = shard.evict_at(at)?;
+        if let Some((hash, key)) = key {
+            self.signal_deleted(db, hash, &key);
         }
+        Some(entry)
     }
 
     fn key_at_if_watched(&self, shard: &Shard, at: usize) -> Option<(u64, Bytes)> {

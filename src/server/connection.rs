@@ -1,5 +1,7 @@
 //! One client connection: read what one read brings, decode and run every
 //! complete request in it, and write all their replies with one write.
+//! While it waits for the socket it also waits for its pub/sub mailbox, so
+//! messages reach a subscriber without a request from it.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use crate::protocol::{encode, DecodeLimits, Decoder, Reply};
 use crate::state::ServerState;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a shutdown waits for a client that does not read its replies.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the read loop ended.
 enum Ending {
@@ -39,6 +43,7 @@ pub(super) async fn serve(
         inbuf: BytesMut::with_capacity(READ_CHUNK),
         out: BytesMut::with_capacity(READ_CHUNK),
         decoder: Decoder::new(),
+        drained: 0,
     };
     let ending = connection
         .run(&mut stream, &mut session, &client, &mut shutdown)
@@ -48,6 +53,7 @@ pub(super) async fn serve(
             .monitor(&mut stream, &mut session, &client, &mut shutdown)
             .await;
     }
+    state.pubsub.remove_client(&client);
     state.clients.unregister(client.id);
 }
 
@@ -56,6 +62,9 @@ struct Connection<'a> {
     inbuf: BytesMut,
     out: BytesMut,
     decoder: Decoder,
+    /// Cost of the pub/sub frames moved from the mailbox into `out` and not
+    /// yet written: they count against the client's output limit until then.
+    drained: u64,
 }
 
 impl Connection<'_> {
@@ -80,9 +89,11 @@ impl Connection<'_> {
             let outcome = self.run_batch(session, max_bulk_len as i64);
             session.pending_stats.flush(&self.state.stats);
             self.wait_durable(session).await;
-            if !self.flush(stream).await {
+            self.drain_mailbox(session);
+            if !self.flush_unless_killed(stream, client, shutdown).await {
                 return Ending::Closed;
             }
+            client.mailbox.written(std::mem::take(&mut self.drained));
             match outcome {
                 BatchEnd::NeedInput => {}
                 BatchEnd::Close => return Ending::Closed,
@@ -118,10 +129,47 @@ impl Connection<'_> {
                         self.state.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
                     }
                 },
+                // Published messages: the next turn writes them.
+                _ = client.mailbox.ready() => {}
                 _ = client.killed() => return Ending::Closed,
                 _ = shutdown.changed() => return Ending::Closed,
                 _ = idle => return Ending::Closed,
             }
+        }
+    }
+
+    /// Moves waiting pub/sub frames into `out`, behind what is there.
+    fn drain_mailbox(&mut self, session: &Session) {
+        let version = session.version;
+        let out = &mut self.out;
+        self.drained += session
+            .client
+            .mailbox
+            .drain(|frame| encode(&frame, version, out));
+    }
+
+    /// A subscriber that stops reading would hold its task in the write
+    /// forever: being killed (over its output limit) ends the write, and so
+    /// does a shutdown that waited `SHUTDOWN_WRITE_GRACE` for it.
+    async fn flush_unless_killed(
+        &mut self,
+        stream: &mut TcpStream,
+        client: &ClientHandle,
+        shutdown: &watch::Receiver<bool>,
+    ) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        // A clone: what it sees is not taken from the read loop's receiver.
+        let mut stopping = shutdown.clone();
+        let given_up = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await;
+        };
+        tokio::select! {
+            ok = self.flush(stream) => ok,
+            _ = client.killed() => false,
+            _ = given_up => false,
         }
     }
 
@@ -148,6 +196,9 @@ impl Connection<'_> {
             if skipping && session.reply_mode == ReplyMode::Skip {
                 session.reply_mode = ReplyMode::On;
             }
+            // Confirmations and messages the command caused (a client's own
+            // PUBLISH or keyspace event) come before its reply, as in Redis.
+            self.drain_mailbox(session);
             if !suppressed {
                 encode(&reply, session.version, &mut self.out);
             }
