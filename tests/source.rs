@@ -822,3 +822,69 @@ async fn works_through_pgbouncer_in_transaction_mode() {
     drop(rx);
     drop_schema(&url, &name).await;
 }
+
+/// Whether the server sees TLS on the connection named `app`.
+async fn ssl_of(client: &tokio_postgres::Client, app: &str) -> Vec<bool> {
+    client
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn tls_require_and_verify_full() {
+    let url = require_pg!();
+    let Some(ca) = pg_url("STRATA_TEST_PG_CA") else {
+        return;
+    };
+    let name = schema("tls");
+    let client = psql(&url).await;
+    let open_with = |mode: strata::config::SslMode, root: &str, app: &str| {
+        let mut cfg = config(&format!("{url}?application_name={app}"), &name);
+        cfg.sslmode = mode;
+        cfg.sslrootcert = std::path::PathBuf::from(root);
+        Source::new(&cfg, "a").unwrap()
+    };
+    use strata::config::SslMode;
+
+    let required = open_with(SslMode::Require, "", &format!("req_{name}"));
+    required.ensure_schema().await.unwrap();
+    required.ship(&[rec(0, "k", 1, put("v"))]).await.unwrap();
+    assert_eq!(ssl_of(&client, &format!("req_{name}")).await, [true]);
+
+    let verified = open_with(SslMode::VerifyFull, &ca, &format!("full_{name}"));
+    assert_eq!(verified.load(0, b"k").await.unwrap(), string("v", 1));
+    assert_eq!(ssl_of(&client, &format!("full_{name}")).await, [true]);
+
+    // The server's certificate is not signed by a public CA: refused.
+    let public_roots =
+        open_with(SslMode::VerifyFull, "", &format!("pub_{name}")).with_retry(RetryPolicy {
+            attempts: 0,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        });
+    let err = public_roots.load(0, b"k").await.unwrap_err();
+    assert!(matches!(err, SourceError::Unavailable(_)), "{err:?}");
+
+    // The URL's sslmode counts too, and the stricter one wins.
+    let mut cfg = config(
+        &format!("{url}?sslmode=verify-full&sslrootcert={ca}&application_name=url_{name}"),
+        &name,
+    );
+    cfg.sslmode = SslMode::Disable;
+    let from_url = Source::new(&cfg, "a").unwrap();
+    assert_eq!(from_url.load(0, b"k").await.unwrap(), string("v", 1));
+    assert_eq!(ssl_of(&client, &format!("url_{name}")).await, [true]);
+
+    let plain = open_with(SslMode::Disable, "", &format!("plain_{name}"));
+    assert_eq!(plain.load(0, b"k").await.unwrap(), string("v", 1));
+    assert_eq!(ssl_of(&client, &format!("plain_{name}")).await, [false]);
+    drop_schema(&url, &name).await;
+}

@@ -3,7 +3,8 @@
 # of it) for strata's tests, in a temporary directory on 127.0.0.1.
 #
 #   eval "$(tools/pg.sh start)"   # prints export lines: STRATA_PG_DIR,
-#                                 # STRATA_TEST_PG_URL, STRATA_TEST_PGBOUNCER_URL
+#                                 # STRATA_TEST_PG_URL, STRATA_TEST_PGBOUNCER_URL,
+#                                 # STRATA_TEST_PG_CA (the CA of the server's TLS certificate)
 #   tools/pg.sh url               # the database URL of the running cluster
 #   tools/pg.sh stop              # stops PgBouncer and the cluster, removes the directory
 #
@@ -127,6 +128,26 @@ start() {
     fi
 }
 
+# A CA and a server certificate for localhost and 127.0.0.1, valid two days.
+make_certificates() {
+    local tls="$1"
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=strata test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tls/ca.key" -out "$tls/ca.crt" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/server.ext" -out "$tls/server.crt" >/dev/null 2>&1
+    chmod 0600 "$tls/server.key" "$tls/ca.key"
+    chmod 0644 "$tls/ca.crt" "$tls/server.crt"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown -R postgres:postgres "$tls"
+    fi
+}
+
 start_in() {
     local dir="$1" bindir="$2" port bouncer_port started=0
     chmod 0755 "$dir"
@@ -149,6 +170,16 @@ shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all
 max_connections = 200
 EOF
+    # TLS with a throwaway CA, so the tests can check sslmode=require and
+    # verify-full (the CA is exported as STRATA_TEST_PG_CA).
+    if command -v openssl >/dev/null 2>&1; then
+        make_certificates "$dir/tls"
+        as_owner sh -c "cat >>'$dir/data/postgresql.conf'" <<EOF
+ssl = on
+ssl_cert_file = '$dir/tls/server.crt'
+ssl_key_file = '$dir/tls/server.key'
+EOF
+    fi
     # The port goes on the command line, so a port taken meanwhile only
     # costs another try.
     for attempt in 1 2 3 4 5; do
@@ -221,6 +252,9 @@ EOF
 
     echo "export STRATA_PG_DIR='$dir'"
     echo "export STRATA_TEST_PG_URL='$url'"
+    if [ -f "$dir/tls/ca.crt" ]; then
+        echo "export STRATA_TEST_PG_CA='$dir/tls/ca.crt'"
+    fi
     if [ -f "$dir/pgbouncer_url" ]; then
         echo "export STRATA_TEST_PGBOUNCER_URL='$(cat "$dir/pgbouncer_url")'"
     fi
