@@ -888,3 +888,39 @@ async fn tls_require_and_verify_full() {
     assert_eq!(ssl_of(&client, &format!("plain_{name}")).await, [false]);
     drop_schema(&url, &name).await;
 }
+
+#[tokio::test]
+async fn a_batch_is_one_transaction_and_a_poison_record_is_not_retried() {
+    let url = require_pg!();
+    let name = schema("atomic");
+    let source = open(&url, &name, "a").await;
+    // A rule of the application's own, as a constraint would be.
+    psql(&url)
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION {name}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.key = 'poison'::bytea THEN RAISE EXCEPTION 'no poison here'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON {name}.keys \
+             FOR EACH ROW EXECUTE FUNCTION {name}.refuse();"
+        ))
+        .await
+        .unwrap();
+    let err = source
+        .ship(&[rec(0, "a", 1, put("1")), rec(0, "poison", 1, put("2"))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Rejected(reason) if reason.contains("no poison here")),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(source.load(0, b"a").await.unwrap(), None, "all or nothing");
+    let stats = source.stats();
+    assert_eq!(stats.retries, 0, "a refused statement is not retried");
+    assert_eq!(stats.ship_errors, 1);
+    assert_eq!(source.breaker_state(), BreakerState::Closed);
+    source.ship(&[rec(0, "a", 1, put("1"))]).await.unwrap();
+    assert_eq!(source.load(0, b"a").await.unwrap(), string("1", 1));
+    drop_schema(&url, &name).await;
+}

@@ -187,22 +187,25 @@ impl Postgres {
         let client: &mut tokio_postgres::Client = &mut client;
         let txn = client.build_transaction().start().await.map_err(classify)?;
         // Server-side bound too: a transaction that outlives the client's
-        // timeout must not hold its row locks on.
-        txn.batch_execute(&format!(
+        // timeout must not hold its row locks on. Sent in the same round
+        // trip as the batch's first statements.
+        let set_timeout = format!(
             "SET LOCAL statement_timeout = {}",
             statement_timeout.as_millis().max(1)
-        ))
-        .await
-        .map_err(classify)?;
-        let mut start = 0;
-        for (index, record) in batch.iter().enumerate() {
-            if matches!(record.op, Op::FlushDb | Op::FlushAll) {
-                self.apply_keys(&txn, &batch[start..index], writer).await?;
-                self.apply_flush(&txn, record, writer).await?;
-                start = index + 1;
+        );
+        let bound = async { txn.batch_execute(&set_timeout).await.map_err(classify) };
+        let body = async {
+            let mut start = 0;
+            for (index, record) in batch.iter().enumerate() {
+                if matches!(record.op, Op::FlushDb | Op::FlushAll) {
+                    self.apply_keys(&txn, &batch[start..index], writer).await?;
+                    self.apply_flush(&txn, record, writer).await?;
+                    start = index + 1;
+                }
             }
-        }
-        self.apply_keys(&txn, &batch[start..], writer).await?;
+            self.apply_keys(&txn, &batch[start..], writer).await
+        };
+        tokio::try_join!(biased; bound, body)?;
         txn.commit().await.map_err(classify)
     }
 
@@ -271,13 +274,12 @@ impl Postgres {
         let keys: Vec<&[u8]> = by_key.keys().map(|(_, key)| *key).collect();
         let key_params: [(&(dyn ToSql + Sync), Type); 2] =
             [(&dbs, Type::INT4_ARRAY), (&keys, Type::BYTEA_ARRAY)];
-        txn.execute_typed(&s.insert_placeholders, &key_params)
-            .await
-            .map_err(classify)?;
-        let rows = txn
-            .query_typed(&s.lock_keys, &key_params)
-            .await
-            .map_err(classify)?;
+        let (_, rows) = tokio::try_join!(
+            biased;
+            txn.execute_typed(&s.insert_placeholders, &key_params),
+            txn.query_typed(&s.lock_keys, &key_params),
+        )
+        .map_err(classify)?;
         let mut current: BTreeMap<(i32, Vec<u8>), Current> = BTreeMap::new();
         for row in rows {
             let db: i32 = row.try_get(0).map_err(invalid)?;
@@ -464,8 +466,18 @@ impl<'a> Changes<'a> {
         self.key_versions.push(plan.version);
     }
 
+    /// Sends the (up to four) statements back to back: tokio-postgres
+    /// writes a request when its future is first polled, so joined futures
+    /// share one round trip, and the server runs them in order.
     async fn write(self, txn: &Transaction<'_>, s: &Schema, writer: &str) -> Result<()> {
-        if !self.reset_dbs.is_empty() {
+        let del_elements: Vec<&[u8]> = self.del_elements.iter().map(|e| &e[..]).collect();
+        let put_elements: Vec<&[u8]> = self.put_elements.iter().map(|e| &e[..]).collect();
+        let put_values: Vec<&[u8]> = self.put_values.iter().map(|v| &v[..]).collect();
+        let key_values: Vec<Option<&[u8]>> = self.key_values.iter().map(|v| v.as_deref()).collect();
+        let reset = async {
+            if self.reset_dbs.is_empty() {
+                return Ok(0);
+            }
             txn.execute_typed(
                 &s.delete_all_elements,
                 &[
@@ -474,57 +486,59 @@ impl<'a> Changes<'a> {
                 ],
             )
             .await
-            .map_err(classify)?;
-        }
-        if !self.del_dbs.is_empty() {
-            let elements: Vec<&[u8]> = self.del_elements.iter().map(|e| &e[..]).collect();
+        };
+        let delete = async {
+            if self.del_dbs.is_empty() {
+                return Ok(0);
+            }
             txn.execute_typed(
                 &s.delete_elements,
                 &[
                     (&self.del_dbs, Type::INT4_ARRAY),
                     (&self.del_keys, Type::BYTEA_ARRAY),
-                    (&elements, Type::BYTEA_ARRAY),
+                    (&del_elements, Type::BYTEA_ARRAY),
                     (&self.del_versions, Type::INT8_ARRAY),
                 ],
             )
             .await
-            .map_err(classify)?;
-        }
-        if !self.put_dbs.is_empty() {
-            let elements: Vec<&[u8]> = self.put_elements.iter().map(|e| &e[..]).collect();
-            let values: Vec<&[u8]> = self.put_values.iter().map(|v| &v[..]).collect();
+        };
+        let upsert = async {
+            if self.put_dbs.is_empty() {
+                return Ok(0);
+            }
             txn.execute_typed(
                 &s.upsert_elements,
                 &[
                     (&self.put_dbs, Type::INT4_ARRAY),
                     (&self.put_keys, Type::BYTEA_ARRAY),
                     (&self.put_kinds, Type::TEXT_ARRAY),
-                    (&elements, Type::BYTEA_ARRAY),
-                    (&values, Type::BYTEA_ARRAY),
+                    (&put_elements, Type::BYTEA_ARRAY),
+                    (&put_values, Type::BYTEA_ARRAY),
                     (&self.put_versions, Type::INT8_ARRAY),
                     (&writer, Type::TEXT),
                 ],
             )
             .await
-            .map_err(classify)?;
-        }
-        if !self.key_dbs.is_empty() {
-            let values: Vec<Option<&[u8]>> = self.key_values.iter().map(|v| v.as_deref()).collect();
+        };
+        let keys = async {
+            if self.key_dbs.is_empty() {
+                return Ok(0);
+            }
             txn.execute_typed(
                 &s.upsert_keys,
                 &[
                     (&self.key_dbs, Type::INT4_ARRAY),
                     (&self.key_keys, Type::BYTEA_ARRAY),
                     (&self.key_kinds, Type::TEXT_ARRAY),
-                    (&values, Type::BYTEA_ARRAY),
+                    (&key_values, Type::BYTEA_ARRAY),
                     (&self.key_expires, Type::INT8_ARRAY),
                     (&self.key_versions, Type::INT8_ARRAY),
                     (&writer, Type::TEXT),
                 ],
             )
             .await
-            .map_err(classify)?;
-        }
+        };
+        tokio::try_join!(biased; reset, delete, upsert, keys).map_err(classify)?;
         Ok(())
     }
 }
@@ -802,6 +816,7 @@ impl ServerCertVerifier for NoCertificateCheck {
 /// serialization, shutting down, too many connections) are worth a retry;
 /// any other database error is the statement's fault.
 fn classify(err: tokio_postgres::Error) -> SourceError {
+    let text = describe(&err);
     match err.code() {
         Some(code) => {
             let code = code.code();
@@ -813,16 +828,30 @@ fn classify(err: tokio_postgres::Error) -> SourceError {
             if code == "57014" {
                 SourceError::Timeout
             } else if transient {
-                SourceError::Unavailable(err.to_string())
+                SourceError::Unavailable(text)
             } else {
-                SourceError::Rejected(err.to_string())
+                SourceError::Rejected(text)
             }
         }
-        None if err.is_closed() || err.as_db_error().is_none() => {
-            SourceError::Unavailable(err.to_string())
-        }
-        None => SourceError::Rejected(err.to_string()),
+        None => SourceError::Unavailable(text),
     }
+}
+
+/// The server's message and code, or the chain of causes ("error
+/// connecting to server: Connection refused"), where tokio-postgres's own
+/// text says only "db error".
+fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn invalid(err: tokio_postgres::Error) -> SourceError {
