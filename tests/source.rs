@@ -924,3 +924,57 @@ async fn a_batch_is_one_transaction_and_a_poison_record_is_not_retried() {
     assert_eq!(source.load(0, b"a").await.unwrap(), string("1", 1));
     drop_schema(&url, &name).await;
 }
+
+#[tokio::test]
+async fn an_overrun_is_a_timeout_and_is_cancelled_on_the_server() {
+    let url = require_pg!();
+    let name = schema("timeout");
+    let mut cfg = config(&format!("{url}?application_name=slow_{name}"), &name);
+    cfg.statement_timeout = strata::config::DurationValue(Duration::from_millis(300));
+    cfg.pool_size = 1;
+    let source = Source::new(&cfg, "a").unwrap().with_retry(RetryPolicy {
+        attempts: 0,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+    });
+    source.ensure_schema().await.unwrap();
+    source.ship(&[rec(0, "k", 1, put("v"))]).await.unwrap();
+
+    // Another session holds the table: the load waits behind its lock.
+    let mut blocker = psql(&url).await;
+    let txn = blocker.transaction().await.unwrap();
+    txn.batch_execute(&format!("LOCK TABLE {name}.keys IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = source.load(0, b"k").await.unwrap_err();
+    assert_eq!(err, SourceError::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The abandoned statement does not keep waiting on the server.
+    let watcher = psql(&url).await;
+    let mut waiting = i64::MAX;
+    for _ in 0..50 {
+        waiting = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+                &[&format!("slow_{name}")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 0);
+    txn.rollback().await.unwrap();
+    // The pool's one connection was replaced: the next load just works.
+    assert_eq!(source.load(0, b"k").await.unwrap(), string("v", 1));
+    drop_schema(&url, &name).await;
+}

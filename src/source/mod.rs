@@ -276,6 +276,7 @@ pub struct Source {
     breaker: Breaker,
     retry: RetryPolicy,
     statement_timeout: Duration,
+    call_timeout: Duration,
     instance_id: String,
     stats: Arc<SourceStats>,
 }
@@ -303,6 +304,7 @@ impl Source {
             breaker: Breaker::new(config.breaker_threshold, config.breaker_retry_after.0),
             retry: RetryPolicy::default(),
             statement_timeout: config.statement_timeout.0,
+            call_timeout: config.statement_timeout.0 + config.connect_timeout.0,
             instance_id: instance_id.to_string(),
             stats: Arc::new(SourceStats::default()),
         })
@@ -347,7 +349,7 @@ impl Source {
         let result = self
             .call(|| {
                 SourceStats::add(&self.stats.loads, 1);
-                self.db.load(db, key, now_ms)
+                self.db.load(db, key, now_ms, self.statement_timeout)
             })
             .await;
         if result.is_err() {
@@ -415,7 +417,9 @@ impl Source {
                     retry_in: refused.retry_in,
                 });
             }
-            let outcome = match tokio::time::timeout(self.statement_timeout, op()).await {
+            // The adapter bounds each statement itself (and cancels an
+            // overrun); this also bounds waiting for a connection.
+            let outcome = match tokio::time::timeout(self.call_timeout, op()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(SourceError::Timeout),
             };

@@ -118,22 +118,42 @@ impl Postgres {
             .map_err(classify)
     }
 
-    pub async fn load(&self, db: u32, key: &[u8], now_ms: i64) -> Result<Option<Loaded>> {
+    /// A connection whose call overran the statement timeout still has the
+    /// statement running: ask the server to cancel it, and close the
+    /// connection rather than hand it to the next caller, who would wait.
+    fn abandon(&self, client: deadpool_postgres::Object) {
+        let token = client.cancel_token();
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            let _ = token.cancel_query(tls).await;
+        });
+        drop(deadpool_postgres::Object::take(client));
+    }
+
+    pub async fn load(
+        &self,
+        db: u32,
+        key: &[u8],
+        now_ms: i64,
+        statement_timeout: Duration,
+    ) -> Result<Option<Loaded>> {
         let client = self.client().await?;
         let db = i32::try_from(db).map_err(|_| SourceError::Invalid("database".into()))?;
         let limit = i64::try_from(self.max_load_elements.saturating_add(1)).unwrap_or(i64::MAX);
-        let rows = client
-            .query_typed(
-                &self.schema.load,
-                &[
-                    (&db, Type::INT4),
-                    (&key, Type::BYTEA),
-                    (&now_ms, Type::INT8),
-                    (&limit, Type::INT8),
-                ],
-            )
-            .await
-            .map_err(classify)?;
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&db, Type::INT4),
+            (&key, Type::BYTEA),
+            (&now_ms, Type::INT8),
+            (&limit, Type::INT8),
+        ];
+        let query = client.query_typed(&self.schema.load, &params);
+        let rows = match tokio::time::timeout(statement_timeout, query).await {
+            Ok(rows) => rows.map_err(classify)?,
+            Err(_) => {
+                self.abandon(client);
+                return Err(SourceError::Timeout);
+            }
+        };
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -184,7 +204,27 @@ impl Postgres {
         statement_timeout: Duration,
     ) -> Result<()> {
         let mut client = self.client().await?;
-        let client: &mut tokio_postgres::Client = &mut client;
+        let shipped = tokio::time::timeout(
+            statement_timeout,
+            self.ship_on(&mut client, batch, writer, statement_timeout),
+        )
+        .await;
+        match shipped {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.abandon(client);
+                Err(SourceError::Timeout)
+            }
+        }
+    }
+
+    async fn ship_on(
+        &self,
+        client: &mut tokio_postgres::Client,
+        batch: &[OutboxRecord],
+        writer: &str,
+        statement_timeout: Duration,
+    ) -> Result<()> {
         let txn = client.build_transaction().start().await.map_err(classify)?;
         // Server-side bound too: a transaction that outlives the client's
         // timeout must not hold its row locks on. Sent in the same round
