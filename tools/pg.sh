@@ -65,17 +65,18 @@ stop_system_services() {
 install_if_missing() {
     local bindir
     bindir="$(pg_bindir)"
-    if [ -n "$bindir" ] && command -v psql >/dev/null 2>&1 && have_pgbouncer; then
+    if [ -n "$bindir" ] && command -v psql >/dev/null 2>&1 && have_pgbouncer &&
+        command -v openssl >/dev/null 2>&1; then
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "please install PostgreSQL (initdb, pg_ctl, psql, pg_stat_statements) and pgbouncer" >&2
+        echo "please install PostgreSQL (initdb, pg_ctl, psql, pg_stat_statements), pgbouncer and openssl" >&2
         return 1
     fi
-    echo "installing postgresql and pgbouncer with apt" >&2
+    echo "installing postgresql, pgbouncer and openssl with apt" >&2
     as_root apt-get update >&2
     as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends postgresql postgresql-contrib pgbouncer >&2
+        apt-get install -y --no-install-recommends postgresql postgresql-contrib pgbouncer openssl >&2
     stop_system_services
 }
 
@@ -120,7 +121,13 @@ start() {
         echo "initdb not found after installing PostgreSQL" >&2
         return 1
     fi
-    dir="$(mktemp -d "${TMPDIR:-/tmp}/strata-pg.XXXXXX")"
+    # As root the cluster runs as `postgres`, which must reach the
+    # directory: /tmp, not a TMPDIR under /root.
+    local base="${TMPDIR:-/tmp}"
+    if [ "$(id -u)" -eq 0 ]; then
+        base=/tmp
+    fi
+    dir="$(mktemp -d "$base/strata-pg.XXXXXX")"
     # Half-started: stop what did start and remove the directory.
     if ! start_in "$dir" "$bindir"; then
         stop "$dir" || rm -rf "$dir"
