@@ -978,3 +978,45 @@ async fn an_overrun_is_a_timeout_and_is_cancelled_on_the_server() {
     assert_eq!(source.load(0, b"k").await.unwrap(), string("v", 1));
     drop_schema(&url, &name).await;
 }
+
+#[tokio::test]
+async fn a_collection_over_the_load_bound_is_an_error_not_a_partial_value() {
+    let url = require_pg!();
+    let name = schema("bound");
+    let mut cfg = config(&url, &name);
+    cfg.max_load_elements = 3;
+    let source = Source::new(&cfg, "a").unwrap();
+    source.ensure_schema().await.unwrap();
+    let fields = ["a", "b", "c", "d"];
+    let batch: Vec<OutboxRecord> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            rec(
+                0,
+                if i < 3 { "small" } else { "big" },
+                i as u64 + 1,
+                put_el(CollectionKind::Hash, f.as_bytes(), "v"),
+            )
+        })
+        .chain(fields.iter().enumerate().map(|(i, f)| {
+            rec(
+                0,
+                "big",
+                i as u64 + 10,
+                put_el(CollectionKind::Hash, f.as_bytes(), "v"),
+            )
+        }))
+        .collect();
+    source.ship(&batch).await.unwrap();
+    match source.load(0, b"small").await.unwrap() {
+        Some(Loaded::Collection { elements, .. }) => assert_eq!(elements.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        source.load(0, b"big").await.unwrap_err(),
+        SourceError::TooLarge { limit: 3 }
+    );
+    assert_eq!(source.breaker_state(), BreakerState::Closed);
+    drop_schema(&url, &name).await;
+}

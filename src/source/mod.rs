@@ -209,7 +209,7 @@ pub struct SourceStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
-    /// Load queries that reached the database (one per `load` call).
+    /// Load queries tried (one per `load` call, plus its retries).
     pub loads: u64,
     pub load_errors: u64,
     pub shipped_records: u64,

@@ -88,9 +88,17 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
-DROP TRIGGER IF EXISTS keys_invalidate ON {s}.keys;
-CREATE TRIGGER keys_invalidate AFTER INSERT OR UPDATE ON {s}.keys
-    FOR EACH ROW EXECUTE FUNCTION {s}.notify_invalidate();
+DO $do$
+BEGIN
+    -- Created once: dropping and creating it again would lock the table
+    -- against the other instances' writes at every start.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgname = 'keys_invalidate' AND tgrelid = '{s}.keys'::regclass) THEN
+        CREATE TRIGGER keys_invalidate AFTER INSERT OR UPDATE ON {s}.keys
+            FOR EACH ROW EXECUTE FUNCTION {s}.notify_invalidate();
+    END IF;
+END
+$do$;
 COMMIT;
 "#
         );
