@@ -1020,3 +1020,46 @@ async fn a_collection_over_the_load_bound_is_an_error_not_a_partial_value() {
     assert_eq!(source.breaker_state(), BreakerState::Closed);
     drop_schema(&url, &name).await;
 }
+
+#[tokio::test]
+async fn concurrent_writers_of_the_same_keys_converge_on_the_newest_version() {
+    let url = require_pg!();
+    let name = schema("race");
+    // The schema first, so the writers race on rows only.
+    drop(open(&url, &name, "setup").await);
+    let mut tasks = Vec::new();
+    for writer in 0..4u64 {
+        let url = url.clone();
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            let source = Source::new(&config(&url, &name), &format!("w{writer}")).unwrap();
+            for round in 1..=40u64 {
+                // Each writer walks the keys in another order; versions are
+                // unique per (round, writer), as a hybrid clock's would be.
+                let mut batch: Vec<OutboxRecord> = (0..8u64)
+                    .map(|k| {
+                        let version = round * 10 + writer;
+                        rec(0, &format!("k{k}"), version, put(&format!("{version}")))
+                    })
+                    .collect();
+                batch.rotate_left((writer * 3 % 8) as usize);
+                if writer % 2 == 1 {
+                    batch.reverse();
+                }
+                source.ship(&batch).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let source = Source::new(&config(&url, &name), "reader").unwrap();
+    let newest = 40 * 10 + 3;
+    for k in 0..8 {
+        assert_eq!(
+            source.load(0, format!("k{k}").as_bytes()).await.unwrap(),
+            string(&newest.to_string(), newest)
+        );
+    }
+    drop_schema(&url, &name).await;
+}
