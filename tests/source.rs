@@ -702,7 +702,7 @@ async fn the_breaker_opens_fails_fast_and_closes_again() {
     let started = Instant::now();
     let err = source.load(0, b"k").await.unwrap_err();
     assert!(matches!(err, SourceError::BreakerOpen { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_millis(50), "fails fast");
+    assert!(started.elapsed() < Duration::from_millis(200), "fails fast");
     assert!(matches!(
         source.ship(&[rec(0, "k", 2, put("w"))]).await,
         Err(SourceError::BreakerOpen { .. })
