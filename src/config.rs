@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -31,6 +32,21 @@ pub const DEFAULT_MIN_FREE_DISK: u64 = 64 * 1024 * 1024;
 /// behind, or 8 MB for a minute, are disconnected.
 pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: &str =
     "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+pub const DEFAULT_SOURCE_POOL_SIZE: usize = 16;
+pub const DEFAULT_SOURCE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_SOURCE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_SOURCE_SCHEMA: &str = "strata";
+/// How long a key found absent in the source is remembered as absent.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Consecutive failed calls to the source that open the circuit breaker.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
+/// How long the open breaker refuses calls before it lets one try.
+pub const DEFAULT_BREAKER_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Bytes of not-yet-shipped writes kept on disk while the source is away.
+pub const DEFAULT_OUTBOX_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// A collection with more elements is not loaded on a miss (the load fails
+/// with a clear error instead of filling memory).
+pub const DEFAULT_MAX_LOAD_ELEMENTS: u64 = 100_000;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -38,6 +54,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub memory: MemoryConfig,
     pub storage: StorageConfig,
+    pub source: SourceConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +151,487 @@ impl Default for StorageConfig {
             max_disk: MemorySize(0),
             min_free_disk: MemorySize(DEFAULT_MIN_FREE_DISK),
         }
+    }
+}
+
+/// The source of truth: a PostgreSQL (or Supabase) database behind the tiers.
+/// No `url` = embedded mode, nothing leaves this machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceConfig {
+    /// `postgres://user:password@host:port/db?sslmode=...`; "" = none.
+    pub url: Secret,
+    /// Where LISTEN connects: a direct or session-mode address, since LISTEN
+    /// does not work through a transaction-mode pooler. "" = `url`.
+    pub listen_url: Secret,
+    pub pool_size: usize,
+    pub connect_timeout: DurationValue,
+    pub statement_timeout: DurationValue,
+    pub write_mode: WriteMode,
+    pub read_through: bool,
+    /// TTL of a key loaded from the source (0 = none).
+    pub ttl: DurationValue,
+    pub negative_ttl: DurationValue,
+    pub schema: String,
+    pub sslmode: SslMode,
+    /// CA certificates (PEM) for `verify-full`; "" = the Mozilla roots.
+    pub sslrootcert: PathBuf,
+    pub breaker_threshold: u32,
+    pub breaker_retry_after: DurationValue,
+    pub outbox_max_bytes: MemorySize,
+    pub max_load_elements: u64,
+    /// `[[source.rule]]` tables, the first whose pattern matches a key wins.
+    pub rule: Vec<SourceRule>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            url: Secret::default(),
+            listen_url: Secret::default(),
+            pool_size: DEFAULT_SOURCE_POOL_SIZE,
+            connect_timeout: DurationValue(DEFAULT_SOURCE_CONNECT_TIMEOUT),
+            statement_timeout: DurationValue(DEFAULT_SOURCE_STATEMENT_TIMEOUT),
+            write_mode: WriteMode::Behind,
+            read_through: true,
+            ttl: DurationValue(Duration::ZERO),
+            negative_ttl: DurationValue(DEFAULT_NEGATIVE_TTL),
+            schema: DEFAULT_SOURCE_SCHEMA.into(),
+            sslmode: SslMode::Prefer,
+            sslrootcert: PathBuf::new(),
+            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
+            breaker_retry_after: DurationValue(DEFAULT_BREAKER_RETRY_AFTER),
+            outbox_max_bytes: MemorySize(DEFAULT_OUTBOX_MAX_BYTES),
+            max_load_elements: DEFAULT_MAX_LOAD_ELEMENTS,
+            rule: Vec::new(),
+        }
+    }
+}
+
+/// What a write waits for before its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Nothing ships to the source.
+    None,
+    /// The reply comes at local durability; the outbox ships later.
+    Behind,
+    /// The reply waits for the source's commit of the write.
+    Through,
+}
+
+impl WriteMode {
+    pub const NAMES: &'static [&'static str] = &["none", "behind", "through"];
+
+    pub fn parse(text: &str) -> Option<WriteMode> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Some(WriteMode::None),
+            "behind" => Some(WriteMode::Behind),
+            "through" => Some(WriteMode::Through),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMode::None => "none",
+            WriteMode::Behind => "behind",
+            WriteMode::Through => "through",
+        }
+    }
+}
+
+/// TLS to the source, with libpq's names and meanings: `require` encrypts
+/// without checking the certificate, `verify-full` checks the chain against
+/// `sslrootcert` and the host name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &'static [&'static str] = &["disable", "prefer", "require", "verify-full"];
+
+    pub fn parse(text: &str) -> Option<SslMode> {
+        match text.to_ascii_lowercase().as_str() {
+            "disable" => Some(SslMode::Disable),
+            "prefer" => Some(SslMode::Prefer),
+            "require" => Some(SslMode::Require),
+            "verify-full" => Some(SslMode::VerifyFull),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Overrides for the keys one glob pattern matches.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceRule {
+    pub pattern: String,
+    pub write_mode: Option<WriteMode>,
+    pub ttl: Option<DurationValue>,
+    pub negative_ttl: Option<DurationValue>,
+}
+
+/// The settings that apply to one key once the rules are consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub write_mode: WriteMode,
+    /// `None`: a loaded key does not expire.
+    pub ttl: Option<Duration>,
+    pub negative_ttl: Duration,
+}
+
+impl SourceConfig {
+    pub fn enabled(&self) -> bool {
+        !self.url.expose().is_empty()
+    }
+
+    /// The URL LISTEN connects to.
+    pub fn listen_url(&self) -> &str {
+        if self.listen_url.expose().is_empty() {
+            self.url.expose()
+        } else {
+            self.listen_url.expose()
+        }
+    }
+
+    /// Mode, TTL and negative TTL for `key`: the first matching rule's
+    /// values, the section's for what the rule leaves out. Without a source
+    /// nothing ships, whatever the rules say.
+    pub fn policy(&self, key: &[u8]) -> KeyPolicy {
+        let rule = self
+            .rule
+            .iter()
+            .find(|rule| crate::glob::matches(rule.pattern.as_bytes(), key, false));
+        let write_mode = if self.enabled() {
+            rule.and_then(|r| r.write_mode).unwrap_or(self.write_mode)
+        } else {
+            WriteMode::None
+        };
+        let ttl = rule.and_then(|r| r.ttl).unwrap_or(self.ttl).0;
+        KeyPolicy {
+            write_mode,
+            ttl: (!ttl.is_zero()).then_some(ttl),
+            negative_ttl: rule
+                .and_then(|r| r.negative_ttl)
+                .unwrap_or(self.negative_ttl)
+                .0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !valid_schema_name(&self.schema) {
+            return Err(format!(
+                "source.schema: '{}' must be a lower-case SQL identifier (a-z, 0-9, _; at most 48 bytes)",
+                self.schema
+            ));
+        }
+        if self.pool_size == 0 {
+            return Err("source.pool-size: argument must be at least 1".into());
+        }
+        if self.breaker_threshold == 0 {
+            return Err("source.breaker-threshold: argument must be at least 1".into());
+        }
+        if self.sslmode == SslMode::VerifyFull
+            && !self.sslrootcert.as_os_str().is_empty()
+            && !self.sslrootcert.is_file()
+        {
+            return Err(format!(
+                "source.sslrootcert: cannot read {}",
+                self.sslrootcert.display()
+            ));
+        }
+        for rule in &self.rule {
+            if rule.pattern.is_empty() {
+                return Err("source.rule: pattern must not be empty".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The schema name goes into SQL text (DDL takes no parameters), so only
+/// plain lower-case identifiers are accepted; its notification channel,
+/// `<schema>_invalidate`, must stay within PostgreSQL's 63 bytes.
+pub fn valid_schema_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 48
+        && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// A string that may hold a password: `Debug` shows it redacted, so a
+/// logged config never carries it; [`Secret::expose`] gives the real text.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The text with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// Replaces the password of a connection string with `***`, in both of
+/// libpq's forms: the URL's `user:password@` and `password=` query
+/// parameter, and the key/value form's `password=...` (quoted or not).
+pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    if let Some(scheme_end) = url.find("://") {
+        let (scheme, after) = url.split_at(scheme_end + 3);
+        out.push_str(scheme);
+        // The user information ends at the last '@' before the query: an
+        // unencoded '@' or '/' in a password must not leak its tail.
+        let query_start = after.find('?').unwrap_or(after.len());
+        let (authority_part, query) = after.split_at(query_start);
+        match authority_part.rfind('@') {
+            Some(at) => {
+                let (userinfo, host) = authority_part.split_at(at);
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(host);
+            }
+            None => out.push_str(authority_part),
+        }
+        rest = query;
+    }
+    redact_password_parameters(rest, &mut out);
+    out
+}
+
+fn redact_password_parameters(text: &str, out: &mut String) {
+    let lower = text.to_ascii_lowercase();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find("password") {
+        let start = search + found;
+        let mut cursor = start + "password".len();
+        let bytes = text.as_bytes();
+        // A parameter name only: preceded by a separator, followed by '='.
+        let starts_name = start == 0 || matches!(bytes[start - 1], b'?' | b'&' | b' ' | b'\t');
+        while cursor < bytes.len() && bytes[cursor] == b' ' {
+            cursor += 1;
+        }
+        if !starts_name || cursor >= bytes.len() || bytes[cursor] != b'=' {
+            search = start + 1;
+            continue;
+        }
+        cursor += 1;
+        while cursor < bytes.len() && bytes[cursor] == b' ' {
+            cursor += 1;
+        }
+        let value_start = cursor;
+        if cursor < bytes.len() && bytes[cursor] == b'\'' {
+            cursor += 1;
+            while cursor < bytes.len() && bytes[cursor] != b'\'' {
+                cursor += if bytes[cursor] == b'\\' { 2 } else { 1 };
+            }
+            cursor = (cursor + 1).min(bytes.len());
+        } else {
+            while cursor < bytes.len() && !matches!(bytes[cursor], b'&' | b' ' | b'\t') {
+                cursor += 1;
+            }
+        }
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = cursor;
+        search = cursor;
+    }
+    out.push_str(&text[copied..]);
+}
+
+/// A duration written as `500ms`, `5s`, `30m`, `2h`, `1d`, or a plain number
+/// of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(DurationValue(Duration::from_secs(n))),
+            Raw::Text(text) => parse_duration(&text)
+                .map(DurationValue)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid duration '{text}'"))),
+        }
+    }
+}
+
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let number: u64 = digits.parse().ok()?;
+    let millis: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(millis).map(Duration::from_millis)
+}
+
+/// Prints a duration as `parse_duration` reads it back.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis.is_multiple_of(1000) {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+/// The source's flags, flattened into the binary's command line.
+#[derive(clap::Args, Debug, Default)]
+pub struct SourceFlags {
+    /// The source of truth, postgres://user:password@host:port/db (none = embedded mode).
+    #[arg(
+        long,
+        env = "STRATA_SOURCE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub source_url: Option<String>,
+    /// Where LISTEN connects (a direct or session-mode address; default --source-url).
+    #[arg(long, value_name = "URL")]
+    pub source_listen_url: Option<String>,
+    /// Connections to the source.
+    #[arg(long, value_name = "N")]
+    pub source_pool_size: Option<usize>,
+    /// Longest a call to the source may take (5s, 500ms).
+    #[arg(long, value_name = "DURATION")]
+    pub source_statement_timeout: Option<String>,
+    /// none | behind | through
+    #[arg(long, value_name = "MODE")]
+    pub write_mode: Option<String>,
+    /// yes | no: load keys missing from both tiers from the source.
+    #[arg(long, value_name = "yes|no")]
+    pub read_through: Option<String>,
+    /// The PostgreSQL schema holding strata's tables.
+    #[arg(long, value_name = "NAME")]
+    pub source_schema: Option<String>,
+    /// disable | prefer | require | verify-full
+    #[arg(long, value_name = "MODE")]
+    pub source_sslmode: Option<String>,
+    /// CA certificates (PEM) for --source-sslmode verify-full.
+    #[arg(long, value_name = "PATH")]
+    pub source_sslrootcert: Option<PathBuf>,
+    /// Consecutive failures that open the circuit breaker.
+    #[arg(long, value_name = "N")]
+    pub source_breaker_threshold: Option<u32>,
+    /// How long the open breaker waits before trying the source again.
+    #[arg(long, value_name = "DURATION")]
+    pub source_breaker_retry_after: Option<String>,
+    /// Bound of not-yet-shipped writes on disk.
+    #[arg(long, value_name = "BYTES")]
+    pub outbox_max_bytes: Option<String>,
+}
+
+impl SourceFlags {
+    /// Applies the flags given over the file's values.
+    pub fn apply(self, source: &mut SourceConfig) -> Result<(), String> {
+        let duration = |flag: &str, text: &str| {
+            parse_duration(text)
+                .map(DurationValue)
+                .ok_or_else(|| format!("--{flag} {text}: argument must be a duration (5s, 500ms)"))
+        };
+        if let Some(url) = self.source_url {
+            source.url = Secret(url);
+        }
+        if let Some(url) = self.source_listen_url {
+            source.listen_url = Secret(url);
+        }
+        if let Some(n) = self.source_pool_size {
+            source.pool_size = n;
+        }
+        if let Some(text) = self.source_statement_timeout {
+            source.statement_timeout = duration("source-statement-timeout", &text)?;
+        }
+        if let Some(text) = self.write_mode {
+            source.write_mode = WriteMode::parse(&text).ok_or_else(|| {
+                format!(
+                    "--write-mode {text}: argument must be one of {}",
+                    WriteMode::NAMES.join(", ")
+                )
+            })?;
+        }
+        if let Some(text) = self.read_through {
+            source.read_through = parse_bool(&text)
+                .ok_or_else(|| format!("--read-through {text}: argument must be 'yes' or 'no'"))?;
+        }
+        if let Some(schema) = self.source_schema {
+            source.schema = schema;
+        }
+        if let Some(text) = self.source_sslmode {
+            source.sslmode = SslMode::parse(&text).ok_or_else(|| {
+                format!(
+                    "--source-sslmode {text}: argument must be one of {}",
+                    SslMode::NAMES.join(", ")
+                )
+            })?;
+        }
+        if let Some(path) = self.source_sslrootcert {
+            source.sslrootcert = path;
+        }
+        if let Some(n) = self.source_breaker_threshold {
+            source.breaker_threshold = n;
+        }
+        if let Some(text) = self.source_breaker_retry_after {
+            source.breaker_retry_after = duration("source-breaker-retry-after", &text)?;
+        }
+        if let Some(text) = self.outbox_max_bytes {
+            source.outbox_max_bytes = parse_memory(&text).map(MemorySize).ok_or_else(|| {
+                format!("--outbox-max-bytes {text}: argument must be a memory value")
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -244,7 +742,7 @@ impl Config {
         if self.server.maxclients == 0 {
             return Err("maxclients: argument must be between 1 and 4294967295".into());
         }
-        Ok(())
+        self.source.validate()
     }
 
     /// The value of one of strata's own parameters, as CONFIG GET prints it.
@@ -286,6 +784,19 @@ impl Config {
             "warm-cache-size" => self.storage.warm_cache_size.0.to_string(),
             "max-disk" => self.storage.max_disk.0.to_string(),
             "min-free-disk" => self.storage.min_free_disk.0.to_string(),
+            // Passwords never leave the process: CONFIG GET shows them redacted.
+            "source-url" => self.source.url.redacted(),
+            "source-listen-url" => self.source.listen_url.redacted(),
+            "source-pool-size" => self.source.pool_size.to_string(),
+            "source-statement-timeout" => format_duration(self.source.statement_timeout.0),
+            "write-mode" => self.source.write_mode.name().to_string(),
+            "read-through" => yes_no(self.source.read_through),
+            "source-schema" => self.source.schema.clone(),
+            "source-sslmode" => self.source.sslmode.name().to_string(),
+            "source-sslrootcert" => self.source.sslrootcert.display().to_string(),
+            "source-breaker-threshold" => self.source.breaker_threshold.to_string(),
+            "source-breaker-retry-after" => format_duration(self.source.breaker_retry_after.0),
+            "outbox-max-bytes" => self.source.outbox_max_bytes.0.to_string(),
             _ => return None,
         })
     }
@@ -368,6 +879,9 @@ impl Config {
             "max-disk" => self.storage.max_disk = MemorySize(memory()?),
             "min-free-disk" => self.storage.min_free_disk = MemorySize(memory()?),
             "bind" | "port" | "databases" | "dir" | "warm-tier" | "warm-cache-size" => {
+                return Err("can't set immutable config".into())
+            }
+            name if SOURCE_PARAMETERS.contains(&name) => {
                 return Err("can't set immutable config".into())
             }
             _ => return Err("unknown".into()),
@@ -476,6 +990,35 @@ pub const OWN_PARAMETERS: &[&str] = &[
     "warm-cache-size",
     "max-disk",
     "min-free-disk",
+    "source-url",
+    "source-listen-url",
+    "source-pool-size",
+    "source-statement-timeout",
+    "write-mode",
+    "read-through",
+    "source-schema",
+    "source-sslmode",
+    "source-sslrootcert",
+    "source-breaker-threshold",
+    "source-breaker-retry-after",
+    "outbox-max-bytes",
+];
+
+/// The source's parameters: fixed at start (the pool and the listener are
+/// built from them).
+const SOURCE_PARAMETERS: &[&str] = &[
+    "source-url",
+    "source-listen-url",
+    "source-pool-size",
+    "source-statement-timeout",
+    "write-mode",
+    "read-through",
+    "source-schema",
+    "source-sslmode",
+    "source-sslrootcert",
+    "source-breaker-threshold",
+    "source-breaker-retry-after",
+    "outbox-max-bytes",
 ];
 
 /// Redis parameters that clients and tools read (and some set) but whose
@@ -662,6 +1205,159 @@ mod tests {
         assert!(runtime.set("save", "").is_ok());
         assert_eq!(runtime.set("no-such", "1").unwrap_err(), "unknown");
     }
+
+    #[test]
+    fn passwords_are_redacted_in_every_form() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db.example.com:5432/app",
+                "postgres://app:***@db.example.com:5432/app",
+            ),
+            // An unencoded '@' or '/' in the password leaks nothing.
+            (
+                "postgresql://app:pa@ss/w0rd@host/db?sslmode=require",
+                "postgresql://app:***@host/db?sslmode=require",
+            ),
+            ("postgres://app@host/db", "postgres://app@host/db"),
+            ("postgres://host/db", "postgres://host/db"),
+            (
+                "postgres://host/db?user=app&password=s3cret&sslmode=require",
+                "postgres://host/db?user=app&password=***&sslmode=require",
+            ),
+            (
+                "host=db user=app password=s3cret dbname=app",
+                "host=db user=app password=*** dbname=app",
+            ),
+            (
+                "host=db password = 'it\\'s s3cret' dbname=app",
+                "host=db password = *** dbname=app",
+            ),
+            ("", ""),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted, "{url}");
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn source_passwords_stay_out_of_debug_and_config_get() {
+        let mut config = Config::default();
+        config.source.url = Secret::new("postgres://app:s3cret@host/db");
+        config.source.listen_url = Secret::new("postgres://app:0ther@host:5432/db");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(!format!("{config:?}").contains("0ther"));
+        let runtime = RuntimeConfig::new(config);
+        for (name, value) in runtime.all() {
+            assert!(!value.contains("s3cret"), "{name} = {value}");
+            assert!(!value.contains("0ther"), "{name} = {value}");
+        }
+        assert_eq!(
+            runtime.get("source-url").unwrap(),
+            "postgres://app:***@host/db"
+        );
+        assert_eq!(
+            runtime.config.source.url.expose(),
+            "postgres://app:s3cret@host/db"
+        );
+    }
+
+    #[test]
+    fn source_section_rules_and_defaults() {
+        let config = Config::from_toml(
+            r#"
+[source]
+url = "postgres://app:pw@127.0.0.1/app"
+statement-timeout = "2s"
+negative-ttl = "5s"
+breaker-retry-after = 30
+sslmode = "verify-full"
+
+[[source.rule]]
+pattern = "conv:*"
+write-mode = "through"
+ttl = "30m"
+negative-ttl = "500ms"
+
+[[source.rule]]
+pattern = "tmp:*"
+write-mode = "none"
+"#,
+        )
+        .unwrap();
+        let source = &config.source;
+        assert!(source.enabled());
+        assert_eq!(source.listen_url(), "postgres://app:pw@127.0.0.1/app");
+        assert_eq!(source.statement_timeout.0, Duration::from_secs(2));
+        assert_eq!(source.breaker_retry_after.0, Duration::from_secs(30));
+        assert_eq!(source.breaker_threshold, DEFAULT_BREAKER_THRESHOLD);
+        assert_eq!(source.sslmode, SslMode::VerifyFull);
+        assert_eq!(source.schema, "strata");
+        assert!(source.read_through);
+        assert_eq!(
+            source.policy(b"conv:42"),
+            KeyPolicy {
+                write_mode: WriteMode::Through,
+                ttl: Some(Duration::from_secs(1800)),
+                negative_ttl: Duration::from_millis(500),
+            }
+        );
+        assert_eq!(
+            source.policy(b"tmp:1"),
+            KeyPolicy {
+                write_mode: WriteMode::None,
+                ttl: None,
+                negative_ttl: Duration::from_secs(5),
+            }
+        );
+        assert_eq!(source.policy(b"user:1").write_mode, WriteMode::Behind);
+
+        // No source: nothing ships, whatever the rules say.
+        let mut embedded = source.clone();
+        embedded.url = Secret::default();
+        assert_eq!(embedded.policy(b"conv:1").write_mode, WriteMode::None);
+
+        assert!(Config::from_toml("[source]\nwrite-mode = \"sideways\"\n").is_err());
+        assert!(Config::from_toml("[source]\nschema = \"Bad; DROP\"\n").is_err());
+        assert!(Config::from_toml("[source]\nttl = \"5 weeks\"\n").is_err());
+        assert!(Config::from_toml("[[source.rule]]\npattern = \"a*\"\nttl2 = 1\n").is_err());
+    }
+
+    #[test]
+    fn source_flags_override_the_file() {
+        let mut source = SourceConfig::default();
+        let flags = SourceFlags {
+            source_url: Some("postgres://h/db".into()),
+            write_mode: Some("THROUGH".into()),
+            read_through: Some("no".into()),
+            source_breaker_retry_after: Some("250ms".into()),
+            outbox_max_bytes: Some("64mb".into()),
+            ..SourceFlags::default()
+        };
+        flags.apply(&mut source).unwrap();
+        assert_eq!(source.url.expose(), "postgres://h/db");
+        assert_eq!(source.write_mode, WriteMode::Through);
+        assert!(!source.read_through);
+        assert_eq!(source.breaker_retry_after.0, Duration::from_millis(250));
+        assert_eq!(source.outbox_max_bytes, MemorySize(64 * 1024 * 1024));
+        let bad = SourceFlags {
+            source_sslmode: Some("verify-ca".into()),
+            ..SourceFlags::default()
+        };
+        assert!(bad.apply(&mut source).unwrap_err().contains("verify-full"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+    }
 }
 
 #[cfg(test)]
@@ -687,5 +1383,21 @@ mod example_file {
             example.storage.min_free_disk,
             defaults.storage.min_free_disk
         );
+        let (source, default_source) = (&example.source, &defaults.source);
+        assert!(!source.enabled(), "the example runs in embedded mode");
+        assert_eq!(source.pool_size, default_source.pool_size);
+        assert_eq!(source.statement_timeout, default_source.statement_timeout);
+        assert_eq!(source.write_mode, default_source.write_mode);
+        assert_eq!(source.read_through, default_source.read_through);
+        assert_eq!(source.negative_ttl, default_source.negative_ttl);
+        assert_eq!(source.schema, default_source.schema);
+        assert_eq!(source.sslmode, default_source.sslmode);
+        assert_eq!(source.breaker_threshold, default_source.breaker_threshold);
+        assert_eq!(
+            source.breaker_retry_after,
+            default_source.breaker_retry_after
+        );
+        assert_eq!(source.outbox_max_bytes, default_source.outbox_max_bytes);
+        assert_eq!(source.max_load_elements, default_source.max_load_elements);
     }
 }

@@ -7,6 +7,7 @@
 //!        ─▶ protocol   RESP2/RESP3 + inline decoding into argument vectors
 //!        ─▶ cmd        command table → dispatcher (arity, auth, stats) → family handlers
 //!        ─▶ keyspace   typed values, expiry, hot tier (the only API commands see)
+//!        ─▶ source     the PostgreSQL source of truth: load, ship, LISTEN
 //!        ◀─ protocol   the handler's Reply, encoded for the connection's RESP version
 //! ```
 //!
@@ -25,4 +26,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod pubsub;
 pub mod server;
+pub mod source;
 pub mod state;

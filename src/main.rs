@@ -59,6 +59,8 @@ struct Cli {
     /// Writes are refused with MISCONF when the disk has less free space.
     #[arg(long, value_name = "BYTES")]
     min_free_disk: Option<String>,
+    #[command(flatten)]
+    source: strata::config::SourceFlags,
 }
 
 impl Cli {
@@ -119,6 +121,7 @@ impl Cli {
                     .map_err(|reason| format!("--{name} {value}: {reason}"))?;
             }
         }
+        self.source.apply(&mut config.source)?;
         config.validate()?;
         Ok(config)
     }

@@ -6,7 +6,10 @@
 #
 # Installs redis-server / redis-tools with apt when missing: integration tests
 # start their own redis-server on free ports, and tools/bench.sh needs
-# redis-benchmark.
+# redis-benchmark. Installs postgresql and pgbouncer the same way and starts a
+# throwaway cluster (tools/pg.sh) whose URL the source tests read from
+# STRATA_TEST_PG_URL; it is stopped on exit, passed or failed. Without
+# PostgreSQL those tests fail, unless STRATA_SKIP_PG=1 says to skip them.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,13 +26,19 @@ step() {
     printf '\n==> %s\n' "$1"
 }
 
+PG_STARTED=""
+
 report_failure() {
     local status=$?
+    if [ -n "$PG_STARTED" ]; then
+        tools/pg.sh stop "$STRATA_PG_DIR" || true
+    fi
     if [ "$status" -ne 0 ]; then
         printf '\ntools/test.sh: FAILED at step: %s (exit %s)\n' "$CURRENT_STEP" "$status" >&2
     fi
 }
 trap report_failure EXIT
+trap 'exit 130' INT TERM
 
 # Run as root directly, otherwise through sudo when there is one.
 as_root() {
@@ -78,6 +87,17 @@ if ! have_redis; then
     exit 1
 fi
 redis-server --version
+
+if [ "${STRATA_SKIP_PG:-0}" = "1" ]; then
+    step "PostgreSQL: skipped (STRATA_SKIP_PG=1)"
+else
+    step "PostgreSQL: a throwaway cluster and PgBouncer (tools/pg.sh)"
+    pg_exports="$(tools/pg.sh start)"
+    eval "$pg_exports"
+    PG_STARTED=1
+    echo "STRATA_TEST_PG_URL=$STRATA_TEST_PG_URL"
+    echo "STRATA_TEST_PGBOUNCER_URL=${STRATA_TEST_PGBOUNCER_URL:-}"
+fi
 
 # rustup toolchains may lack the lint components; add them if so.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then

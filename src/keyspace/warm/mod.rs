@@ -1201,6 +1201,8 @@ impl Store {
             let tree = slot.read().clone();
             match collections::collect_garbage(&tree.tree, GARBAGE_PER_CHECKPOINT) {
                 Ok((_, bytes)) => tree.add([0, 0, -(bytes as i64)]),
+                // FLUSHDB dropped the tree meanwhile: its garbage went with it.
+                Err(collections::LayoutError::Sled(sled::Error::CollectionNotFound(_))) => {}
                 Err(collections::LayoutError::Sled(error)) => return self.io_error(&error),
                 Err(_) => {}
             }
