@@ -9,9 +9,11 @@ mod cache;
 mod connection;
 mod context;
 mod docs;
+mod hashes;
 mod keys;
 mod long_double;
 mod server;
+mod sets;
 mod strings;
 pub mod table;
 
