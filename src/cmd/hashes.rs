@@ -445,3 +445,22 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         Ok(Reply::Array(items))
     })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_windows_walk_down_to_zero() {
+        let options = ScanOptions {
+            pattern: None,
+            count: 10,
+        };
+        assert_eq!(options.window(25, 0), (15..25, 15));
+        assert_eq!(options.window(25, 15), (5..15, 5));
+        assert_eq!(options.window(25, 5), (0..5, 0));
+        // A cursor past the end (the collection shrank) starts at the end.
+        assert_eq!(options.window(8, 15), (0..8, 0));
+        assert_eq!(options.window(25, u64::MAX), (15..25, 15));
+    }
+}
