@@ -24,6 +24,7 @@ both_protocols!(
     hscan_small_and_large,
     wrong_type_everywhere,
     encodings_follow_redis,
+    reads_count_hits_and_misses,
     hashes_survive_a_restart,
     hashes_read_back_after_eviction,
 );
@@ -573,6 +574,23 @@ async fn encodings_follow_redis(resp3: bool) {
     assert_eq!(as_text(&q(&mut con, &encoding("nx")).await), "listpack");
     int(&mut con, &["HINCRBY", "inc", &"k".repeat(65), "1"]).await;
     assert_eq!(as_text(&q(&mut con, &encoding("inc")).await), "hashtable");
+}
+
+async fn reads_count_hits_and_misses(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    int(&mut con, &["HSET", "h", "f", "v"]).await;
+    int(&mut con, &["SADD", "s", "m"]).await;
+    let hits = info_stat(&mut con, "keyspace_hits").await;
+    let misses = info_stat(&mut con, "keyspace_misses").await;
+    text(&mut con, &["HGET", "h", "f"]).await;
+    text(&mut con, &["HGET", "h", "nofield"]).await;
+    text(&mut con, &["HGET", "nokey", "f"]).await;
+    q(&mut con, &["SINTER", "s", "nokey", "s"]).await;
+    // Writes look keys up without counting, as Redis's lookupKeyWrite.
+    int(&mut con, &["HSET", "h", "g", "w"]).await;
+    int(&mut con, &["SREM", "nokey", "m"]).await;
+    assert_eq!(info_stat(&mut con, "keyspace_hits").await - hits, 4);
+    assert_eq!(info_stat(&mut con, "keyspace_misses").await - misses, 2);
 }
 
 /// Starts strata on `dir`; the previous instance's sled jobs may hold the

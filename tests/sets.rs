@@ -557,6 +557,19 @@ async fn sets_survive_a_restart(resp3: bool) {
     set_members(q(&mut con, &["SPOP", "t", "1"]).await, resp3);
     set(&mut con, "over", "string").await;
     int(&mut con, &["SUNIONSTORE", "over", "s"]).await;
+    // A set replaced by a *STORE result must not come back with its old members.
+    int(&mut con, &["SADD", "replaced", "p", "q", "r", "c"]).await;
+    int(&mut con, &["SINTERSTORE", "replaced", "replaced", "s"]).await;
+    let mut sadd = vec!["SADD".to_string(), "popped".to_string()];
+    sadd.extend((0..50).map(|i| format!("m{i}")));
+    let sadd: Vec<&str> = sadd.iter().map(String::as_str).collect();
+    int(&mut con, &sadd).await;
+    let popped = set_members(q(&mut con, &["SPOP", "popped", "45"]).await, resp3);
+    let kept = sorted(set_members(
+        q(&mut con, &["SMEMBERS", "popped"]).await,
+        resp3,
+    ));
+    assert_eq!(popped.len() + kept.len(), 50);
     drop(con);
     app.shutdown().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -578,6 +591,11 @@ async fn sets_survive_a_restart(resp3: bool) {
         owned(&["1", "a", "c", "d"])
     );
     assert_eq!(as_text(&q(&mut con, &["TYPE", "over"]).await), "set");
+    assert_eq!(
+        members(q(&mut con, &["SMEMBERS", "replaced"]).await),
+        owned(&["c"])
+    );
+    assert_eq!(members(q(&mut con, &["SMEMBERS", "popped"]).await), kept);
     app.shutdown().await;
 }
 
