@@ -522,6 +522,15 @@ async fn encodings_follow_redis(resp3: bool) {
     assert_eq!(as_text(&q(&mut con, &encoding("many")).await), "hashtable");
     int(&mut con, &["SADD", "word", "a"]).await;
     assert_eq!(as_text(&q(&mut con, &encoding("word")).await), "hashtable");
+    // SDIFFSTORE's result is a hash table when Redis's size-chosen algorithm
+    // copied the first set (a non-integer included) before subtracting.
+    int(&mut con, &["SADD", "f", "a", "1", "2", "3", "4", "5"]).await;
+    int(&mut con, &["SADD", "g", "a"]).await;
+    int(&mut con, &["SADD", "k", "9"]).await;
+    assert_eq!(int(&mut con, &["SDIFFSTORE", "d", "f", "g", "k"]).await, 5);
+    assert_eq!(as_text(&q(&mut con, &encoding("d")).await), "hashtable");
+    assert_eq!(int(&mut con, &["SDIFFSTORE", "d2", "f", "g"]).await, 5);
+    assert_eq!(as_text(&q(&mut con, &encoding("d2")).await), "intset");
 }
 
 /// Starts strata on `dir`; the previous instance's sled jobs may hold the

@@ -345,6 +345,23 @@ fn difference<'s>(sets: &[Option<&'s Set>]) -> Vec<&'s [u8]> {
         .collect()
 }
 
+/// Whether Redis 7.0's SDIFFSTORE builds its result as a hash table whatever
+/// it ends up holding: its "algorithm 2" (chosen by the sizes) first adds
+/// every member of the first set, which converts the new set when one of
+/// them is not an integer or there are too many, and then removes the
+/// members of the others.
+fn diff_holds_first_set(sets: &[Option<&Set>]) -> bool {
+    let Some(Some(first)) = sets.first() else {
+        return false;
+    };
+    let present = sets.iter().flatten();
+    let one_work = present.clone().map(|_| first.len() as u64).sum::<u64>() / 2;
+    let two_work = present.map(|set| set.len() as u64).sum::<u64>();
+    let algorithm_two = one_work > two_work;
+    algorithm_two
+        && (first.len() > MAX_INTSET_ENTRIES || !first.iter().all(|m| parse_i64(m).is_some()))
+}
+
 #[derive(Clone, Copy)]
 enum Op {
     Inter,
@@ -391,6 +408,9 @@ fn combine_store(ctx: &Ctx<'_>, args: &mut Args<'_>, op: Op) -> CmdResult {
         let mut result = Set::default();
         for member in op.apply(&sets) {
             result.insert(member);
+        }
+        if matches!(op, Op::Diff) && diff_holds_first_set(&sets) {
+            result.convert_to_hashtable();
         }
         let len = result.len();
         if len == 0 {

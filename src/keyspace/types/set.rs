@@ -109,6 +109,12 @@ impl Set {
             || !self.members.iter().all(|m| is_intset_member(m));
     }
 
+    /// Reports `hashtable` from now on, whatever the members: the set Redis
+    /// builds for SDIFFSTORE holds every member of the first set for a while.
+    pub fn convert_to_hashtable(&mut self) {
+        self.big = true;
+    }
+
     pub fn encoding(&self) -> &'static str {
         if self.big {
             "hashtable"
@@ -141,6 +147,11 @@ mod tests {
         assert_eq!(set.encoding(), "intset");
         set.insert(b"-0");
         set.reencode();
+        assert_eq!(set.encoding(), "hashtable");
+        set.remove(b"-0");
+        set.reencode();
+        assert_eq!(set.encoding(), "intset");
+        set.convert_to_hashtable();
         assert_eq!(set.encoding(), "hashtable");
     }
 
