@@ -424,8 +424,8 @@ async fn hash_and_set_streams_match_redis() {
     let url = server.url(false);
     let port = redis.port;
     tokio::task::spawn_blocking(move || {
-        for seed in 1..=12u64 {
-            run_stream(seed, seed % 2 == 0, &url, port, 1500);
+        for seed in 1..=16u64 {
+            run_stream(seed, seed % 2 == 0, &url, port, 3000);
         }
     })
     .await
