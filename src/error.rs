@@ -61,6 +61,24 @@ pub const INT_OUT_OF_RANGE: &str =
 pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+// Hashes and sets.
+pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+pub const VALUE_NAN_OR_INFINITY: &str = "ERR value is NaN or Infinity";
+/// Redis's `getRangeLongFromObjectOrReply(.., -LONG_MAX, LONG_MAX, ..)`.
+pub const COUNT_OUT_OF_LONG_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+/// HRANDFIELD WITHVALUES: a count whose reply length would overflow.
+pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
+pub const COUNT_MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+/// Redis would build a reply of any length for a negative SRANDMEMBER or
+/// HRANDFIELD count; strata refuses one past `cmd::sets::MAX_RANDOM_REPLY`.
+pub const RANDOM_COUNT_TOO_LARGE: &str =
+    "ERR count is too large: strata answers at most 1048576 random elements";
+
 pub fn unsupported_option(option: &[u8]) -> Reply {
     Reply::Error(format!(
         "ERR Unsupported option {}",

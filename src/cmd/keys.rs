@@ -422,7 +422,7 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 
 /// A SCAN cursor as Redis's `strtoul`-based parser accepts it: optional sign
 /// (a minus wraps, as in C), decimal digits, nothing else; the empty string is 0.
-fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
+pub(super) fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
     let invalid = || Reply::StaticError(error::INVALID_CURSOR);
     let (negative, digits) = match arg.split_first() {
         None => return Ok(0),

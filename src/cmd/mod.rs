@@ -9,12 +9,14 @@ mod cache;
 mod connection;
 mod context;
 mod docs;
+mod hashes;
 mod keys;
 mod lists;
 mod long_double;
 mod multi;
 mod pubsub;
 mod server;
+mod sets;
 mod strings;
 pub mod table;
 

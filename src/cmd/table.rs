@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, cache, connection, keys, lists, pubsub, server, strings};
+use super::{bits, cache, connection, hashes, keys, lists, pubsub, server, sets, strings};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -342,6 +342,50 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::container_needs_subcommand,
         OBJECT
     ),
+    // hashes
+    cmd!("hset", -4, W | M | F, 1, 1, 1, "hash", hashes::hset),
+    cmd!("hsetnx", 4, W | M | F, 1, 1, 1, "hash", hashes::hsetnx),
+    cmd!("hget", 3, R | F, 1, 1, 1, "hash", hashes::hget),
+    cmd!("hmget", -3, R | F, 1, 1, 1, "hash", hashes::hmget),
+    cmd!("hmset", -4, W | M | F, 1, 1, 1, "hash", hashes::hmset),
+    cmd!("hdel", -3, W | F, 1, 1, 1, "hash", hashes::hdel),
+    cmd!("hexists", 3, R | F, 1, 1, 1, "hash", hashes::hexists),
+    cmd!("hlen", 2, R | F, 1, 1, 1, "hash", hashes::hlen),
+    cmd!("hkeys", 2, R, 1, 1, 1, "hash", hashes::hkeys),
+    cmd!("hvals", 2, R, 1, 1, 1, "hash", hashes::hvals),
+    cmd!("hgetall", 2, R, 1, 1, 1, "hash", hashes::hgetall),
+    cmd!("hincrby", 4, W | M | F, 1, 1, 1, "hash", hashes::hincrby),
+    cmd!(
+        "hincrbyfloat",
+        4,
+        W | M | F,
+        1,
+        1,
+        1,
+        "hash",
+        hashes::hincrbyfloat
+    ),
+    cmd!("hstrlen", 3, R | F, 1, 1, 1, "hash", hashes::hstrlen),
+    cmd!("hrandfield", -2, R, 1, 1, 1, "hash", hashes::hrandfield),
+    cmd!("hscan", -3, R, 1, 1, 1, "hash", hashes::hscan),
+    // sets
+    cmd!("sadd", -3, W | M | F, 1, 1, 1, "set", sets::sadd),
+    cmd!("srem", -3, W | F, 1, 1, 1, "set", sets::srem),
+    cmd!("smembers", 2, R, 1, 1, 1, "set", sets::smembers),
+    cmd!("sismember", 3, R | F, 1, 1, 1, "set", sets::sismember),
+    cmd!("smismember", -3, R | F, 1, 1, 1, "set", sets::smismember),
+    cmd!("scard", 2, R | F, 1, 1, 1, "set", sets::scard),
+    cmd!("spop", -2, W | F, 1, 1, 1, "set", sets::spop),
+    cmd!("srandmember", -2, R, 1, 1, 1, "set", sets::srandmember),
+    cmd!("smove", 4, W | F, 1, 2, 1, "set", sets::smove),
+    cmd!("sinter", -2, R, 1, -1, 1, "set", sets::sinter),
+    cmd!("sintercard", -3, R, 0, 0, 0, "set", sets::sintercard),
+    cmd!("sinterstore", -3, W | M, 1, -1, 1, "set", sets::sinterstore),
+    cmd!("sunion", -2, R, 1, -1, 1, "set", sets::sunion),
+    cmd!("sunionstore", -3, W | M, 1, -1, 1, "set", sets::sunionstore),
+    cmd!("sdiff", -2, R, 1, -1, 1, "set", sets::sdiff),
+    cmd!("sdiffstore", -3, W | M, 1, -1, 1, "set", sets::sdiffstore),
+    cmd!("sscan", -3, R, 1, 1, 1, "set", sets::sscan),
     // server
     cmd!("dbsize", 1, R | F, 0, 0, 0, "server", server::dbsize),
     cmd!("flushdb", -1, W, 0, 0, 0, "server", server::flushdb),

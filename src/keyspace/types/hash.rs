@@ -3,9 +3,12 @@
 
 use indexmap::IndexMap;
 
-use super::{
-    alloc_size, Collection, Common, Hasher, Member, MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE,
-};
+use super::{alloc_size, Collection, Common, Hasher, Member, MAX_LISTPACK_VALUE};
+
+/// Redis 7.0's built-in `hash-max-listpack-entries`: 512, where its sample
+/// `redis.conf` says 128 (a server started without a file, as `redis-server`
+/// is, uses 512; sorted sets keep 128).
+pub const MAX_LISTPACK_ENTRIES: usize = 512;
 
 /// A field's fixed cost: its entry (hash, field, value) and its share of
 /// the index table.
@@ -40,18 +43,21 @@ impl Hash {
         let mut hash = Hash::default();
         for (field, value) in pairs {
             hash.common.bytes += cost(&field, &value);
-            hash.note_size(&field, &value);
+            hash.big |= field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE;
             hash.fields.insert(field, value);
         }
+        hash.big |= hash.fields.len() > MAX_LISTPACK_ENTRIES;
         hash.common.generation = generation;
         hash.common.track = true;
         hash
     }
 
+    /// Redis converts a listpack when a field or value it is given is too
+    /// long, or once it holds more than the entry limit.
     fn note_size(&mut self, field: &[u8], value: &[u8]) {
         if field.len() > MAX_LISTPACK_VALUE
             || value.len() > MAX_LISTPACK_VALUE
-            || self.fields.len() >= MAX_LISTPACK_ENTRIES
+            || self.fields.len() > MAX_LISTPACK_ENTRIES
         {
             self.big = true;
         }
@@ -67,10 +73,9 @@ impl Hash {
 
     /// Stores `value` under `field`; true when the field is new.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        self.note_size(field, value);
         self.common.mark_member(field);
         self.common.bytes += cost(field, value);
-        match self.fields.get_mut(field) {
+        let new = match self.fields.get_mut(field) {
             Some(slot) => {
                 self.common.bytes -= cost(field, slot);
                 *slot = value.into();
@@ -80,12 +85,22 @@ impl Hash {
                 self.fields.insert(field.into(), value.into());
                 true
             }
-        }
+        };
+        self.note_size(field, value);
+        new
     }
 
     /// Removes `field`; true when it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.fields.swap_remove(field) {
+        // A listpack deletes in place, so Redis's small hashes keep their
+        // order (HGETALL answers as it does); a big one may reorder, which
+        // is what a hash table does anyway, and costs O(1).
+        let removed = if self.big {
+            self.fields.swap_remove(field)
+        } else {
+            self.fields.shift_remove(field)
+        };
+        match removed {
             Some(value) => {
                 self.common.bytes -= cost(field, &value);
                 self.common.mark_member(field);
@@ -138,5 +153,24 @@ mod tests {
         assert_eq!(hash.encoding(), "listpack");
         hash.insert(&[b'x'; 65], b"v");
         assert_eq!(hash.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn listpack_until_more_than_the_limit_and_order_kept() {
+        let mut hash = Hash::default();
+        for i in 0..MAX_LISTPACK_ENTRIES {
+            hash.insert(format!("f{i}").as_bytes(), b"v");
+        }
+        // Updating a field of a full listpack does not convert it.
+        hash.insert(b"f0", b"w");
+        assert_eq!(hash.encoding(), "listpack");
+        assert!(hash.remove(b"f1"));
+        let order: Vec<&[u8]> = hash.iter().take(3).map(|(f, _)| f).collect();
+        assert_eq!(order, vec![&b"f0"[..], b"f2", b"f3"]);
+        hash.insert(b"f1", b"v");
+        hash.insert(b"one more", b"v");
+        assert_eq!(hash.encoding(), "hashtable");
+        let bytes: usize = hash.iter().map(|(f, v)| cost(f, v)).sum();
+        assert_eq!(hash.common.bytes, bytes);
     }
 }

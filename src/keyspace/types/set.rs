@@ -101,6 +101,20 @@ impl Set {
         self.members.iter().map(|m| &**m)
     }
 
+    /// Takes the encoding a set built afresh from these members would have:
+    /// SPOP rebuilds the set when it keeps only a few members, and Redis's
+    /// new set is an intset again when they are all integers.
+    pub fn reencode(&mut self) {
+        self.big = self.members.len() > MAX_INTSET_ENTRIES
+            || !self.members.iter().all(|m| is_intset_member(m));
+    }
+
+    /// Reports `hashtable` from now on, whatever the members: the set Redis
+    /// builds for SDIFFSTORE holds every member of the first set for a while.
+    pub fn convert_to_hashtable(&mut self) {
+        self.big = true;
+    }
+
     pub fn encoding(&self) -> &'static str {
         if self.big {
             "hashtable"
@@ -129,5 +143,30 @@ mod tests {
         let popped = set.remove_index(0).unwrap();
         assert!(!set.contains(&popped));
         assert_eq!(set.len(), 1);
+        set.reencode();
+        assert_eq!(set.encoding(), "intset");
+        set.insert(b"-0");
+        set.reencode();
+        assert_eq!(set.encoding(), "hashtable");
+        set.remove(b"-0");
+        set.reencode();
+        assert_eq!(set.encoding(), "intset");
+        set.convert_to_hashtable();
+        assert_eq!(set.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn intset_up_to_its_limit() {
+        let mut set = Set::default();
+        for i in 0..MAX_INTSET_ENTRIES {
+            set.insert(i.to_string().as_bytes());
+        }
+        assert_eq!(set.encoding(), "intset");
+        set.insert(b"0");
+        assert_eq!(set.encoding(), "intset");
+        set.insert(b"-1");
+        assert_eq!(set.encoding(), "hashtable");
+        let restored = Set::restore(set.iter().map(Member::from).collect(), 1);
+        assert_eq!(restored.encoding(), "hashtable");
     }
 }
