@@ -14,6 +14,7 @@ mod long_double;
 mod server;
 mod strings;
 pub mod table;
+mod zsets;
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
+use super::zsets;
 use super::{bits, cache, connection, keys, server, strings};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
@@ -210,6 +211,184 @@ pub static COMMANDS: &[CommandSpec] = &[
         "bitmap",
         bits::bitfield_ro
     ),
+    // sorted sets (ZRANK/ZREVRANK take Redis 7.2's WITHSCORE, so arity -3;
+    // ZMPOP and the set algebra have movable keys: 0 0 0 or the destination only)
+    cmd!("zadd", -4, W | M | F, 1, 1, 1, "sorted-set", zsets::zadd),
+    cmd!(
+        "zincrby",
+        4,
+        W | M | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zincrby
+    ),
+    cmd!("zrem", -3, W | F, 1, 1, 1, "sorted-set", zsets::zrem),
+    cmd!("zcard", 2, R | F, 1, 1, 1, "sorted-set", zsets::zcard),
+    cmd!("zscore", 3, R | F, 1, 1, 1, "sorted-set", zsets::zscore),
+    cmd!("zmscore", -3, R | F, 1, 1, 1, "sorted-set", zsets::zmscore),
+    cmd!("zrank", -3, R | F, 1, 1, 1, "sorted-set", zsets::zrank),
+    cmd!(
+        "zrevrank",
+        -3,
+        R | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrank
+    ),
+    cmd!("zrange", -4, R, 1, 1, 1, "sorted-set", zsets::zrange),
+    cmd!(
+        "zrangestore",
+        -5,
+        W | M,
+        1,
+        2,
+        1,
+        "sorted-set",
+        zsets::zrangestore
+    ),
+    cmd!("zrevrange", -4, R, 1, 1, 1, "sorted-set", zsets::zrevrange),
+    cmd!(
+        "zrangebyscore",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrangebyscore
+    ),
+    cmd!(
+        "zrevrangebyscore",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrangebyscore
+    ),
+    cmd!(
+        "zrangebylex",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrangebylex
+    ),
+    cmd!(
+        "zrevrangebylex",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrangebylex
+    ),
+    cmd!("zcount", 4, R | F, 1, 1, 1, "sorted-set", zsets::zcount),
+    cmd!(
+        "zlexcount",
+        4,
+        R | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zlexcount
+    ),
+    cmd!(
+        "zremrangebyrank",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebyrank
+    ),
+    cmd!(
+        "zremrangebyscore",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebyscore
+    ),
+    cmd!(
+        "zremrangebylex",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebylex
+    ),
+    cmd!("zpopmin", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmin),
+    cmd!("zpopmax", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmax),
+    cmd!("zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop),
+    cmd!("zunion", -3, R, 0, 0, 0, "sorted-set", zsets::zunion),
+    cmd!("zinter", -3, R, 0, 0, 0, "sorted-set", zsets::zinter),
+    cmd!("zdiff", -3, R, 0, 0, 0, "sorted-set", zsets::zdiff),
+    cmd!(
+        "zunionstore",
+        -4,
+        W | M,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zunionstore
+    ),
+    cmd!(
+        "zinterstore",
+        -4,
+        W | M,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zinterstore
+    ),
+    cmd!(
+        "zdiffstore",
+        -4,
+        W | M,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zdiffstore
+    ),
+    cmd!(
+        "zintercard",
+        -3,
+        R,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zintercard
+    ),
+    cmd!(
+        "zrandmember",
+        -2,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrandmember
+    ),
+    cmd!("zscan", -3, R, 1, 1, 1, "sorted-set", zsets::zscan),
     // keys
     cmd!("del", -2, W, 1, -1, 1, "generic", keys::del),
     cmd!("unlink", -2, W | F, 1, -1, 1, "generic", keys::del),
