@@ -16,7 +16,9 @@ use indexmap::IndexMap;
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
 use crate::error;
-use crate::keyspace::types::{Collection, LexBound, LexRange, Member, ScoreRange, Set, ZSet};
+use crate::keyspace::types::{
+    Collection, LexBound, LexRange, Member, Score, ScoreRange, Set, ZSet, MAX_LISTPACK_ENTRIES,
+};
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{format_double, parse_i64, Reply, Version};
 
@@ -724,8 +726,17 @@ fn zrange_store(ctx: &Ctx<'_>, dst: &[u8], key: &[u8], request: &RangeRequest<'_
         txn.count_read(1);
         let result = match txn.value(1) {
             Some(value) => {
-                let mut result = ZSet::default();
-                for (member, score) in request.select(zset_of(value)?) {
+                let selected = request.select(zset_of(value)?);
+                // Redis creates a skiplist at once for a rank range it
+                // knows to be large, else a listpack that may convert.
+                let large = matches!(request.range, Range::Rank(..))
+                    && selected.len() > MAX_LISTPACK_ENTRIES;
+                let mut result = if large {
+                    ZSet::skiplist()
+                } else {
+                    ZSet::default()
+                };
+                for (member, score) in selected {
                     result.insert(member, score);
                 }
                 result
@@ -1164,11 +1175,12 @@ fn set_op_generic(
             SetOp::Inter => inter(&mut inputs, aggregate),
             SetOp::Diff => diff(&inputs),
         };
-        drop(inputs);
-        if store {
-            return Ok(store_result(txn, 0, result));
+        if !store {
+            return Ok(scored_reply(result.into_iter(), withscores, nested));
         }
-        Ok(scored_reply(result.iter(), withscores, nested))
+        let result = ZSet::from_members(result);
+        drop(inputs);
+        Ok(store_result(txn, 0, result))
     })
 }
 
@@ -1188,7 +1200,7 @@ fn by_size(inputs: &mut [Input<'_>]) {
     inputs.sort_by_key(|input| input.source.len());
 }
 
-fn union(inputs: &mut [Input<'_>], aggregate: Aggregate) -> ZSet {
+fn union<'a>(inputs: &mut [Input<'a>], aggregate: Aggregate) -> Vec<(&'a [u8], f64)> {
     by_size(inputs);
     let mut acc: IndexMap<&[u8], f64, foldhash::fast::RandomState> = IndexMap::default();
     for input in inputs.iter() {
@@ -1202,11 +1214,13 @@ fn union(inputs: &mut [Input<'_>], aggregate: Aggregate) -> ZSet {
             }
         }
     }
-    let mut result = ZSet::default();
-    for (member, score) in acc {
-        result.insert(member, score);
-    }
-    result
+    sorted(acc.into_iter().collect())
+}
+
+/// Members in (score, member) order, as a sorted set holds them.
+fn sorted(mut items: Vec<(&[u8], f64)>) -> Vec<(&[u8], f64)> {
+    items.sort_by(|a, b| Score(a.1).cmp(&Score(b.1)).then_with(|| a.0.cmp(b.0)));
+    items
 }
 
 /// Members of the smallest input found in every other input, with their
@@ -1239,13 +1253,13 @@ fn inter_walk<'a>(
     }
 }
 
-fn inter(inputs: &mut [Input<'_>], aggregate: Aggregate) -> ZSet {
-    let mut result = ZSet::default();
+fn inter<'a>(inputs: &mut [Input<'a>], aggregate: Aggregate) -> Vec<(&'a [u8], f64)> {
+    let mut result = Vec::new();
     inter_walk(inputs, aggregate, |member, score| {
-        result.insert(member, score);
+        result.push((member, score));
         true
     });
-    result
+    sorted(result)
 }
 
 fn inter_card(inputs: &mut [Input<'_>], aggregate: Aggregate, limit: usize) -> usize {
@@ -1259,20 +1273,19 @@ fn inter_card(inputs: &mut [Input<'_>], aggregate: Aggregate, limit: usize) -> u
 
 /// The first input's members found in no other input, with their scores
 /// (weights do not apply). A key named twice leaves nothing.
-fn diff(inputs: &[Input<'_>]) -> ZSet {
-    let mut result = ZSet::default();
+fn diff<'a>(inputs: &[Input<'a>]) -> Vec<(&'a [u8], f64)> {
     let Some((first, others)) = inputs.split_first() else {
-        return result;
+        return Vec::new();
     };
     if others.iter().any(|o| o.source.same(&first.source)) {
-        return result;
+        return Vec::new();
     }
-    for (member, score) in first.source.iter() {
-        if others.iter().all(|o| o.source.find(member).is_none()) {
-            result.insert(member, score);
-        }
-    }
-    result
+    let result = first
+        .source
+        .iter()
+        .filter(|(member, _)| others.iter().all(|o| o.source.find(member).is_none()))
+        .collect();
+    sorted(result)
 }
 
 /// # Format

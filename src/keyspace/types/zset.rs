@@ -181,6 +181,34 @@ impl ZSet {
         zset
     }
 
+    /// An empty sorted set in Redis's skiplist encoding from the start, as
+    /// Redis creates a result it knows to be large (it then keeps -0).
+    pub fn skiplist() -> ZSet {
+        ZSet {
+            big: true,
+            ..ZSet::default()
+        }
+    }
+
+    /// A result built whole (ZUNIONSTORE and friends): Redis builds it as
+    /// a skiplist and converts it to a listpack when small enough.
+    pub fn from_members<'a>(members: impl IntoIterator<Item = (&'a [u8], f64)> + Clone) -> ZSet {
+        let (mut count, mut longest) = (0, 0);
+        for (member, _) in members.clone() {
+            count += 1;
+            longest = longest.max(member.len());
+        }
+        let mut zset = if count > MAX_LISTPACK_ENTRIES || longest > MAX_LISTPACK_VALUE {
+            ZSet::skiplist()
+        } else {
+            ZSet::default()
+        };
+        for (member, score) in members {
+            zset.insert(member, score);
+        }
+        zset
+    }
+
     fn note(&mut self, member: &[u8]) {
         if member.len() > MAX_LISTPACK_VALUE || self.scores.len() >= MAX_LISTPACK_ENTRIES {
             self.big = true;
