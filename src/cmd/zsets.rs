@@ -106,13 +106,13 @@ fn strtod(text: &[u8]) -> (f64, usize, bool) {
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
         .unwrap_or(text.len());
-    let body = &text[start..];
+    let body = text.get(start..).unwrap_or_default();
     let (negative, signed) = match body.first() {
         Some(b'-') => (true, 1),
         Some(b'+') => (false, 1),
         _ => (false, 0),
     };
-    let rest = &body[signed..];
+    let rest = body.get(signed..).unwrap_or_default();
     let sign = if negative { -1.0 } else { 1.0 };
     let lower = |n: usize| rest.get(..n).map(<[u8]>::to_ascii_lowercase);
     if lower(3).as_deref() == Some(b"inf") {
@@ -124,22 +124,12 @@ fn strtod(text: &[u8]) -> (f64, usize, bool) {
         return (sign * f64::INFINITY, start + signed + used, false);
     }
     if lower(3).as_deref() == Some(b"nan") {
-        let mut used = 3;
-        // `nan(chars)`: the parenthesis counts only when it closes.
-        if rest.get(3) == Some(&b'(') {
-            if let Some(close) = rest[4..]
-                .iter()
-                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            {
-                if rest[4 + close] == b')' {
-                    used = 4 + close + 1;
-                }
-            }
-        }
-        return (f64::NAN, start + signed + used, false);
+        // Every caller refuses NaN, so how much of `nan(chars)` strtod
+        // would take does not matter.
+        return (f64::NAN, start + signed + 3, false);
     }
-    if rest.len() > 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
-        if let Some((value, used, range)) = hex_float(&rest[2..]) {
+    if let [b'0', b'x' | b'X', hex @ ..] = rest {
+        if let Some((value, used, range)) = hex_float(hex) {
             return (sign * value, start + signed + 2 + used, range);
         }
     }
@@ -166,7 +156,7 @@ fn strtod(text: &[u8]) -> (f64, usize, bool) {
             used += 1 + signed_exp + exp_digits;
         }
     }
-    let number = &rest[..used];
+    let number = rest.get(..used).unwrap_or_default();
     let value: f64 = std::str::from_utf8(number)
         .ok()
         .and_then(|t| t.parse().ok())
@@ -255,7 +245,10 @@ fn hex_float(text: &[u8]) -> Option<(f64, usize, bool)> {
 /// A score, increment or weight as Redis's `string2d` accepts it: all of
 /// the argument, no leading space, no NaN, no overflow or underflow to 0.
 pub(super) fn parse_score(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || matches!(arg[0], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+    if arg
+        .first()
+        .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
         return None;
     }
     let (value, used, range) = strtod(arg);
@@ -1498,4 +1491,122 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         Reply::Bulk(Bytes::from(cursor.to_string())),
         Reply::Array(items),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_parse_as_string2d_does() {
+        for (text, value) in [
+            ("1", 1.0),
+            ("-2.5", -2.5),
+            ("+.5", 0.5),
+            ("5.", 5.0),
+            ("1e3", 1000.0),
+            ("1E-2", 0.01),
+            ("inf", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("0x10", 16.0),
+            ("0x1.8p1", 3.0),
+            ("-0x.8", -0.5),
+            ("5e-324", 5e-324),
+        ] {
+            assert_eq!(parse_score(text.as_bytes()), Some(value), "{text}");
+        }
+        for text in [
+            "",
+            " 1",
+            "1 ",
+            "nan",
+            "-nan",
+            "1e400",
+            "1e-400",
+            "0x",
+            "1e",
+            "abc",
+            "1\0",
+            ".",
+            "--1",
+            "infx",
+            "0x1p99999",
+        ] {
+            assert_eq!(parse_score(text.as_bytes()), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn range_ends_parse_as_zsl_parse_range_does() {
+        assert_eq!(parse_range_end(b"(1.5"), Some((1.5, true)));
+        assert_eq!(parse_range_end(b""), Some((0.0, false)));
+        assert_eq!(parse_range_end(b"("), Some((0.0, true)));
+        assert_eq!(parse_range_end(b" 2"), Some((2.0, false)));
+        assert_eq!(parse_range_end(b"1e400"), Some((f64::INFINITY, false)));
+        assert_eq!(parse_range_end(b"3\0junk"), Some((3.0, false)));
+        for bad in [&b"(nan"[..], b"[1", b"1 ", b"((1", b" "] {
+            assert_eq!(parse_range_end(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_lex_end(b"+"), Some(LexBound::Max));
+        assert_eq!(parse_lex_end(b"-\0"), Some(LexBound::Min));
+        assert_eq!(parse_lex_end(b"(a\0b"), Some(LexBound::Exclusive(b"a\0b")));
+        assert_eq!(parse_lex_end(b"["), Some(LexBound::Inclusive(b"")));
+        for bad in [&b""[..], b"a", b"+a", b"\0"] {
+            assert_eq!(parse_lex_end(bad), None, "{bad:?}");
+        }
+    }
+
+    fn zset(pairs: &[(&str, f64)]) -> ZSet {
+        let mut z = ZSet::default();
+        for (m, s) in pairs {
+            z.insert(m.as_bytes(), *s);
+        }
+        z
+    }
+
+    fn named<'a>(items: &[(&'a [u8], f64)]) -> Vec<(&'a str, f64)> {
+        items
+            .iter()
+            .map(|(m, s)| (std::str::from_utf8(m).unwrap_or("?"), *s))
+            .collect()
+    }
+
+    #[test]
+    fn sets_take_part_with_score_one() {
+        let z = zset(&[("a", 5.0), ("b", 2.0), ("c", -1.0)]);
+        let mut s = Set::default();
+        s.insert(b"b");
+        s.insert(b"x");
+        let inputs = || {
+            vec![
+                Input {
+                    source: Source::ZSet(&z),
+                    weight: 1.0,
+                },
+                Input {
+                    source: Source::Set(&s),
+                    weight: 3.0,
+                },
+            ]
+        };
+        assert_eq!(
+            named(&union(&mut inputs(), Aggregate::Sum)),
+            [("c", -1.0), ("x", 3.0), ("a", 5.0), ("b", 5.0)]
+        );
+        assert_eq!(named(&inter(&mut inputs(), Aggregate::Max)), [("b", 3.0)]);
+        assert_eq!(named(&diff(&inputs())), [("c", -1.0), ("a", 5.0)]);
+        assert_eq!(inter_card(&mut inputs(), Aggregate::Sum, 0), 1);
+        // A set first: its members score 1.
+        let reversed = vec![
+            Input {
+                source: Source::Set(&s),
+                weight: 1.0,
+            },
+            Input {
+                source: Source::ZSet(&z),
+                weight: 1.0,
+            },
+        ];
+        assert_eq!(named(&diff(&reversed)), [("x", 1.0)]);
+    }
 }
