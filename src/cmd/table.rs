@@ -28,6 +28,8 @@ pub const NOAUTH: u32 = 1 << 12;
 pub const MAY_REPLICATE: u32 = 1 << 13;
 pub const NO_MULTI: u32 = 1 << 14;
 pub const ALLOW_BUSY: u32 = 1 << 15;
+/// The keys are found by parsing the arguments (a numkeys argument).
+pub const MOVABLEKEYS: u32 = 1 << 16;
 
 /// Flag names as COMMAND INFO prints them, in Redis's order.
 pub const FLAG_NAMES: &[(u32, &str)] = &[
@@ -47,6 +49,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (MAY_REPLICATE, "may_replicate"),
     (NO_MULTI, "no_multi"),
     (ALLOW_BUSY, "allow_busy"),
+    (MOVABLEKEYS, "movablekeys"),
 ];
 
 pub struct CommandSpec {
@@ -334,14 +337,50 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     cmd!("zpopmin", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmin),
     cmd!("zpopmax", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmax),
-    cmd!("zmpop", -4, W, 0, 0, 0, "sorted-set", zsets::zmpop),
-    cmd!("zunion", -3, R, 0, 0, 0, "sorted-set", zsets::zunion),
-    cmd!("zinter", -3, R, 0, 0, 0, "sorted-set", zsets::zinter),
-    cmd!("zdiff", -3, R, 0, 0, 0, "sorted-set", zsets::zdiff),
+    cmd!(
+        "zmpop",
+        -4,
+        W | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zmpop
+    ),
+    cmd!(
+        "zunion",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zunion
+    ),
+    cmd!(
+        "zinter",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zinter
+    ),
+    cmd!(
+        "zdiff",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zdiff
+    ),
     cmd!(
         "zunionstore",
         -4,
-        W | M,
+        W | M | MOVABLEKEYS,
         1,
         1,
         1,
@@ -351,7 +390,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "zinterstore",
         -4,
-        W | M,
+        W | M | MOVABLEKEYS,
         1,
         1,
         1,
@@ -361,7 +400,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "zdiffstore",
         -4,
-        W | M,
+        W | M | MOVABLEKEYS,
         1,
         1,
         1,
@@ -371,7 +410,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "zintercard",
         -3,
-        R,
+        R | MOVABLEKEYS,
         0,
         0,
         0,
