@@ -1042,6 +1042,13 @@ async fn set_algebra_errors(resp3: bool) {
         err(&mut c, &["ZUNION", "1", "z1", "WEIGHTS", "x"]).await,
         "ERR weight value is not a float"
     );
+    for weight in ["nan", "", "1x"] {
+        assert_eq!(
+            err(&mut c, &["ZUNIONSTORE", "d", "1", "z1", "WEIGHTS", weight]).await,
+            "ERR weight value is not a float",
+            "{weight:?}"
+        );
+    }
     assert_eq!(
         err(&mut c, &["ZUNION", "1", "z1", "AGGREGATE", "AVG"]).await,
         SYNTAX
@@ -1134,6 +1141,11 @@ async fn zrandmember(resp3: bool) {
             assert_eq!(as_text(&pair[0])[1..], as_text(&pair[1]));
         }
     }
+    // Redis would stream 2^63 members; strata refuses more than 2^20.
+    assert_eq!(
+        err(&mut c, &["ZRANDMEMBER", "z", "-9223372036854770000"]).await,
+        "ERR value is out of range"
+    );
     assert_eq!(err(&mut c, &["ZRANDMEMBER", "z", "x"]).await, NOT_INTEGER);
     assert_eq!(
         err(&mut c, &["ZRANDMEMBER", "z", "1", "WITHSCORE"]).await,
