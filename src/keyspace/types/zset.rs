@@ -657,4 +657,17 @@ mod tests {
         assert_eq!(zset.encoding(), "skiplist");
         assert!(zset.score(&long).is_some_and(|s| s.is_sign_negative()));
     }
+
+    #[test]
+    fn results_built_whole_are_encoded_as_redis_converts_them() {
+        let small = ZSet::from_members([(&b"a"[..], -0.0), (&b"b"[..], 1.0)]);
+        assert_eq!(small.encoding(), "listpack");
+        assert!(small.score(b"a").is_some_and(|s| s.is_sign_positive()));
+        assert_eq!(small.common.bytes, cost(b"a") + cost(b"b"));
+        let names: Vec<String> = (0..129).map(|i| format!("m{i}")).collect();
+        let large = ZSet::from_members(names.iter().map(|n| (n.as_bytes(), -0.0)));
+        assert_eq!(large.encoding(), "skiplist");
+        assert_eq!(large.len(), 129);
+        assert!(large.iter().all(|(_, s)| s.is_sign_negative()));
+    }
 }
