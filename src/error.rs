@@ -52,6 +52,29 @@ pub const LCS_TOO_LONG: &str = "ERR String too long for LCS";
 pub const LCS_NO_MEMORY: &str =
     "ERR Insufficient memory, failed allocating transient memory for LCS";
 
+// Sorted sets.
+pub const ZADD_XX_AND_NX: &str = "ERR XX and NX options at the same time are not compatible";
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+pub const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
+pub const MIN_MAX_NOT_LEX: &str = "ERR min or max not valid string range item";
+pub const LIMIT_NEEDS_BY: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+pub const WITHSCORES_WITH_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+/// `getPositiveLongFromObjectOrReply` without a message of its own: a
+/// non-integer gets this text too.
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+
+pub fn at_least_one_input_key(command: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR at least 1 input key is needed for '{command}' command"
+    ))
+}
+
 // Keys.
 pub const GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
@@ -70,10 +93,7 @@ pub const COUNT_OUT_OF_LONG_RANGE: &str =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 /// HRANDFIELD WITHVALUES: a count whose reply length would overflow.
 pub const VALUE_OUT_OF_RANGE: &str = "ERR value is out of range";
-pub const COUNT_MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
-pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
 pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
-pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 /// Redis would build a reply of any length for a negative SRANDMEMBER or
 /// HRANDFIELD count; strata refuses one past `cmd::sets::MAX_RANDOM_REPLY`.
 pub const RANDOM_COUNT_TOO_LARGE: &str =

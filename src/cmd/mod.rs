@@ -19,6 +19,7 @@ mod server;
 mod sets;
 mod strings;
 pub mod table;
+mod zsets;
 
 use std::sync::atomic::Ordering::Relaxed;
 

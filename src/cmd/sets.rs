@@ -199,7 +199,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         Some(arg) => Some(
             parse_i64(arg)
                 .and_then(|n| u64::try_from(n).ok())
-                .ok_or(fail(error::COUNT_MUST_BE_POSITIVE))?,
+                .ok_or(fail(error::MUST_BE_POSITIVE))?,
         ),
     };
     ctx.ks().write(ctx.db(), key, |txn| {
@@ -463,7 +463,7 @@ pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn sintercard(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let numkeys = parse_i64(args.next_bytes()?)
         .filter(|&n| n > 0)
-        .ok_or(fail(error::NUMKEYS_NOT_POSITIVE))?;
+        .ok_or(fail(error::NUMKEYS_POSITIVE))?;
     let numkeys = usize::try_from(numkeys)
         .ok()
         .filter(|&n| n <= args.remaining())

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, cache, connection, hashes, keys, lists, pubsub, server, sets, strings};
+use super::{bits, cache, connection, hashes, keys, lists, pubsub, server, sets, strings, zsets};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -27,6 +27,8 @@ pub const NOAUTH: u32 = 1 << 12;
 pub const MAY_REPLICATE: u32 = 1 << 13;
 pub const NO_MULTI: u32 = 1 << 14;
 pub const ALLOW_BUSY: u32 = 1 << 15;
+/// The keys are found by parsing the arguments (a numkeys argument).
+pub const MOVABLEKEYS: u32 = 1 << 16;
 
 /// Flag names as COMMAND INFO prints them, in Redis's order.
 pub const FLAG_NAMES: &[(u32, &str)] = &[
@@ -46,6 +48,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (MAY_REPLICATE, "may_replicate"),
     (NO_MULTI, "no_multi"),
     (ALLOW_BUSY, "allow_busy"),
+    (MOVABLEKEYS, "movablekeys"),
 ];
 
 pub struct CommandSpec {
@@ -180,7 +183,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lpos", -3, R, 1, 1, 1, "list", lists::lpos),
     cmd!("lmove", 5, W | M, 1, 2, 1, "list", lists::lmove),
     cmd!("rpoplpush", 3, W | M, 1, 2, 1, "list", lists::rpoplpush),
-    cmd!("lmpop", -4, W, 0, 0, 0, "list", lists::lmpop),
+    cmd!("lmpop", -4, W | MOVABLEKEYS, 0, 0, 0, "list", lists::lmpop),
     cmd!("blpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::blpop),
     cmd!("brpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::brpop),
     cmd!(
@@ -203,7 +206,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         "list",
         lists::brpoplpush
     ),
-    cmd!("blmpop", -5, W | BLOCKING, 0, 0, 0, "list", lists::blmpop),
+    cmd!(
+        "blmpop",
+        -5,
+        W | BLOCKING | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "list",
+        lists::blmpop
+    ),
     // transactions
     cmd!(
         "multi",
@@ -303,6 +315,220 @@ pub static COMMANDS: &[CommandSpec] = &[
         "bitmap",
         bits::bitfield_ro
     ),
+    // sorted sets (ZRANK/ZREVRANK take Redis 7.2's WITHSCORE, so arity -3;
+    // ZMPOP and the set algebra have movable keys: 0 0 0 or the destination only)
+    cmd!("zadd", -4, W | M | F, 1, 1, 1, "sorted-set", zsets::zadd),
+    cmd!(
+        "zincrby",
+        4,
+        W | M | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zincrby
+    ),
+    cmd!("zrem", -3, W | F, 1, 1, 1, "sorted-set", zsets::zrem),
+    cmd!("zcard", 2, R | F, 1, 1, 1, "sorted-set", zsets::zcard),
+    cmd!("zscore", 3, R | F, 1, 1, 1, "sorted-set", zsets::zscore),
+    cmd!("zmscore", -3, R | F, 1, 1, 1, "sorted-set", zsets::zmscore),
+    cmd!("zrank", -3, R | F, 1, 1, 1, "sorted-set", zsets::zrank),
+    cmd!(
+        "zrevrank",
+        -3,
+        R | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrank
+    ),
+    cmd!("zrange", -4, R, 1, 1, 1, "sorted-set", zsets::zrange),
+    cmd!(
+        "zrangestore",
+        -5,
+        W | M,
+        1,
+        2,
+        1,
+        "sorted-set",
+        zsets::zrangestore
+    ),
+    cmd!("zrevrange", -4, R, 1, 1, 1, "sorted-set", zsets::zrevrange),
+    cmd!(
+        "zrangebyscore",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrangebyscore
+    ),
+    cmd!(
+        "zrevrangebyscore",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrangebyscore
+    ),
+    cmd!(
+        "zrangebylex",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrangebylex
+    ),
+    cmd!(
+        "zrevrangebylex",
+        -4,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrevrangebylex
+    ),
+    cmd!("zcount", 4, R | F, 1, 1, 1, "sorted-set", zsets::zcount),
+    cmd!(
+        "zlexcount",
+        4,
+        R | F,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zlexcount
+    ),
+    cmd!(
+        "zremrangebyrank",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebyrank
+    ),
+    cmd!(
+        "zremrangebyscore",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebyscore
+    ),
+    cmd!(
+        "zremrangebylex",
+        4,
+        W,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zremrangebylex
+    ),
+    cmd!("zpopmin", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmin),
+    cmd!("zpopmax", -2, W | F, 1, 1, 1, "sorted-set", zsets::zpopmax),
+    cmd!(
+        "zmpop",
+        -4,
+        W | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zmpop
+    ),
+    cmd!(
+        "zunion",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zunion
+    ),
+    cmd!(
+        "zinter",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zinter
+    ),
+    cmd!(
+        "zdiff",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zdiff
+    ),
+    cmd!(
+        "zunionstore",
+        -4,
+        W | M | MOVABLEKEYS,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zunionstore
+    ),
+    cmd!(
+        "zinterstore",
+        -4,
+        W | M | MOVABLEKEYS,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zinterstore
+    ),
+    cmd!(
+        "zdiffstore",
+        -4,
+        W | M | MOVABLEKEYS,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zdiffstore
+    ),
+    cmd!(
+        "zintercard",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::zintercard
+    ),
+    cmd!(
+        "zrandmember",
+        -2,
+        R,
+        1,
+        1,
+        1,
+        "sorted-set",
+        zsets::zrandmember
+    ),
+    cmd!("zscan", -3, R, 1, 1, 1, "sorted-set", zsets::zscan),
     // keys
     cmd!("del", -2, W, 1, -1, 1, "generic", keys::del),
     cmd!("unlink", -2, W | F, 1, -1, 1, "generic", keys::del),
@@ -379,7 +605,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("srandmember", -2, R, 1, 1, 1, "set", sets::srandmember),
     cmd!("smove", 4, W | F, 1, 2, 1, "set", sets::smove),
     cmd!("sinter", -2, R, 1, -1, 1, "set", sets::sinter),
-    cmd!("sintercard", -3, R, 0, 0, 0, "set", sets::sintercard),
+    cmd!(
+        "sintercard",
+        -3,
+        R | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "set",
+        sets::sintercard
+    ),
     cmd!("sinterstore", -3, W | M, 1, -1, 1, "set", sets::sinterstore),
     cmd!("sunion", -2, R, 1, -1, 1, "set", sets::sunion),
     cmd!("sunionstore", -3, W | M, 1, -1, 1, "set", sets::sunionstore),

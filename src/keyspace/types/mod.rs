@@ -12,7 +12,7 @@ mod zset;
 pub use hash::Hash;
 pub use list::{List, ORIGIN as LIST_ORIGIN};
 pub use set::Set;
-pub use zset::{Score, ZSet};
+pub use zset::{LexBound, LexRange, Score, ScoreRange, ZSet};
 
 /// A list element, hash field or value, set or sorted-set member: an exact
 /// size allocation (16 bytes where it is kept, against 32 for `Bytes`).
