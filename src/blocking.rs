@@ -19,11 +19,12 @@ use tokio::sync::oneshot;
 
 use crate::keyspace::Keyspace;
 use crate::protocol::Reply;
+use crate::state::ServerState;
 
 /// A waiter's operation on one ready key: `Ok(Some(reply))` when it
 /// served the client, `Ok(None)` when the key had nothing for it, `Err`
 /// for an error reply (a key of the wrong type).
-pub type Serve = Box<dyn FnMut(&Keyspace, usize, &[u8]) -> Result<Option<Reply>, Reply> + Send>;
+pub type Serve = Box<dyn FnMut(&ServerState, usize, &[u8]) -> Result<Option<Reply>, Reply> + Send>;
 
 pub struct Waiter {
     db: usize,
@@ -40,12 +41,12 @@ struct WaiterState {
 impl Waiter {
     /// Runs the operation on `key` if the waiter is still waiting; true
     /// when that served it.
-    fn offer(&self, keyspace: &Keyspace, key: &[u8]) -> bool {
+    fn offer(&self, server: &ServerState, key: &[u8]) -> bool {
         let mut state = self.state.lock();
         let Some(serve) = state.serve.as_mut() else {
             return false;
         };
-        match serve(keyspace, self.db, key) {
+        match serve(server, self.db, key) {
             Ok(Some(reply)) => {
                 state.serve = None;
                 if let Some(sender) = state.reply.take() {
@@ -94,7 +95,7 @@ impl Registry {
     /// the reply at once when that served it.
     pub fn block(
         &self,
-        keyspace: &Keyspace,
+        state: &ServerState,
         db: usize,
         keys: &[Bytes],
         serve: Serve,
@@ -119,6 +120,7 @@ impl Registry {
                     .push_back(waiter.clone());
             }
         }
+        let keyspace = &state.keyspace;
         keyspace.set_blocked(true);
         let mut blocked = Blocked {
             waiter,
@@ -127,7 +129,7 @@ impl Registry {
             timeout_reply,
         };
         for key in keys {
-            if blocked.waiter.offer(keyspace, key) {
+            if blocked.waiter.offer(state, key) {
                 self.release(keyspace, &blocked.waiter);
                 return Block::Served(blocked.reply.try_recv().unwrap_or(Reply::NilArray));
             }
@@ -180,7 +182,8 @@ impl Registry {
     /// Offers every ready key to its waiters, in arrival order, until the
     /// key has nothing more for them; serving may make more keys ready
     /// (BLMOVE's destination), which are served in turn.
-    pub fn serve_ready(&self, keyspace: &Keyspace) {
+    pub fn serve_ready(&self, state: &ServerState) {
+        let keyspace = &state.keyspace;
         loop {
             let ready = keyspace.take_ready_keys();
             if ready.is_empty() {
@@ -195,7 +198,7 @@ impl Registry {
                     if waiter.is_done() {
                         continue;
                     }
-                    if waiter.offer(keyspace, &key) {
+                    if waiter.offer(state, &key) {
                         self.release(keyspace, &waiter);
                     }
                 }

@@ -10,11 +10,14 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
+use super::pubsub::{notify, notify_write};
 use crate::blocking::{parse_timeout, Block, Serve};
 use crate::error;
 use crate::keyspace::types::{Collection, List, Member};
-use crate::keyspace::{EntryMut, Keyspace, Txn, Value, ValueRef};
+use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::Reply;
+use crate::pubsub::notify::{GENERIC, LIST, NEW};
+use crate::state::ServerState;
 
 /// Which end of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,17 +100,22 @@ fn push_command(
 ) -> CmdResult {
     let key = args.next_bytes()?;
     let items = args.rest();
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let pushed = ctx.ks().write(ctx.db(), key, |txn| {
         let exists = txn_has_list(txn, 0)?;
         if existing_only && !exists {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>(None);
         }
         let list = txn_list(txn, 0, true).ok_or_else(wrongtype)?;
         for item in items {
             push(list, end, item);
         }
-        Ok(Reply::Int(list.len() as i64))
-    })
+        Ok(Some((list.len(), !exists)))
+    })?;
+    let Some((len, created)) = pushed else {
+        return Ok(Reply::Int(0));
+    };
+    notify_write(ctx, created, LIST, push_event(end), key);
+    Ok(Reply::Int(len as i64))
 }
 
 /// # Format
@@ -150,25 +158,17 @@ fn pop_command(ctx: &mut Ctx<'_>, args: &mut Args<'_>, end: End) -> CmdResult {
         let name = if end == End::Left { "lpop" } else { "rpop" };
         return Err(error::wrong_arity(name));
     }
-    ctx.ks().write(ctx.db(), key, |txn| {
-        if !txn_has_list(txn, 0)? {
-            return Ok(if count.is_some() {
-                Reply::NilArray
-            } else {
-                Reply::Nil
-            });
-        }
-        let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
-        Ok(match count {
-            None => {
-                pop(list, end).map_or(Reply::Nil, |item| Reply::Bulk(Bytes::from(item.into_vec())))
-            }
-            Some(count) => {
-                let taken = count.min(list.len());
-                bulks((0..taken).filter_map(|_| pop(list, end)))
-            }
-        })
-    })
+    match (
+        count,
+        pop_some(ctx.state, ctx.db(), key, end, count.unwrap_or(1))?,
+    ) {
+        (None, None) => Ok(Reply::Nil),
+        (Some(_), None) => Ok(Reply::NilArray),
+        (None, Some(mut items)) => Ok(items
+            .pop()
+            .map_or(Reply::Nil, |item| Reply::Bulk(Bytes::from(item.into_vec())))),
+        (Some(_), Some(items)) => Ok(bulks(items)),
+    }
 }
 
 /// # Format
@@ -262,10 +262,12 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
         let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
         match position(index, list.len()) {
-            Some(at) if list.set(at, item) => Ok(Reply::OK),
+            Some(at) if list.set(at, item) => Ok(()),
             _ => Err(Reply::StaticError(error::INDEX_OUT_OF_RANGE)),
         }
-    })
+    })?;
+    notify(ctx, LIST, "lset", key);
+    Ok(Reply::OK)
 }
 
 /// # Format
@@ -279,9 +281,9 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     };
     let pivot = args.next_bytes()?;
     let item = args.next_bytes()?;
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let reply = ctx.ks().write(ctx.db(), key, |txn| {
         if !txn_has_list(txn, 0)? {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>(Reply::Int(0));
         }
         let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
         let Some(found) = list.iter().position(|x| x == pivot.as_ref()) else {
@@ -289,7 +291,11 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         };
         list.insert(found + usize::from(after), item);
         Ok(Reply::Int(list.len() as i64))
-    })
+    })?;
+    if matches!(reply, Reply::Int(len) if len > 0) {
+        notify(ctx, LIST, "linsert", key);
+    }
+    Ok(reply)
 }
 
 /// # Format
@@ -298,15 +304,22 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let count = parse_int(args.next_bytes()?)?;
     let item = args.next_bytes()?;
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (removed, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         if !txn_has_list(txn, 0)? {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((0, false));
         }
         let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
         let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
         let removed = list.remove_matching(|x| x == item.as_ref(), limit, count < 0);
-        Ok(Reply::Int(removed as i64))
-    })
+        Ok((removed, list.is_empty()))
+    })?;
+    if removed > 0 {
+        notify(ctx, LIST, "lrem", key);
+    }
+    if emptied {
+        notify(ctx, GENERIC, "del", key);
+    }
+    Ok(Reply::Int(removed as i64))
 }
 
 /// # Format
@@ -315,17 +328,24 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let start = parse_int(args.next_bytes()?)?;
     let stop = parse_int(args.next_bytes()?)?;
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let trimmed = ctx.ks().write(ctx.db(), key, |txn| {
         if !txn_has_list(txn, 0)? {
-            return Ok(Reply::OK);
+            return Ok::<_, Reply>(None);
         }
         let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
         match clamp_range(start, stop, list.len()) {
             Some((start, stop)) => list.retain_range(start, stop),
             None => list.retain_range(1, 0),
         }
-        Ok(Reply::OK)
-    })
+        Ok(Some(list.is_empty()))
+    })?;
+    if let Some(emptied) = trimmed {
+        notify(ctx, LIST, "ltrim", key);
+        if emptied {
+            notify(ctx, GENERIC, "del", key);
+        }
+    }
+    Ok(Reply::OK)
 }
 
 /// # Format
@@ -401,25 +421,57 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// Pops from `source` and pushes onto `destination` in one transaction.
 /// `None`: the source is empty or absent (nothing moved).
 fn move_one(
-    ks: &Keyspace,
+    state: &ServerState,
     db: usize,
     source: &[u8],
     destination: &[u8],
     from: End,
     to: End,
 ) -> Result<Option<Bytes>, Reply> {
-    ks.write_many([(db, source), (db, destination)], |txn| {
-        if !txn_has_list(txn, 0)? {
-            return Ok(None);
-        }
-        txn_has_list(txn, 1)?;
-        let item = txn_list(txn, 0, false)
-            .and_then(|list| pop(list, from))
-            .ok_or_else(wrongtype)?;
-        let target = txn_list(txn, 1, true).ok_or_else(wrongtype)?;
-        push(target, to, &item);
-        Ok(Some(Bytes::from(item.into_vec())))
-    })
+    let moved = state
+        .keyspace
+        .write_many([(db, source), (db, destination)], |txn| {
+            if !txn_has_list(txn, 0)? {
+                return Ok::<_, Reply>(None);
+            }
+            let created = !txn_has_list(txn, 1)?;
+            let item = txn_list(txn, 0, false)
+                .and_then(|list| pop(list, from))
+                .ok_or_else(wrongtype)?;
+            let target = txn_list(txn, 1, true).ok_or_else(wrongtype)?;
+            push(target, to, &item);
+            let emptied = txn
+                .value(0)
+                .and_then(ValueRef::as_list)
+                .is_none_or(|list| list.is_empty());
+            Ok(Some((Bytes::from(item.into_vec()), created, emptied)))
+        })?;
+    let Some((item, created, emptied)) = moved else {
+        return Ok(None);
+    };
+    if created {
+        state.notify(NEW, "new", db, destination);
+    }
+    state.notify(LIST, push_event(to), db, destination);
+    state.notify(LIST, pop_event(from), db, source);
+    if emptied {
+        state.notify(GENERIC, "del", db, source);
+    }
+    Ok(Some(item))
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
 }
 
 /// # Format
@@ -430,7 +482,7 @@ pub fn lmove(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let from = End::parse(args.next_bytes()?)?;
     let to = End::parse(args.next_bytes()?)?;
     Ok(Reply::opt_bulk(move_one(
-        ctx.ks(),
+        ctx.state,
         ctx.db(),
         source,
         destination,
@@ -445,7 +497,7 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let source = args.next_bytes()?;
     let destination = args.next_bytes()?;
     Ok(Reply::opt_bulk(move_one(
-        ctx.ks(),
+        ctx.state,
         ctx.db(),
         source,
         destination,
@@ -499,31 +551,42 @@ pub(super) fn parse_multi_pop<'a>(args: &mut Args<'a>) -> Result<MultiPop<'a>, R
 /// Pops up to `count` elements from `key` when it holds a non-empty list:
 /// `Ok(None)` when it holds nothing to pop.
 fn pop_some(
-    ks: &Keyspace,
+    state: &ServerState,
     db: usize,
     key: &[u8],
     end: End,
     count: usize,
 ) -> Result<Option<Vec<Member>>, Reply> {
-    ks.write(db, key, |txn| {
+    let popped = state.keyspace.write(db, key, |txn| {
         if !txn_has_list(txn, 0)? {
-            return Ok(None);
+            return Ok::<_, Reply>(None);
         }
         let list = txn_list(txn, 0, false).ok_or_else(wrongtype)?;
         let taken = count.min(list.len());
-        Ok(Some((0..taken).filter_map(|_| pop(list, end)).collect()))
-    })
+        let items: Vec<Member> = (0..taken).filter_map(|_| pop(list, end)).collect();
+        Ok(Some((items, list.is_empty())))
+    })?;
+    let Some((items, emptied)) = popped else {
+        return Ok(None);
+    };
+    if !items.is_empty() {
+        state.notify(LIST, pop_event(end), db, key);
+    }
+    if emptied {
+        state.notify(GENERIC, "del", db, key);
+    }
+    Ok(Some(items))
 }
 
 /// LMPOP's reply for one key: the key and what was popped from it.
 fn multi_pop_one(
-    ks: &Keyspace,
+    state: &ServerState,
     db: usize,
     key: &[u8],
     end: End,
     count: usize,
 ) -> Result<Option<Reply>, Reply> {
-    Ok(pop_some(ks, db, key, end, count)?
+    Ok(pop_some(state, db, key, end, count)?
         .map(|items| Reply::Array(vec![Reply::Bulk(Bytes::copy_from_slice(key)), bulks(items)])))
 }
 
@@ -532,7 +595,7 @@ fn multi_pop_one(
 pub fn lmpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let request = parse_multi_pop(args)?;
     for key in request.keys {
-        if let Some(reply) = multi_pop_one(ctx.ks(), ctx.db(), key, request.end, request.count)? {
+        if let Some(reply) = multi_pop_one(ctx.state, ctx.db(), key, request.end, request.count)? {
             return Ok(reply);
         }
     }
@@ -552,7 +615,7 @@ pub(super) fn block_on(
 ) -> CmdResult {
     let db = ctx.db();
     for key in keys {
-        if let Some(reply) = serve(ctx.ks(), db, key)? {
+        if let Some(reply) = serve(ctx.state, db, key)? {
             return Ok(reply);
         }
     }
@@ -563,7 +626,7 @@ pub(super) fn block_on(
     match ctx
         .state
         .blocking
-        .block(ctx.ks(), db, keys, serve, deadline, timeout_reply)
+        .block(ctx.state, db, keys, serve, deadline, timeout_reply)
     {
         Block::Served(reply) => Ok(reply),
         Block::Waiting(blocked) => {
@@ -577,8 +640,8 @@ fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args<'_>, end: End) -> CmdResult {
     let all = args.rest();
     let (timeout, keys) = all.split_last().ok_or(Reply::StaticError(error::SYNTAX))?;
     let timeout = parse_timeout(timeout)?;
-    let serve: Serve = Box::new(move |ks, db, key| {
-        Ok(pop_some(ks, db, key, end, 1)?.and_then(|mut items| {
+    let serve: Serve = Box::new(move |state, db, key| {
+        Ok(pop_some(state, db, key, end, 1)?.and_then(|mut items| {
             let item = items.pop()?;
             Some(Reply::Array(vec![
                 Reply::Bulk(Bytes::copy_from_slice(key)),
@@ -610,8 +673,9 @@ fn blocking_move(
     timeout: Option<std::time::Duration>,
 ) -> CmdResult {
     let target = destination.clone();
-    let serve: Serve =
-        Box::new(move |ks, db, key| Ok(move_one(ks, db, key, &target, from, to)?.map(Reply::Bulk)));
+    let serve: Serve = Box::new(move |state, db, key| {
+        Ok(move_one(state, db, key, &target, from, to)?.map(Reply::Bulk))
+    });
     block_on(
         ctx,
         std::slice::from_ref(source),
@@ -647,7 +711,7 @@ pub fn blmpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let timeout = parse_timeout(args.next_bytes()?)?;
     let request = parse_multi_pop(args)?;
     let (end, count) = (request.end, request.count);
-    let serve: Serve = Box::new(move |ks, db, key| multi_pop_one(ks, db, key, end, count));
+    let serve: Serve = Box::new(move |state, db, key| multi_pop_one(state, db, key, end, count));
     block_on(ctx, request.keys, timeout, Reply::NilArray, serve)
 }
 

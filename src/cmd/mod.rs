@@ -148,7 +148,7 @@ fn invoke(
     // As Redis after each command: clients blocked on keys this command
     // filled are served before anything else runs (after EXEC, not within).
     if !session.in_exec {
-        state.blocking.serve_ready(&state.keyspace);
+        state.blocking.serve_ready(state);
     }
     let micros = keyspace::unix_micros().saturating_sub(started_us);
     account(state, session, id, &reply, micros);

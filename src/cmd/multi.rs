@@ -193,7 +193,7 @@ fn exec_queue(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Rep
             });
         }
         session.in_exec = false;
-        state.blocking.serve_ready(&state.keyspace);
+        state.blocking.serve_ready(state);
         Reply::Array(replies)
     };
     end_transaction(session);
