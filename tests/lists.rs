@@ -471,7 +471,68 @@ async fn transactions_and_blocking(resp3: bool) {
     assert_eq!(int(&mut con, &["EXISTS", "jobs"]).await, 0);
 }
 
+/// BZPOPMIN/BZPOPMAX/BZMPOP block like the list pops and wake on ZADD.
+async fn sorted_set_blocking_pops(resp3: bool) {
+    let server = start().await;
+    let mut con = server.client(resp3).await;
+    let score = |s: &str| {
+        if resp3 {
+            Value::Double(s.parse().expect("a score"))
+        } else {
+            bulk(s)
+        }
+    };
+    assert_eq!(q(&mut con, &["BZPOPMIN", "none", "0.05"]).await, Value::Nil);
+    let mut waiter = server.client(resp3).await;
+    let popped = tokio::spawn(async move {
+        let reply: Value = redis::cmd("BZPOPMAX")
+            .arg("z")
+            .arg(5)
+            .query_async(&mut waiter)
+            .await
+            .expect("BZPOPMAX");
+        reply
+    });
+    let mut second = server.client(resp3).await;
+    let multi_popped = tokio::spawn(async move {
+        let reply: Value = redis::cmd("BZMPOP")
+            .arg(5)
+            .arg(1)
+            .arg("z")
+            .arg("MIN")
+            .arg("COUNT")
+            .arg(10)
+            .query_async(&mut second)
+            .await
+            .expect("BZMPOP");
+        reply
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&mut con, "clients", "blocked_clients").await < 2 {
+        assert!(Instant::now() < deadline, "clients never blocked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        int(&mut con, &["ZADD", "z", "1", "a", "2.5", "b", "3", "c"]).await,
+        3
+    );
+    assert_eq!(
+        popped.await.expect("waiter"),
+        Value::Array(vec![bulk("z"), bulk("c"), score("3")])
+    );
+    let pair = |m: &str, s: &str| Value::Array(vec![bulk(m), score(s)]);
+    assert_eq!(
+        multi_popped.await.expect("second waiter"),
+        Value::Array(vec![
+            bulk("z"),
+            Value::Array(vec![pair("a", "1"), pair("b", "2.5")])
+        ])
+    );
+    assert_eq!(int(&mut con, &["EXISTS", "z"]).await, 0);
+}
+
 both_protocols!(
+    sorted_set_blocking_pops,
     transactions_and_blocking,
     pushes_pops_and_ranges,
     edits_in_the_middle,

@@ -184,12 +184,30 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lmove", 5, W | M, 1, 2, 1, "list", lists::lmove),
     cmd!("rpoplpush", 3, W | M, 1, 2, 1, "list", lists::rpoplpush),
     cmd!("lmpop", -4, W | MOVABLEKEYS, 0, 0, 0, "list", lists::lmpop),
-    cmd!("blpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::blpop),
-    cmd!("brpop", -3, W | BLOCKING, 1, -2, 1, "list", lists::brpop),
+    cmd!(
+        "blpop",
+        -3,
+        W | NOSCRIPT | BLOCKING,
+        1,
+        -2,
+        1,
+        "list",
+        lists::blpop
+    ),
+    cmd!(
+        "brpop",
+        -3,
+        W | NOSCRIPT | BLOCKING,
+        1,
+        -2,
+        1,
+        "list",
+        lists::brpop
+    ),
     cmd!(
         "blmove",
         6,
-        W | M | BLOCKING,
+        W | M | NOSCRIPT | BLOCKING,
         1,
         2,
         1,
@@ -199,7 +217,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!(
         "brpoplpush",
         4,
-        W | M | BLOCKING,
+        W | M | NOSCRIPT | BLOCKING,
         1,
         2,
         1,
@@ -447,6 +465,36 @@ pub static COMMANDS: &[CommandSpec] = &[
         0,
         "sorted-set",
         zsets::zmpop
+    ),
+    cmd!(
+        "bzpopmin",
+        -3,
+        W | NOSCRIPT | BLOCKING | F,
+        1,
+        -2,
+        1,
+        "sorted-set",
+        zsets::bzpopmin
+    ),
+    cmd!(
+        "bzpopmax",
+        -3,
+        W | NOSCRIPT | BLOCKING | F,
+        1,
+        -2,
+        1,
+        "sorted-set",
+        zsets::bzpopmax
+    ),
+    cmd!(
+        "bzmpop",
+        -5,
+        W | BLOCKING | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted-set",
+        zsets::bzmpop
     ),
     cmd!(
         "zunion",

@@ -21,6 +21,8 @@ use crate::keyspace::types::{
 };
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{format_double, parse_i64, Reply, Version};
+use crate::pubsub::notify::{GENERIC as GENERIC_EVENTS, ZSET as ZSET_EVENTS};
+use crate::state::ServerState;
 
 /// Above this many elements a ZRANDMEMBER with a negative count is refused:
 /// Redis would stream them, strata builds the reply first.
@@ -994,6 +996,80 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             }
             Ok(Reply::NilArray)
         })
+}
+
+/// Pops from the sorted set at `key` for a blocking command: `None` when
+/// it holds nothing, with the notifications a pop fires.
+fn pop_for_blocked(
+    state: &ServerState,
+    db: usize,
+    key: &[u8],
+    highest: bool,
+    count: usize,
+) -> Result<Option<Vec<(Member, f64)>>, Reply> {
+    let popped = state.keyspace.write(db, key, |txn| {
+        let popped = pop(txn, 0, highest, count)?;
+        let emptied = txn.value(0).is_none();
+        Ok::<_, Reply>(popped.map(|p| (p, emptied)))
+    })?;
+    let Some((popped, emptied)) = popped.filter(|(p, _)| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let event = if highest { "zpopmax" } else { "zpopmin" };
+    state.notify(ZSET_EVENTS, event, db, key);
+    if emptied {
+        state.notify(GENERIC_EVENTS, "del", db, key);
+    }
+    Ok(Some(popped))
+}
+
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args<'_>, highest: bool) -> CmdResult {
+    let all = args.rest();
+    let (timeout, keys) = all.split_last().ok_or(fail(error::SYNTAX))?;
+    let timeout = crate::blocking::parse_timeout(timeout)?;
+    let serve: crate::blocking::Serve = Box::new(move |state, db, key| {
+        Ok(
+            pop_for_blocked(state, db, key, highest, 1)?.and_then(|mut popped| {
+                let (member, score) = popped.pop()?;
+                Some(Reply::Array(vec![
+                    Reply::Bulk(Bytes::copy_from_slice(key)),
+                    Reply::Bulk(Bytes::from(member.into_vec())),
+                    Reply::Double(score),
+                ]))
+            }),
+        )
+    });
+    super::lists::block_on(ctx, keys, timeout, Reply::NilArray, serve)
+}
+
+/// # Format
+/// `BZPOPMIN key [key ...] timeout`
+pub fn bzpopmin(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    blocking_pop(ctx, args, false)
+}
+
+/// # Format
+/// `BZPOPMAX key [key ...] timeout`
+pub fn bzpopmax(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    blocking_pop(ctx, args, true)
+}
+
+/// # Format
+/// `BZMPOP timeout numkeys key [key ...] <MIN | MAX> [COUNT count]`
+pub fn bzmpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    let timeout = crate::blocking::parse_timeout(args.next_bytes()?)?;
+    let (keys, highest, count) = parse_mpop(args.rest())?;
+    let serve: crate::blocking::Serve = Box::new(move |state, db, key| {
+        Ok(
+            pop_for_blocked(state, db, key, highest, count)?.map(|popped| {
+                Reply::Array(vec![
+                    Reply::Bulk(Bytes::copy_from_slice(key)),
+                    Reply::Array(popped_reply(&popped, true)),
+                ])
+            }),
+        )
+    });
+    super::lists::block_on(ctx, keys, timeout, Reply::NilArray, serve)
 }
 
 // ---------------------------------------------------------------------------
