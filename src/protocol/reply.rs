@@ -70,6 +70,31 @@ impl Reply {
     pub fn from_bulks(items: impl IntoIterator<Item = Bytes>) -> Reply {
         Reply::Array(items.into_iter().map(Reply::Bulk).collect())
     }
+
+    /// An array of bulk strings copied from borrowed slices (LRANGE,
+    /// SMEMBERS, ...): one buffer holds them all and each element is a
+    /// view of it, so a long reply costs one copy and one allocation, not
+    /// one per element.
+    pub fn bulks_copied<'a>(items: impl Iterator<Item = &'a [u8]> + Clone) -> Reply {
+        let total: usize = items.clone().map(<[u8]>::len).sum();
+        let mut buffer = bytes::BytesMut::with_capacity(total);
+        let mut ends = Vec::new();
+        for item in items {
+            buffer.extend_from_slice(item);
+            ends.push(buffer.len());
+        }
+        let buffer = buffer.freeze();
+        let mut start = 0;
+        Reply::Array(
+            ends.into_iter()
+                .map(|end| {
+                    let item = buffer.slice(start..end);
+                    start = end;
+                    Reply::Bulk(item)
+                })
+                .collect(),
+        )
+    }
 }
 
 impl From<Result<Reply, Reply>> for Reply {

@@ -81,7 +81,11 @@ impl List {
     }
 
     /// Elements `start..=stop` (already clamped by the caller).
-    pub fn range(&self, start: usize, stop: usize) -> impl DoubleEndedIterator<Item = &[u8]> {
+    pub fn range(
+        &self,
+        start: usize,
+        stop: usize,
+    ) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
         self.items.range(start..=stop).map(|m| &**m)
     }
 
