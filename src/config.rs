@@ -1044,13 +1044,14 @@ pub const COMPATIBILITY_DEFAULTS: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-flush", "no"),
     ("lfu-log-factor", "10"),
     ("lfu-decay-time", "1"),
-    ("hash-max-listpack-entries", "128"),
+    // Redis 7.0's built-in defaults (its sample redis.conf says 128 for
+    // hashes; a server started without a file uses 512), which the
+    // encodings OBJECT ENCODING reports follow.
+    ("hash-max-listpack-entries", "512"),
     ("hash-max-listpack-value", "64"),
-    ("hash-max-ziplist-entries", "128"),
+    ("hash-max-ziplist-entries", "512"),
     ("hash-max-ziplist-value", "64"),
     ("set-max-intset-entries", "512"),
-    ("set-max-listpack-entries", "128"),
-    ("set-max-listpack-value", "64"),
     ("zset-max-listpack-entries", "128"),
     ("zset-max-listpack-value", "64"),
     ("zset-max-ziplist-entries", "128"),
