@@ -256,6 +256,21 @@ enum Presence {
     /// Copied from the warm tier into memory just now.
     Promoted,
     Absent,
+    /// A large collection on disk only: the caller releases its locks, reads
+    /// it ([`Keyspace::preload`]) and tries again.
+    Deferred,
+}
+
+/// Collections with more elements than this are read from disk without
+/// their shard lock held, so a long load does not stall the shard's other keys.
+const LOAD_UNLOCKED_OVER: u64 = 1024;
+
+/// A collection this thread read from disk without its shard lock, until
+/// the retry that installs it: (db, key, record version, value).
+type Preloaded = (usize, Box<[u8]>, u64, Option<Value>);
+
+thread_local! {
+    static PRELOADED: std::cell::RefCell<Option<Preloaded>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Keyspace {
@@ -376,7 +391,19 @@ impl Keyspace {
             self.events.emit(EventKind::Expired, db, key);
             return Presence::Absent;
         }
-        match self.entry_from_stored(db, key, stored, secs_clock(now)) {
+        let preloaded = PRELOADED.with(|slot| slot.borrow_mut().take());
+        let entry = match preloaded {
+            Some((pdb, pkey, version, value))
+                if pdb == db && *pkey == *key && version == stored.version =>
+            {
+                value.map(|value| Entry::new(key, value, stored.expire_at, secs_clock(now)))
+            }
+            // Changed meanwhile (or another key's): read it under the lock.
+            Some(_) => self.entry_from_stored(db, key, stored, secs_clock(now)),
+            None if is_large_collection(&stored) => return Presence::Deferred,
+            None => self.entry_from_stored(db, key, stored, secs_clock(now)),
+        };
+        match entry {
             Some(entry) => {
                 shard.insert(hash, entry);
                 shard.counters.promotions += 1;
@@ -385,6 +412,19 @@ impl Keyspace {
             }
             None => Presence::Absent,
         }
+    }
+
+    /// Reads the collection at `key` from disk with no lock held, for the
+    /// retry of a `Presence::Deferred` settle.
+    fn preload(&self, db: usize, key: &[u8]) {
+        let Some(stored) = self.warm.as_ref().and_then(|warm| warm.get(db, key)) else {
+            return;
+        };
+        let version = stored.version;
+        let value = self
+            .entry_from_stored(db, key, stored, 0)
+            .map(|entry| entry.into_value());
+        PRELOADED.with(|slot| *slot.borrow_mut() = Some((db, key.into(), version, value)));
     }
 
     /// Builds the entry for a record read from sled; a collection's
@@ -475,8 +515,17 @@ impl Keyspace {
         let hash = self.hash(key);
         let now = now_ms();
         let mut shard = self.lock(db, hash);
-        let before = shard.bytes;
-        let presence = self.settle(&mut shard, db, hash, key, now);
+        let mut before = shard.bytes;
+        let mut presence = self.settle(&mut shard, db, hash, key, now);
+        if presence == Presence::Deferred {
+            self.account(db, &shard, before);
+            drop(shard);
+            self.preload(db, key);
+            shard = self.lock(db, hash);
+            before = shard.bytes;
+            presence = self.settle(&mut shard, db, hash, key, now);
+            forget_preloaded();
+        }
         let touch = self.touch_for(options, now);
         let promoted = presence == Presence::Promoted;
         let result = f(shard.read(hash, key, touch, promoted));
@@ -573,6 +622,31 @@ impl Keyspace {
     }
 
     fn lock_keys<'a>(&'a self, keys: impl IntoIterator<Item = (usize, &'a [u8])>) -> Txn<'a> {
+        let keys: SmallVec<[(usize, &'a [u8]); 2]> = keys.into_iter().collect();
+        let mut preloaded = false;
+        loop {
+            match self.try_lock_keys(keys.iter().copied()) {
+                Ok(txn) => {
+                    if preloaded {
+                        forget_preloaded();
+                    }
+                    return txn;
+                }
+                // Each retry finds one more large collection in memory.
+                Err((db, key)) => {
+                    self.preload(db, key);
+                    preloaded = true;
+                }
+            }
+        }
+    }
+
+    /// Locks the keys' shards and settles each key; `Err` names a large
+    /// collection to read from disk with the locks released first.
+    fn try_lock_keys<'a>(
+        &'a self,
+        keys: impl IntoIterator<Item = (usize, &'a [u8])>,
+    ) -> Result<Txn<'a>, (usize, &'a [u8])> {
         let now = now_ms();
         let mut txn = Txn {
             keyspace: self,
@@ -607,10 +681,22 @@ impl Keyspace {
         }
         for key in txn.keys.iter_mut() {
             key.guard = order.binary_search(&(key.db, key.guard)).unwrap_or(0);
-            let presence = self.settle(&mut txn.guards[key.guard], key.db, key.hash, key.key, now);
-            key.promoted = presence == Presence::Promoted;
         }
-        txn
+        for i in 0..txn.keys.len() {
+            let TxnKey {
+                key,
+                hash,
+                guard,
+                db,
+                ..
+            } = txn.keys[i];
+            let presence = self.settle(&mut txn.guards[guard], db, hash, key, now);
+            if presence == Presence::Deferred {
+                return Err((db, key));
+            }
+            txn.keys[i].promoted = presence == Presence::Promoted;
+        }
+        Ok(txn)
     }
 
     /// Number of keys in `db` (keys past their deadline but not yet swept
@@ -1110,6 +1196,18 @@ impl Keyspace {
 
 /// Rebuilds a hot-tier entry from a warm record; `None` for a kind this
 /// version cannot decode.
+/// Drops a preloaded collection another thread installed first, so it
+/// does not stay in this thread's slot.
+fn forget_preloaded() {
+    PRELOADED.with(|slot| slot.borrow_mut().take());
+}
+
+/// Whether a record is a collection too large to read under its shard lock.
+fn is_large_collection(stored: &Stored) -> bool {
+    warm::is_collection(stored.kind)
+        && CollectionMeta::decode(&stored.payload).is_ok_and(|meta| meta.len > LOAD_UNLOCKED_OVER)
+}
+
 /// What the warm tier stores for a string entry: (kind, payload).
 fn entry_payload(entry: &Entry) -> (u8, &[u8]) {
     match entry.value() {
@@ -1652,6 +1750,37 @@ mod tests {
         assert!(moved);
         assert!(ks.read(0, b"gone", ReadOptions::default(), |e| e.is_none()));
         assert_eq!(ks.dbsize(0), 2);
+    }
+
+    #[test]
+    fn large_collections_load_without_their_shard_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let items: Vec<Vec<u8>> = (0..3 * LOAD_UNLOCKED_OVER)
+            .map(|i| format!("item-{i}").into_bytes())
+            .collect();
+        {
+            let ks = open_warm(dir.path());
+            with_list(&ks, 0, b"read", |list| {
+                items.iter().for_each(|i| list.push_back(i))
+            });
+            with_list(&ks, 0, b"written", |list| {
+                items.iter().for_each(|i| list.push_back(i))
+            });
+            ks.close();
+        }
+        let ks = open_warm(dir.path());
+        // Read path: deferred, preloaded, installed on the retry.
+        assert_eq!(list_of(&ks, 0, b"read"), Some(items.clone()));
+        // Write path (a transaction over two keys, one of them large).
+        ks.write_many([(0, &b"written"[..]), (0, &b"other"[..])], |txn| {
+            let list = txn.entry_mut(0).and_then(EntryMut::list_mut).unwrap();
+            list.push_back(b"last");
+        });
+        let mut expected = items.clone();
+        expected.push(b"last".to_vec());
+        assert_eq!(list_of(&ks, 0, b"written"), Some(expected));
+        assert_eq!(ks.totals().counters.promotions, 2);
+        assert!(PRELOADED.with(|slot| slot.borrow().is_none()));
     }
 
     #[test]

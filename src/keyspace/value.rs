@@ -346,6 +346,18 @@ impl Entry {
         }
     }
 
+    /// The value, taken out of the entry.
+    pub(super) fn into_value(self) -> Value {
+        match self.heap.map(|heap| *heap) {
+            None => Value::Str(Bytes::copy_from_slice(unpack(&self.bytes).1)),
+            Some(Heap::Raw(data)) => Value::Str(Bytes::from(data)),
+            Some(Heap::List(c)) => Value::List(c),
+            Some(Heap::Hash(c)) => Value::Hash(c),
+            Some(Heap::Set(c)) => Value::Set(c),
+            Some(Heap::ZSet(c)) => Value::ZSet(c),
+        }
+    }
+
     /// The value when it is a collection.
     pub fn collection(&self) -> Option<&dyn Collection> {
         self.heap.as_deref().and_then(Heap::collection)
