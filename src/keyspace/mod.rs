@@ -566,9 +566,16 @@ impl Keyspace {
                 self.events.emit(EventKind::Expired, db, key);
                 f(None)
             }
-            Some(stored) => f(self
-                .entry_from_stored(db, key, stored, secs_clock(now))
-                .as_ref()),
+            Some(stored) => {
+                // Nothing is installed, so a long read needs no lock (the
+                // answer is what the key held when the read began).
+                if is_large_collection(&stored) {
+                    drop(shard);
+                }
+                f(self
+                    .entry_from_stored(db, key, stored, secs_clock(now))
+                    .as_ref())
+            }
             None => f(None),
         }
     }
