@@ -99,6 +99,9 @@ pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than nu
 pub const RANDOM_COUNT_TOO_LARGE: &str =
     "ERR count is too large: strata answers at most 1048576 random elements";
 
+// SORT.
+pub const SORT_SCORES_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
+
 pub fn unsupported_option(option: &[u8]) -> Reply {
     Reply::Error(format!(
         "ERR Unsupported option {}",

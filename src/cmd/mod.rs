@@ -17,6 +17,7 @@ mod multi;
 mod pubsub;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 pub mod table;
 mod zsets;

@@ -1131,6 +1131,7 @@ fn acl_categories(entry: &Registered) -> Vec<&'static str> {
     let (add, remove): (&[&str], &[&str]) = match entry.full_name.as_str() {
         "keys" | "info" => (&["dangerous"], &[]),
         "dbsize" => (&["keyspace"], &[]),
+        "sort" | "sort_ro" => (&["set", "sortedset", "list", "dangerous"], &["keyspace"]),
         "flushdb" | "flushall" | "swapdb" => (&["keyspace", "dangerous"], &[]),
         "lastsave" => (&["admin", "dangerous"], &[]),
         "wait" => (&["connection"], &["keyspace"]),

@@ -604,6 +604,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("renamenx", 3, W | F, 1, 2, 1, "generic", keys::renamenx),
     cmd!("copy", -3, W | M, 1, 2, 1, "generic", keys::copy),
     cmd!("move", 3, W | F, 1, 1, 1, "generic", keys::move_key),
+    cmd!(
+        "sort",
+        -2,
+        W | M | MOVABLEKEYS,
+        1,
+        1,
+        1,
+        "generic",
+        super::sort::sort
+    ),
+    cmd!(
+        "sort_ro",
+        -2,
+        R | MOVABLEKEYS,
+        1,
+        1,
+        1,
+        "generic",
+        super::sort::sort_ro
+    ),
     cmd!("keys", 2, R, 0, 0, 0, "generic", keys::keys),
     cmd!("scan", -2, R, 0, 0, 0, "generic", keys::scan),
     cmd!("randomkey", 1, R, 0, 0, 0, "generic", keys::randomkey),
