@@ -10,11 +10,13 @@ use super::args::{Args, CmdResult};
 use super::context::Ctx;
 use super::keys::parse_cursor;
 use super::long_double::{self, Finite, LongDouble};
+use super::pubsub::{keymiss, notify, notify_write};
 use super::sets::{random_count, MAX_RANDOM_REPLY};
 use crate::error;
 use crate::keyspace::types::{Collection, Hash};
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{int_text, parse_i64, Reply, Version};
+use crate::pubsub::notify::{GENERIC, HASH};
 
 fn fail(text: &'static str) -> Reply {
     Reply::StaticError(text)
@@ -25,9 +27,13 @@ fn as_hash(value: ValueRef<'_>) -> Result<&Hash, Reply> {
 }
 
 /// Runs `f` on the hash at `key` (`None` when missing) under its shard lock,
-/// counting a hit or miss; WRONGTYPE for a key of another type.
+/// counting a hit or miss (and firing `keymiss`, as Redis's `lookupKeyRead`
+/// does); WRONGTYPE for a key of another type.
 fn read_hash<R>(ctx: &Ctx<'_>, key: &[u8], f: impl FnOnce(Option<&Hash>) -> R) -> Result<R, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         let hash = entry.map(|entry| as_hash(entry.value())).transpose()?;
         Ok(f(hash))
     })
@@ -173,7 +179,8 @@ fn set_pairs(
     if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(error::wrong_arity(command));
     }
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (added, created) = ctx.ks().write(ctx.db(), key, |txn| {
+        let created = txn_hash(txn, 0)?.is_none();
         let hash = hash_mut(txn, 0)?;
         let added = pairs
             .chunks_exact(2)
@@ -182,8 +189,11 @@ fn set_pairs(
                 _ => false,
             })
             .count();
-        Ok(reply(added))
-    })
+        Ok::<_, Reply>((added, created))
+    })?;
+    // Fired even when every field was already there with that value.
+    notify_write(ctx, created, HASH, "hset", key);
+    Ok(reply(added))
 }
 
 /// # Format
@@ -204,13 +214,20 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let value = args.next_bytes()?;
-    ctx.ks().write(ctx.db(), key, |txn| {
-        if txn_hash(txn, 0)?.is_some_and(|hash| hash.contains(field)) {
-            return Ok(Reply::Int(0));
+    let set = ctx.ks().write(ctx.db(), key, |txn| {
+        let hash = txn_hash(txn, 0)?;
+        if hash.is_some_and(|hash| hash.contains(field)) {
+            return Ok::<_, Reply>(None);
         }
+        let created = hash.is_none();
         hash_mut(txn, 0)?.insert(field, value);
-        Ok(Reply::Int(1))
-    })
+        Ok(Some(created))
+    })?;
+    let Some(created) = set else {
+        return Ok(Reply::Int(0));
+    };
+    notify_write(ctx, created, HASH, "hset", key);
+    Ok(Reply::Int(1))
 }
 
 /// # Format
@@ -247,17 +264,24 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (removed, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         // Only a hash that loses a field is written back.
         let present =
             txn_hash(txn, 0)?.is_some_and(|hash| fields.iter().any(|field| hash.contains(field)));
         if !present {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((0, false));
         }
         let hash = hash_mut(txn, 0)?;
         let removed = fields.iter().filter(|field| hash.remove(field)).count();
-        Ok(len_reply(removed))
-    })
+        Ok((removed, hash.is_empty()))
+    })?;
+    if removed > 0 {
+        notify(ctx, HASH, "hdel", key);
+    }
+    if emptied {
+        notify(ctx, GENERIC, "del", key);
+    }
+    Ok(len_reply(removed))
 }
 
 /// # Format
@@ -343,8 +367,10 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let field = args.next_bytes()?;
     // Redis reads the increment before it looks the key up.
     let increment = args.next_i64()?;
-    ctx.ks().write(ctx.db(), key, |txn| {
-        let current = match txn_hash(txn, 0)?.and_then(|hash| hash.get(field)) {
+    let (value, created) = ctx.ks().write(ctx.db(), key, |txn| {
+        let hash = txn_hash(txn, 0)?;
+        let created = hash.is_none();
+        let current = match hash.and_then(|hash| hash.get(field)) {
             Some(text) => parse_i64(text).ok_or(fail(error::HASH_NOT_INTEGER))?,
             None => 0,
         };
@@ -352,8 +378,10 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             .checked_add(increment)
             .ok_or(fail(error::OVERFLOW))?;
         hash_mut(txn, 0)?.insert(field, &int_text(value));
-        Ok(Reply::Int(value))
-    })
+        Ok::<_, Reply>((value, created))
+    })?;
+    notify_write(ctx, created, HASH, "hincrby", key);
+    Ok(Reply::Int(value))
 }
 
 /// # Format
@@ -370,8 +398,10 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     if matches!(increment, LongDouble::Infinite { .. }) {
         return Err(fail(error::VALUE_NAN_OR_INFINITY));
     }
-    ctx.ks().write(ctx.db(), key, |txn| {
-        let current = match txn_hash(txn, 0)?.and_then(|hash| hash.get(field)) {
+    let (text, created) = ctx.ks().write(ctx.db(), key, |txn| {
+        let hash = txn_hash(txn, 0)?;
+        let created = hash.is_none();
+        let current = match hash.and_then(|hash| hash.get(field)) {
             Some(text) => long_double::parse(text).ok_or(fail(error::HASH_NOT_FLOAT))?,
             None => LongDouble::Finite(Finite::ZERO),
         };
@@ -380,8 +410,10 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             .ok_or(fail(error::NAN_OR_INFINITY))?;
         let text = Bytes::from(sum.to_human());
         hash_mut(txn, 0)?.insert(field, &text);
-        Ok(Reply::Bulk(text))
-    })
+        Ok::<_, Reply>((text, created))
+    })?;
+    notify_write(ctx, created, HASH, "hincrbyfloat", key);
+    Ok(Reply::Bulk(text))
 }
 
 // ---------------------------------------------------------------------------

@@ -13,10 +13,12 @@ use super::args::{Args, CmdResult};
 use super::context::Ctx;
 use super::hashes::{scan_page, ScanOptions};
 use super::keys::parse_cursor;
+use super::pubsub::{keymiss, notify, notify_write};
 use crate::error;
 use crate::keyspace::types::{Collection, Set, MAX_INTSET_ENTRIES};
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{parse_i64, Reply};
+use crate::pubsub::notify::{GENERIC, NEW, SET};
 
 /// Most elements a negative SRANDMEMBER or HRANDFIELD count may ask for.
 /// Redis builds a reply of any length (a client can make it run out of
@@ -32,9 +34,13 @@ fn as_set(value: ValueRef<'_>) -> Result<&Set, Reply> {
 }
 
 /// Runs `f` on the set at `key` (`None` when missing) under its shard lock,
-/// counting a hit or miss; WRONGTYPE for a key of another type.
+/// counting a hit or miss (and firing `keymiss`, as Redis's `lookupKeyRead`
+/// does); WRONGTYPE for a key of another type.
 fn read_set<R>(ctx: &Ctx<'_>, key: &[u8], f: impl FnOnce(Option<&Set>) -> R) -> Result<R, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         let set = entry.map(|entry| as_set(entry.value())).transpose()?;
         Ok(f(set))
     })
@@ -98,10 +104,15 @@ pub(super) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
 pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let members = args.rest();
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (added, created) = ctx.ks().write(ctx.db(), key, |txn| {
+        let created = txn_set(txn, 0)?.is_none();
         let set = set_mut(txn, 0)?;
-        Ok(len_reply(members.iter().filter(|m| set.insert(m)).count()))
-    })
+        Ok::<_, Reply>((members.iter().filter(|m| set.insert(m)).count(), created))
+    })?;
+    if added > 0 {
+        notify_write(ctx, created, SET, "sadd", key);
+    }
+    Ok(len_reply(added))
 }
 
 /// # Format
@@ -109,15 +120,23 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let members = args.rest();
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (removed, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         // Only a set that loses a member is written back.
         let present = txn_set(txn, 0)?.is_some_and(|set| members.iter().any(|m| set.contains(m)));
         if !present {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((0, false));
         }
         let set = set_mut(txn, 0)?;
-        Ok(len_reply(members.iter().filter(|m| set.remove(m)).count()))
-    })
+        let removed = members.iter().filter(|m| set.remove(m)).count();
+        Ok((removed, set.is_empty()))
+    })?;
+    if removed > 0 {
+        notify(ctx, SET, "srem", key);
+    }
+    if emptied {
+        notify(ctx, GENERIC, "del", key);
+    }
+    Ok(len_reply(removed))
 }
 
 /// # Format
@@ -169,19 +188,38 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let member = args.next_bytes()?;
     let db = ctx.db();
     let keys = [(db, source.as_ref()), (db, destination.as_ref())];
-    ctx.ks().write_many(keys, |txn| {
+    // `None`: nothing moved, the reply says whether the member is there.
+    let moved = ctx.ks().write_many(keys, |txn| {
         let Some(from) = txn_set(txn, 0)? else {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((false, None));
         };
         let found = from.contains(member);
-        txn_set(txn, 1)?;
+        let created = txn_set(txn, 1)?.is_none();
         if source == destination || !found {
-            return Ok(Reply::Int(i64::from(found)));
+            return Ok((found, None));
         }
-        set_mut(txn, 0)?.remove(member);
-        set_mut(txn, 1)?.insert(member);
-        Ok(Reply::Int(1))
-    })
+        let from = set_mut(txn, 0)?;
+        from.remove(member);
+        let emptied = from.is_empty();
+        let added = set_mut(txn, 1)?.insert(member);
+        Ok((true, Some((emptied, created, added))))
+    })?;
+    let (emptied, created, added) = match moved {
+        (_, Some(moved)) => moved,
+        (found, None) => return Ok(Reply::Int(i64::from(found))),
+    };
+    // Redis's order: the source's events, then the destination's.
+    notify(ctx, SET, "srem", source);
+    if emptied {
+        notify(ctx, GENERIC, "del", source);
+    }
+    if created {
+        notify(ctx, NEW, "new", destination);
+    }
+    if added {
+        notify(ctx, SET, "sadd", destination);
+    }
+    Ok(Reply::Int(1))
 }
 
 // ---------------------------------------------------------------------------
@@ -202,27 +240,33 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 .ok_or(fail(error::MUST_BE_POSITIVE))?,
         ),
     };
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (reply, popped, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         let Some(set) = txn_set(txn, 0)? else {
-            return Ok(if count.is_some() {
+            let reply = if count.is_some() {
                 Reply::Set(Vec::new())
             } else {
                 Reply::Nil
-            });
+            };
+            return Ok::<_, Reply>((reply, false, false));
         };
         let len = set.len();
         let Some(count) = count else {
             let set = set_mut(txn, 0)?;
             let popped = set.remove_index(rand::thread_rng().gen_range(0..len));
-            return Ok(popped.map_or(Reply::Nil, |m| bulk(&m)));
+            let emptied = set.is_empty();
+            return Ok((
+                popped.as_ref().map_or(Reply::Nil, |m| bulk(m)),
+                popped.is_some(),
+                emptied,
+            ));
         };
         if count == 0 {
-            return Ok(Reply::Set(Vec::new()));
+            return Ok((Reply::Set(Vec::new()), false, false));
         }
         if count >= len as u64 {
             let reply = set_reply(set.iter().collect());
             txn.remove(0);
-            return Ok(reply);
+            return Ok((reply, true, true));
         }
         let count = count as usize;
         let set = set_mut(txn, 0)?;
@@ -239,8 +283,15 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         if (len - count).saturating_mul(5) <= count {
             set.reencode();
         }
-        Ok(Reply::Set(popped))
-    })
+        Ok((Reply::Set(popped), true, false))
+    })?;
+    if popped {
+        notify(ctx, SET, "spop", key);
+    }
+    if emptied {
+        notify(ctx, GENERIC, "del", key);
+    }
+    Ok(reply)
 }
 
 /// # Format
@@ -289,15 +340,30 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 // ---------------------------------------------------------------------------
 // Algebra
 
-/// The sets at keys `first..` of a transaction (`None`: missing, an empty
-/// set); WRONGTYPE as soon as one key holds another type, even after a
-/// missing one, as Redis 7 checks them all.
-fn sets_of<'t>(
-    txn: &'t Txn<'_>,
+/// The sets at `keys`, keys `first..` of a transaction (`None`: missing, an
+/// empty set), read as Redis's `lookupKeyRead` reads each in turn: counted
+/// as a hit or miss, a missing one firing `keymiss`; WRONGTYPE as soon as
+/// one key holds another type, even after a missing one, as Redis 7 checks
+/// them all.
+fn read_sets<'t>(
+    ctx: &Ctx<'_>,
+    txn: &'t mut Txn<'_>,
     first: usize,
-    count: usize,
+    keys: &[Bytes],
 ) -> Result<Vec<Option<&'t Set>>, Reply> {
-    (first..first + count).map(|i| txn_set(txn, i)).collect()
+    for i in first..first + keys.len() {
+        txn.count_read(i);
+    }
+    let txn: &'t Txn<'_> = txn;
+    let mut sets = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        let set = txn_set(txn, first + i)?;
+        if set.is_none() {
+            keymiss(ctx, key);
+        }
+        sets.push(set);
+    }
+    Ok(sets)
 }
 
 /// Members of every set; empty when one is missing. Stops at `limit`
@@ -377,6 +443,14 @@ impl Op {
             Op::Diff => difference(sets),
         }
     }
+
+    fn store_event(self) -> &'static str {
+        match self {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        }
+    }
 }
 
 /// SINTER, SUNION, SDIFF: every key locked at once, each read counted as
@@ -386,10 +460,7 @@ fn combine(ctx: &Ctx<'_>, args: &Args<'_>, op: Op) -> CmdResult {
     let db = ctx.db();
     ctx.ks()
         .write_many(keys.iter().map(|key| (db, key.as_ref())), |txn| {
-            for i in 0..keys.len() {
-                txn.count_read(i);
-            }
-            let sets = sets_of(txn, 0, keys.len())?;
+            let sets = read_sets(ctx, txn, 0, keys)?;
             Ok(set_reply(op.apply(&sets)))
         })
 }
@@ -403,8 +474,8 @@ fn combine_store(ctx: &Ctx<'_>, args: &mut Args<'_>, op: Op) -> CmdResult {
     let keys = std::iter::once(destination)
         .chain(sources)
         .map(|key| (db, key.as_ref()));
-    ctx.ks().write_many(keys, |txn| {
-        let sets = sets_of(txn, 1, sources.len())?;
+    let (len, existed) = ctx.ks().write_many(keys, |txn| {
+        let sets = read_sets(ctx, txn, 1, sources)?;
         let mut result = Set::default();
         for member in op.apply(&sets) {
             result.insert(member);
@@ -413,13 +484,20 @@ fn combine_store(ctx: &Ctx<'_>, args: &mut Args<'_>, op: Op) -> CmdResult {
             result.convert_to_hashtable();
         }
         let len = result.len();
+        let existed = txn.exists(0);
         if len == 0 {
             txn.remove(0);
         } else {
             txn.insert(0, Value::Set(result), None);
         }
-        Ok(len_reply(len))
-    })
+        Ok::<_, Reply>((len, existed))
+    })?;
+    if len > 0 {
+        notify_write(ctx, !existed, SET, op.store_event(), destination);
+    } else if existed {
+        notify(ctx, GENERIC, "del", destination);
+    }
+    Ok(len_reply(len))
 }
 
 /// # Format
@@ -485,10 +563,7 @@ pub fn sintercard(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let db = ctx.db();
     ctx.ks()
         .write_many(keys.iter().map(|key| (db, key.as_ref())), |txn| {
-            for i in 0..keys.len() {
-                txn.count_read(i);
-            }
-            let sets = sets_of(txn, 0, keys.len())?;
+            let sets = read_sets(ctx, txn, 0, keys)?;
             Ok(len_reply(intersection(&sets, limit).len()))
         })
 }

@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
+use super::pubsub::{keymiss, notify, notify_write};
 use crate::error;
 use crate::keyspace::types::{
     Collection, LexBound, LexRange, Member, Score, ScoreRange, Set, ZSet, MAX_LISTPACK_ENTRIES,
@@ -50,9 +51,13 @@ fn zset_of(value: ValueRef<'_>) -> Result<&ZSet, Reply> {
 }
 
 /// Runs `f` on the sorted set at `key` under its shard lock, counting a hit
-/// or miss; `None` when the key is missing.
+/// or miss (a miss fires `keymiss`, as Redis's `lookupKeyRead` does);
+/// `None` when the key is missing.
 fn with_zset<R>(ctx: &Ctx<'_>, key: &[u8], f: impl FnOnce(&ZSet) -> R) -> Result<Option<R>, Reply> {
     ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        if entry.is_none() {
+            keymiss(ctx, key);
+        }
         entry.map(|entry| zset_of(entry.value()).map(f)).transpose()
     })
 }
@@ -62,6 +67,22 @@ fn zset_mut<'t>(txn: &'t mut Txn<'_>, i: usize) -> Result<&'t mut ZSet, Reply> {
     txn.entry_mut(i)
         .and_then(EntryMut::zset_mut)
         .ok_or_else(wrongtype)
+}
+
+/// Whether key `i` holds no members after a change: the keyspace deletes an
+/// emptied collection only when the transaction ends.
+fn left_empty(txn: &Txn<'_>, i: usize) -> bool {
+    txn.value(i)
+        .and_then(ValueRef::as_zset)
+        .is_none_or(|zset| zset.is_empty())
+}
+
+/// Redis's `del` for a key the command deleted (emptied, or replaced by an
+/// empty result).
+fn notify_deleted(ctx: &Ctx<'_>, deleted: bool, key: &[u8]) {
+    if deleted {
+        notify(ctx, GENERIC_EVENTS, "del", key);
+    }
 }
 
 fn bulk(member: &[u8]) -> Reply {
@@ -402,7 +423,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, incr: bool) -> CmdResult
         .map(|arg| parse_score(arg).ok_or(fail(error::NOT_FLOAT)))
         .collect::<Result<Vec<f64>, Reply>>()?;
     let members = pairs.iter().skip(1).step_by(2);
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (reply, changed, created) = ctx.ks().write(ctx.db(), key, |txn| {
         let (mut added, mut updated, mut processed) = (0usize, 0usize, 0usize);
         let mut last = 0.0;
         let exists = match txn.value(0) {
@@ -427,7 +448,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, incr: bool) -> CmdResult
                 last = score;
             }
         }
-        Ok(if f.incr {
+        let reply = if f.incr {
             if processed > 0 {
                 Reply::Double(last)
             } else {
@@ -435,8 +456,15 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, incr: bool) -> CmdResult
             }
         } else {
             count_reply(if ch { added + updated } else { added })
-        })
-    })
+        };
+        Ok::<_, Reply>((reply, added + updated > 0, !exists))
+    })?;
+    // An INCR that leaves the score as it was changes nothing: no event.
+    if changed {
+        let event = if f.incr { "zincr" } else { "zadd" };
+        notify_write(ctx, created, ZSET_EVENTS, event, key);
+    }
+    Ok(reply)
 }
 
 /// # Format
@@ -459,13 +487,13 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let members = args.rest();
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (deleted, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         let Some(value) = txn.value(0) else {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((0, false));
         };
         let zset = zset_of(value)?;
         if !members.iter().any(|m| zset.score(m).is_some()) {
-            return Ok(Reply::Int(0));
+            return Ok((0, false));
         }
         let zset = zset_mut(txn, 0)?;
         let mut deleted = 0;
@@ -477,8 +505,13 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 break;
             }
         }
-        Ok(count_reply(deleted))
-    })
+        Ok((deleted, zset.is_empty()))
+    })?;
+    if deleted > 0 {
+        notify(ctx, ZSET_EVENTS, "zrem", key);
+    }
+    notify_deleted(ctx, emptied, key);
+    Ok(count_reply(deleted))
 }
 
 /// # Format
@@ -717,8 +750,11 @@ fn zrange_generic(
 
 fn zrange_store(ctx: &Ctx<'_>, dst: &[u8], key: &[u8], request: &RangeRequest<'_>) -> CmdResult {
     let db = ctx.db();
-    ctx.ks().write_many([(db, dst), (db, key)], |txn| {
+    let stored = ctx.ks().write_many([(db, dst), (db, key)], |txn| {
         txn.count_read(1);
+        if !txn.exists(1) {
+            keymiss(ctx, key);
+        }
         let result = match txn.value(1) {
             Some(value) => {
                 let selected = request.select(zset_of(value)?);
@@ -738,20 +774,42 @@ fn zrange_store(ctx: &Ctx<'_>, dst: &[u8], key: &[u8], request: &RangeRequest<'_
             }
             None => ZSet::default(),
         };
-        Ok(store_result(txn, 0, result))
-    })
+        Ok::<_, Reply>(store_result(txn, 0, result))
+    })?;
+    Ok(stored.notify(ctx, "zrangestore", dst))
+}
+
+/// What a STORE form did to its destination.
+struct Stored {
+    len: usize,
+    /// The destination held a key (of any type) before.
+    existed: bool,
+}
+
+impl Stored {
+    /// Redis's events for the destination (`new` and `event` for a stored
+    /// result, `del` when an empty one removed a key); the reply is the
+    /// stored size.
+    fn notify(&self, ctx: &Ctx<'_>, event: &str, dst: &[u8]) -> Reply {
+        if self.len > 0 {
+            notify_write(ctx, !self.existed, ZSET_EVENTS, event, dst);
+        } else {
+            notify_deleted(ctx, self.existed, dst);
+        }
+        count_reply(self.len)
+    }
 }
 
 /// Replaces key `i` with `result` (its TTL cleared), or deletes it when
-/// `result` is empty; the reply is the stored size.
-fn store_result(txn: &mut Txn<'_>, i: usize, result: ZSet) -> Reply {
+/// `result` is empty.
+fn store_result(txn: &mut Txn<'_>, i: usize, result: ZSet) -> Stored {
     let len = result.len();
-    if len == 0 {
-        txn.remove(i);
+    let existed = if len == 0 {
+        txn.remove(i).is_some()
     } else {
-        txn.insert(i, Value::ZSet(result), None);
-    }
-    count_reply(len)
+        txn.insert(i, Value::ZSet(result), None).is_some()
+    };
+    Stored { len, existed }
 }
 
 /// # Format
@@ -817,10 +875,10 @@ pub fn zlexcount(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 // ---------------------------------------------------------------------------
 // ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX
 
-fn zremrange(ctx: &Ctx<'_>, key: &[u8], range: Range<'_>) -> CmdResult {
-    ctx.ks().write(ctx.db(), key, |txn| {
+fn zremrange(ctx: &Ctx<'_>, key: &[u8], range: Range<'_>, event: &str) -> CmdResult {
+    let (removed, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         let Some(value) = txn.value(0) else {
-            return Ok(Reply::Int(0));
+            return Ok::<_, Reply>((0, false));
         };
         let zset = zset_of(value)?;
         let rank = match range {
@@ -829,7 +887,7 @@ fn zremrange(ctx: &Ctx<'_>, key: &[u8], range: Range<'_>) -> CmdResult {
                 let start = if start < 0 { start + len } else { start }.max(0);
                 let end = if end < 0 { end + len } else { end };
                 if start > end || start >= len {
-                    return Ok(Reply::Int(0));
+                    return Ok((0, false));
                 }
                 // Both within 0..len here.
                 Some((start as usize, end.min(len - 1) as usize))
@@ -846,8 +904,13 @@ fn zremrange(ctx: &Ctx<'_>, key: &[u8], range: Range<'_>) -> CmdResult {
             }
             _ => 0,
         };
-        Ok(count_reply(removed))
-    })
+        Ok((removed, removed > 0 && left_empty(txn, 0)))
+    })?;
+    if removed > 0 {
+        notify(ctx, ZSET_EVENTS, event, key);
+    }
+    notify_deleted(ctx, emptied, key);
+    Ok(count_reply(removed))
 }
 
 /// # Format
@@ -856,7 +919,7 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let end = args.next_i64()?;
-    zremrange(ctx, key, Range::Rank(start, end))
+    zremrange(ctx, key, Range::Rank(start, end), "zremrangebyrank")
 }
 
 /// # Format
@@ -864,7 +927,7 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let range = parse_score_range(args.next_bytes()?, args.next_bytes()?)?;
-    zremrange(ctx, key, Range::Score(range))
+    zremrange(ctx, key, Range::Score(range), "zremrangebyscore")
 }
 
 /// # Format
@@ -872,7 +935,7 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let key = args.next_bytes()?;
     let range = parse_lex_range(args.next_bytes()?, args.next_bytes()?)?;
-    zremrange(ctx, key, Range::Lex(range))
+    zremrange(ctx, key, Range::Lex(range), "zremrangebylex")
 }
 
 // ---------------------------------------------------------------------------
@@ -929,10 +992,24 @@ fn zpop_generic(ctx: &mut Ctx<'_>, args: &mut Args<'_>, highest: bool) -> CmdRes
     // RESP3 nests pairs only when a count was given (Redis 7.0).
     let nested = resp3(ctx) && count.is_some();
     let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
-    ctx.ks().write(ctx.db(), key, |txn| {
+    let (popped, emptied) = ctx.ks().write(ctx.db(), key, |txn| {
         let popped = pop(txn, 0, highest, count)?.unwrap_or_default();
-        Ok(Reply::Array(popped_reply(&popped, nested)))
-    })
+        let emptied = !popped.is_empty() && left_empty(txn, 0);
+        Ok::<_, Reply>((popped, emptied))
+    })?;
+    if !popped.is_empty() {
+        notify(ctx, ZSET_EVENTS, pop_event(highest), key);
+    }
+    notify_deleted(ctx, emptied, key);
+    Ok(Reply::Array(popped_reply(&popped, nested)))
+}
+
+fn pop_event(highest: bool) -> &'static str {
+    if highest {
+        "zpopmax"
+    } else {
+        "zpopmin"
+    }
 }
 
 /// # Format
@@ -982,20 +1059,30 @@ pub(super) fn parse_mpop(args: &[Bytes]) -> Result<(&[Bytes], bool, usize), Repl
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let (keys, highest, count) = parse_mpop(args.rest())?;
     let db = ctx.db();
-    ctx.ks()
+    let popped = ctx
+        .ks()
         .write_many(keys.iter().map(|k| (db, k.as_ref())), |txn| {
             // The first key that exists decides, as in Redis: a later
             // key of another type is not looked at.
             for (i, key) in keys.iter().enumerate() {
                 if let Some(popped) = pop(txn, i, highest, count)? {
-                    return Ok(Reply::Array(vec![
-                        Reply::Bulk(key.clone()),
-                        Reply::Array(popped_reply(&popped, true)),
-                    ]));
+                    let emptied = !popped.is_empty() && left_empty(txn, i);
+                    return Ok::<_, Reply>(Some((key, popped, emptied)));
                 }
             }
-            Ok(Reply::NilArray)
-        })
+            Ok(None)
+        })?;
+    let Some((key, popped, emptied)) = popped else {
+        return Ok(Reply::NilArray);
+    };
+    if !popped.is_empty() {
+        notify(ctx, ZSET_EVENTS, pop_event(highest), key);
+    }
+    notify_deleted(ctx, emptied, key);
+    Ok(Reply::Array(vec![
+        Reply::Bulk(key.clone()),
+        Reply::Array(popped_reply(&popped, true)),
+    ]))
 }
 
 /// Pops from the sorted set at `key` for a blocking command: `None` when
@@ -1009,14 +1096,13 @@ fn pop_for_blocked(
 ) -> Result<Option<Vec<(Member, f64)>>, Reply> {
     let popped = state.keyspace.write(db, key, |txn| {
         let popped = pop(txn, 0, highest, count)?;
-        let emptied = txn.value(0).is_none();
+        let emptied = left_empty(txn, 0);
         Ok::<_, Reply>(popped.map(|p| (p, emptied)))
     })?;
     let Some((popped, emptied)) = popped.filter(|(p, _)| !p.is_empty()) else {
         return Ok(None);
     };
-    let event = if highest { "zpopmax" } else { "zpopmin" };
-    state.notify(ZSET_EVENTS, event, db, key);
+    state.notify(ZSET_EVENTS, pop_event(highest), db, key);
     if emptied {
         state.notify(GENERIC_EVENTS, "del", db, key);
     }
@@ -1184,14 +1270,17 @@ fn set_op_generic(
     let first = usize::from(store);
     let locked = dst.into_iter().chain(keys).map(|key| (db, key.as_ref()));
     let nested = resp3(ctx);
-    ctx.ks().write_many(locked, |txn| {
+    let done = ctx.ks().write_many(locked, |txn| {
         for i in first..first + setnum {
             txn.count_read(i);
         }
         let mut inputs = Vec::with_capacity(setnum);
-        for i in first..first + setnum {
+        for (i, key) in (first..first + setnum).zip(keys) {
             let source = match txn.value(i) {
-                None => Source::Missing,
+                None => {
+                    keymiss(ctx, key);
+                    Source::Missing
+                }
                 Some(value) => match (value.as_zset(), value.as_set()) {
                     (Some(z), _) => Source::ZSet(z),
                     (_, Some(s)) => Source::Set(s),
@@ -1237,7 +1326,11 @@ fn set_op_generic(
             }
         }
         if cardinality_only {
-            return Ok(count_reply(inter_card(&mut inputs, aggregate, limit)));
+            return Ok(Done::Reply(count_reply(inter_card(
+                &mut inputs,
+                aggregate,
+                limit,
+            ))));
         }
         let result = match op {
             SetOp::Union => union(&mut inputs, aggregate),
@@ -1245,12 +1338,28 @@ fn set_op_generic(
             SetOp::Diff => diff(&inputs),
         };
         if !store {
-            return Ok(scored_reply(result.into_iter(), withscores, nested));
+            return Ok(Done::Reply(scored_reply(
+                result.into_iter(),
+                withscores,
+                nested,
+            )));
         }
         let result = ZSet::from_members(result);
         drop(inputs);
-        Ok(store_result(txn, 0, result))
-    })
+        Ok(Done::Stored(store_result(txn, 0, result)))
+    })?;
+    match (done, dst) {
+        // The STORE forms' names are their events.
+        (Done::Stored(stored), Some(dst)) => Ok(stored.notify(ctx, name, dst)),
+        (Done::Stored(stored), None) => Ok(count_reply(stored.len)),
+        (Done::Reply(reply), _) => Ok(reply),
+    }
+}
+
+/// How [`set_op_generic`] ended: a reply, or a result stored.
+enum Done {
+    Reply(Reply),
+    Stored(Stored),
 }
 
 /// A member's weighted score; 0 for NaN (a zero weight times infinity).
