@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::args::{parse_int, Args, CmdResult};
 use super::context::Ctx;
-use super::pubsub::{notify, notify_write};
+use super::pubsub::{keymiss, notify, notify_write};
 use crate::blocking::{parse_timeout, Block, Serve};
 use crate::error;
 use crate::keyspace::types::{Collection, List, Member};
@@ -185,9 +185,15 @@ pub fn rpop(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 
 /// Runs `f` on the list at `key` (a read that counts a hit or miss).
 fn read_list<R>(ctx: &Ctx<'_>, key: &[u8], f: impl FnOnce(Option<&List>) -> R) -> Result<R, Reply> {
-    ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
-        Ok(f(as_list(entry.map(|e| e.value()))?))
-    })
+    let (result, missed) = ctx.ks().read(ctx.db(), key, ctx.read_options(), |entry| {
+        let missed = entry.is_none();
+        (as_list(entry.map(|e| e.value())).map(f), missed)
+    });
+    // Where Redis's read lookup counts a miss, it fires `keymiss`.
+    if missed {
+        keymiss(ctx, key);
+    }
+    result
 }
 
 /// # Format
