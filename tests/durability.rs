@@ -8,7 +8,9 @@
 //! The harness at the top runs `strata` as a child process on a free port and
 //! waits for PING; a guard kills and reaps every child, also when a test
 //! panics. `STRATA_CRASH_CYCLES` sets how many crashes the crash test makes
-//! (default 20) and `STRATA_CRASH_SEED` replays its random choices.
+//! (default 20), `STRATA_CRASH_TYPES_CYCLES` those of its sibling with lists,
+//! hashes, sets and sorted sets (default 8), and `STRATA_CRASH_SEED` replays
+//! their random choices.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -1435,4 +1437,452 @@ fn eviction_bounds_memory_and_loses_nothing() {
         peak >> 20,
         MEMORY_OVERHEAD >> 20
     );
+}
+
+// ---------------------------------------------------------------- crash test, every type
+
+/// The collection types of the typed crash test; each writer has one key of
+/// each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    List,
+    Hash,
+    Set,
+    ZSet,
+}
+
+const KINDS: [Kind; 4] = [Kind::List, Kind::Hash, Kind::Set, Kind::ZSet];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::List => "list",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
+        }
+    }
+
+    fn key(self, writer: usize) -> String {
+        format!("types:w{writer}:{}", self.name())
+    }
+}
+
+/// A writer's seq is unique across cycles and types, so every element (list
+/// item, hash field, set or sorted-set member) is written exactly once.
+fn type_element(cycle: usize, writer: usize, kind: Kind, seq: u64) -> String {
+    format!("c{cycle}:w{writer}:{}:s{seq}", kind.name())
+}
+
+/// The value HSET gives the field of `seq`.
+fn type_hash_value(seq: u64) -> String {
+    format!("v{seq}")
+}
+
+/// The (cycle, seq) an element claims, if it is exactly what `type_element`
+/// makes for `writer` and `kind`.
+fn parse_type_element(element: &[u8], writer: usize, kind: Kind) -> Option<(usize, u64)> {
+    let text = std::str::from_utf8(element).ok()?;
+    let mut parts = text.split(':');
+    let cycle = parts.next()?.strip_prefix('c')?.parse().ok()?;
+    let seq = parts.nth(2)?.strip_prefix('s')?.parse().ok()?;
+    (type_element(cycle, writer, kind, seq) == text).then_some((cycle, seq))
+}
+
+/// One RPUSH, HSET, SADD or ZADD a writer sent.
+struct TypedOp {
+    seq: u64,
+    kind: Kind,
+    acked: Option<Instant>,
+}
+
+/// Adds one new element to one of `writer`'s collections per command until
+/// the server dies or `stop` is set; returns what it sent, and an error or
+/// unexpected reply if one came.
+fn run_typed_writer(
+    port: u16,
+    cycle: usize,
+    writer: usize,
+    mut seq: u64,
+    seed: u64,
+    stop: &AtomicBool,
+) -> (Vec<TypedOp>, Option<String>) {
+    let mut ops = Vec::new();
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return (ops, Some("bad url".into()));
+    };
+    let Ok(mut con) = client.get_connection_with_timeout(IO_TIMEOUT) else {
+        return (ops, None); // killed before we connected
+    };
+    let _ = con.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = con.set_write_timeout(Some(IO_TIMEOUT));
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !stop.load(Ordering::Relaxed) && ops.len() < MAX_OPS_PER_CYCLE {
+        seq += 1;
+        let kind = KINDS[rng.gen_range(0..KINDS.len())];
+        let key = kind.key(writer);
+        let element = type_element(cycle, writer, kind, seq);
+        let cmd = match kind {
+            Kind::List => redis::cmd("RPUSH").arg(&key).arg(&element).clone(),
+            Kind::Hash => redis::cmd("HSET")
+                .arg(&key)
+                .arg(&element)
+                .arg(type_hash_value(seq))
+                .clone(),
+            Kind::Set => redis::cmd("SADD").arg(&key).arg(&element).clone(),
+            Kind::ZSet => redis::cmd("ZADD").arg(&key).arg(seq).arg(&element).clone(),
+        };
+        ops.push(TypedOp {
+            seq,
+            kind,
+            acked: None,
+        });
+        match cmd.query::<Value>(&mut con) {
+            // RPUSH answers the new length; the others count one new element.
+            Ok(Value::Int(n)) if n == 1 || (kind == Kind::List && n > 1) => {
+                ops.last_mut().expect("just pushed").acked = Some(Instant::now())
+            }
+            Ok(other) => {
+                return (
+                    ops,
+                    Some(format!("{}: unexpected reply {other:?}", show(&cmd))),
+                )
+            }
+            Err(err) if err.code().is_some() => {
+                return (ops, Some(format!("{}: {}", show(&cmd), error_text(&err))))
+            }
+            Err(_) => break,
+        }
+    }
+    (ops, None)
+}
+
+struct TypedLog {
+    cycle: usize,
+    fsync: Fsync,
+    kill_started: Instant,
+    /// Per writer.
+    ops: Vec<Vec<TypedOp>>,
+}
+
+impl TypedLog {
+    fn must_survive(&self, op: &TypedOp) -> bool {
+        match (op.acked, self.fsync) {
+            (None, _) => false,
+            (Some(_), Fsync::Always) => true,
+            (Some(acked), Fsync::Everysec) => acked + EVERYSEC_WINDOW < self.kill_started,
+        }
+    }
+}
+
+#[derive(Default)]
+struct TypedStats {
+    sent: u64,
+    acked: u64,
+    checked: u64,
+    checked_everysec: u64,
+    elements: u64,
+    lost: u64,
+    garbage: u64,
+    disorder: u64,
+    holes: u64,
+    problems: Vec<String>,
+}
+
+impl TypedStats {
+    fn problem(&mut self, text: String) {
+        if self.problems.len() < 20 {
+            self.problems.push(text);
+        }
+    }
+}
+
+/// Every element of one collection as (element, hash value or zset score),
+/// in the server's order.
+fn read_collection(con: &mut Connection, kind: Kind, key: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let pairs = |flat: Vec<Vec<u8>>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::with_capacity(flat.len() / 2);
+        let mut items = flat.into_iter();
+        while let (Some(a), Some(b)) = (items.next(), items.next()) {
+            out.push((a, b));
+        }
+        out
+    };
+    match kind {
+        Kind::List => q::<Vec<Vec<u8>>>(con, redis::cmd("LRANGE").arg(key).arg(0).arg(-1))
+            .into_iter()
+            .map(|item| (item, Vec::new()))
+            .collect(),
+        Kind::Set => q::<Vec<Vec<u8>>>(con, redis::cmd("SMEMBERS").arg(key))
+            .into_iter()
+            .map(|item| (item, Vec::new()))
+            .collect(),
+        Kind::Hash => pairs(q(con, redis::cmd("HGETALL").arg(key))),
+        Kind::ZSet => pairs(q(
+            con,
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+        )),
+    }
+}
+
+/// Checks a freshly restarted server against `model` (per writer and type:
+/// seq → cycle of every element the previous restart showed, all of which
+/// must stay) and the last cycle's log, then sets the model to what the
+/// server shows.
+fn check_types_after_crash(
+    con: &mut Connection,
+    model: &mut HashMap<(usize, Kind), BTreeMap<u64, usize>>,
+    log: Option<&TypedLog>,
+    stats: &mut TypedStats,
+) {
+    // The last cycle's elements per collection: seq → whether it must be there.
+    let mut sent: HashMap<(usize, Kind), BTreeMap<u64, bool>> = HashMap::new();
+    if let Some(log) = log {
+        for (writer, ops) in log.ops.iter().enumerate() {
+            for op in ops {
+                stats.sent += 1;
+                stats.acked += u64::from(op.acked.is_some());
+                let survive = log.must_survive(op);
+                if survive {
+                    stats.checked += 1;
+                    if log.fsync == Fsync::Everysec {
+                        stats.checked_everysec += 1;
+                    }
+                }
+                sent.entry((writer, op.kind))
+                    .or_default()
+                    .insert(op.seq, survive);
+            }
+        }
+    }
+    let cycle = log.map_or(0, |log| log.cycle);
+
+    let listed: Vec<Vec<u8>> = q(con, redis::cmd("KEYS").arg("*"));
+    for name in &listed {
+        let known = (0..WRITERS).any(|w| {
+            KINDS
+                .iter()
+                .any(|kind| kind.key(w).as_bytes() == name.as_slice())
+        });
+        if !known {
+            stats.garbage += 1;
+            stats.problem(format!(
+                "after cycle {cycle}: KEYS lists {:?}, a key never written",
+                String::from_utf8_lossy(name)
+            ));
+        }
+    }
+
+    for writer in 0..WRITERS {
+        for kind in KINDS {
+            let key = kind.key(writer);
+            let elements = read_collection(con, kind, &key);
+            stats.elements += elements.len() as u64;
+            let before = model.remove(&(writer, kind)).unwrap_or_default();
+            let new = sent.remove(&(writer, kind)).unwrap_or_default();
+            let mut shown: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut previous = None;
+            for (element, extra) in &elements {
+                let text = String::from_utf8_lossy(&element[..element.len().min(80)]);
+                let known = parse_type_element(element, writer, kind).filter(|&(c, seq)| {
+                    before.get(&seq) == Some(&c) || (c == cycle && new.contains_key(&seq))
+                });
+                let Some((element_cycle, seq)) = known else {
+                    stats.garbage += 1;
+                    stats.problem(format!(
+                        "after cycle {cycle}: {key} holds {text:?}, an element never sent to it"
+                    ));
+                    continue;
+                };
+                let extra_ok = match kind {
+                    Kind::List | Kind::Set => true,
+                    Kind::Hash => extra.as_slice() == type_hash_value(seq).as_bytes(),
+                    Kind::ZSet => {
+                        std::str::from_utf8(extra)
+                            .ok()
+                            .and_then(|score| score.parse::<f64>().ok())
+                            == Some(seq as f64)
+                    }
+                };
+                if !extra_ok {
+                    stats.garbage += 1;
+                    stats.problem(format!(
+                        "after cycle {cycle}: {key} gives {text:?} {:?}, not what was sent",
+                        String::from_utf8_lossy(extra)
+                    ));
+                }
+                if shown.insert(seq, element_cycle).is_some() {
+                    stats.garbage += 1;
+                    stats.problem(format!("after cycle {cycle}: {key} holds {text:?} twice"));
+                }
+                // One client pushed them one after the other, each after the
+                // previous one's reply: the list must keep that order.
+                if kind == Kind::List && previous.is_some_and(|previous| previous >= seq) {
+                    stats.disorder += 1;
+                    stats.problem(format!(
+                        "after cycle {cycle}: {key} has {text:?} after seq {}",
+                        previous.unwrap_or(0)
+                    ));
+                }
+                previous = Some(seq);
+            }
+            for (&seq, &element_cycle) in &before {
+                if !shown.contains_key(&seq) {
+                    stats.lost += 1;
+                    stats.problem(format!(
+                        "after cycle {cycle}: {key} lost {:?}, which an earlier restart showed",
+                        type_element(element_cycle, writer, kind, seq)
+                    ));
+                }
+            }
+            let mut last_shown = None;
+            for (&seq, &required) in &new {
+                if shown.contains_key(&seq) {
+                    last_shown = Some(seq);
+                } else if required {
+                    stats.lost += 1;
+                    stats.problem(format!(
+                        "after cycle {cycle} ({:?}): {key} lacks {:?}, acknowledged and due to \
+                         survive",
+                        log.map(|log| log.fsync),
+                        type_element(cycle, writer, kind, seq)
+                    ));
+                }
+            }
+            // What survived of one cycle is a prefix of what was sent.
+            if let Some(last_shown) = last_shown {
+                let holes = new
+                    .range(..last_shown)
+                    .filter(|(seq, _)| !shown.contains_key(seq))
+                    .count() as u64;
+                if holes > 0 {
+                    stats.holes += holes;
+                    stats.problem(format!(
+                        "after cycle {cycle}: {key} shows seq {last_shown} of the cycle but \
+                         misses {holes} elements sent before it"
+                    ));
+                }
+            }
+            model.insert((writer, kind), shown);
+        }
+    }
+}
+
+/// The crash test with collections: the writers add one unique element per
+/// command to a list (RPUSH), a hash (HSET), a set (SADD) or a sorted set
+/// (ZADD) of their own, and strata is killed with SIGKILL at random moments.
+/// After each restart every acknowledged element must be there (under
+/// `everysec`: acknowledged more than two seconds before the kill), lists in
+/// the order their client pushed, what an earlier restart showed must stay,
+/// and no element, field value or score that was never sent may appear.
+/// `STRATA_CRASH_TYPES_CYCLES` sets the crashes (default 8).
+#[test]
+fn crash_with_every_type_loses_no_acknowledged_element() {
+    let cycles: usize = std::env::var("STRATA_CRASH_TYPES_CYCLES")
+        .ok()
+        .map(|text| text.parse().expect("STRATA_CRASH_TYPES_CYCLES is a number"))
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("STRATA_CRASH_SEED")
+        .ok()
+        .map(|text| text.parse().expect("STRATA_CRASH_SEED is a number"))
+        .unwrap_or_else(|| unix_now().as_nanos() as u64);
+    eprintln!("typed crash test: seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let mut model: HashMap<(usize, Kind), BTreeMap<u64, usize>> = HashMap::new();
+    let mut stats = TypedStats::default();
+    let mut next_seq = [0u64; WRITERS];
+    let mut last: Option<TypedLog> = None;
+    let (mut always, mut everysec) = (0, 0);
+
+    for cycle in 0..cycles {
+        let fsync = if cycle % 4 == 2 {
+            everysec += 1;
+            Fsync::Everysec
+        } else {
+            always += 1;
+            Fsync::Always
+        };
+        let run_for = Duration::from_millis(match fsync {
+            Fsync::Always => rng.gen_range(200..800),
+            Fsync::Everysec => rng.gen_range(3000..3600),
+        });
+        let server = Strata::start(&flags(dir.path(), fsync.flag(), &[]));
+        check_types_after_crash(&mut server.con(), &mut model, last.as_ref(), &mut stats);
+
+        let port = server.port;
+        let stop = AtomicBool::new(false);
+        let seeds: Vec<u64> = (0..WRITERS).map(|_| rng.gen()).collect();
+        let (results, kill_started) = thread::scope(|scope| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|writer| {
+                    let (seq, seed, stop) = (next_seq[writer], seeds[writer], &stop);
+                    scope.spawn(move || run_typed_writer(port, cycle, writer, seq, seed, stop))
+                })
+                .collect();
+            thread::sleep(run_for);
+            let kill_started = Instant::now();
+            server.kill9();
+            stop.store(true, Ordering::Relaxed);
+            let results: Vec<_> = writers
+                .into_iter()
+                .map(|writer| writer.join().expect("writer thread"))
+                .collect();
+            (results, kill_started)
+        });
+        let mut ops = Vec::new();
+        for (writer, (writer_ops, error)) in results.into_iter().enumerate() {
+            if let Some(error) = error {
+                stats.problem(format!("cycle {cycle}, writer {writer}: {error}"));
+            }
+            if let Some(op) = writer_ops.last() {
+                next_seq[writer] = op.seq;
+            }
+            ops.push(writer_ops);
+        }
+        last = Some(TypedLog {
+            cycle,
+            fsync,
+            kill_started,
+            ops,
+        });
+    }
+
+    let server = Strata::start(&flags(dir.path(), "always", &[]));
+    check_types_after_crash(&mut server.con(), &mut model, last.as_ref(), &mut stats);
+    server.shutdown();
+
+    eprintln!(
+        "typed crash test: {cycles} cycles ({always} always, {everysec} everysec), {} writes \
+         sent, {} acknowledged, {} checked ({} under everysec), {} elements read back, {} lost, \
+         {} garbage, {} out of order, {} holes, {:.1} s",
+        stats.sent,
+        stats.acked,
+        stats.checked,
+        stats.checked_everysec,
+        stats.elements,
+        stats.lost,
+        stats.garbage,
+        stats.disorder,
+        stats.holes,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        stats.problems.is_empty(),
+        "typed crash test (seed {seed}) found problems:\n{}",
+        stats.problems.join("\n")
+    );
+    assert_eq!(stats.lost + stats.garbage + stats.disorder + stats.holes, 0);
+    assert!(stats.checked > 0, "no acknowledged write was checked");
+    if everysec > 0 {
+        assert!(
+            stats.checked_everysec > 0,
+            "no write was acknowledged more than {EVERYSEC_WINDOW:?} before an everysec kill"
+        );
+    }
 }

@@ -7,6 +7,10 @@
 #   tools/bench.sh
 #   BENCH_SUITES=memory BENCH_REQUESTS=20000 BENCH_TESTS=get,set BENCH_PIPELINES="1 64" tools/bench.sh
 #   BENCH_SUITES=cold BENCH_COLD_KEYS=500000 STRATA_BIN=target/release/strata tools/bench.sh
+#   tools/bench.sh types
+#   BENCH_TYPES_REQUESTS=2000 tools/bench.sh types
+#
+# Suite names given as arguments replace BENCH_SUITES.
 #
 # Suites (BENCH_SUITES, comma- or space-separated, run in this order):
 #   memory   strata --warm-tier no vs redis-server --save '' --appendonly no:
@@ -27,9 +31,16 @@
 #            sled reads and promotions), then the cold GET again after a
 #            SHUTDOWN and restart (empty hot tier, empty sled cache). The
 #            warm_hits / hot_hits columns are INFO tiers deltas across a run.
+#   types    redis-benchmark's whole default test set (PING_INLINE ... MSET,
+#            every data type) at each of BENCH_TYPES_PIPELINES, -r
+#            BENCH_KEYSPACE: strata with its warm tier (--appendfsync
+#            everysec) vs redis-server --appendonly yes --appendfsync everysec
+#            --save ''. One server runs at a time, each on a fresh dir, taking
+#            turns per depth. Any error reply, failed run or missing test
+#            against strata fails the script (after the table).
 #
 # Environment:
-#   BENCH_SUITES      suites to run                     (default memory,durable,cold)
+#   BENCH_SUITES      suites to run                     (default memory,durable,cold,types)
 #   BENCH_REQUESTS    requests per run, x depth up to x10 when pipelined (default 100000)
 #   BENCH_TESTS       memory: redis-benchmark -t list  (default ping,set,get,incr,mset)
 #   BENCH_PIPELINES   memory: pipeline depths           (default "1 16")
@@ -44,6 +55,8 @@
 #   BENCH_COLD_MAXMEMORY  cold: strata --maxmemory      (default 8mb)
 #   BENCH_HOT_KEYS    cold: keys of the hot runs        (default 1000)
 #   BENCH_COLD_PIPELINES  cold: depths                  (default "1 16")
+#   BENCH_TYPES_REQUESTS  types: -n of every test, at every depth (default 20000)
+#   BENCH_TYPES_PIPELINES types: depths                 (default "1 16")
 #   STRATA_BIN        strata binary; unset = cargo build --release (and the
 #                     sled_ceiling example)
 #   SLED_CEILING_BIN  sled_ceiling binary; unset = target/release/examples/sled_ceiling
@@ -54,7 +67,10 @@
 #                     for the memory suite against strata with its warm tier.
 set -euo pipefail
 
-SUITES="${BENCH_SUITES:-memory,durable,cold}"
+SUITES="${BENCH_SUITES:-memory,durable,cold,types}"
+if [ $# -gt 0 ]; then
+    SUITES="$*"
+fi
 REQUESTS="${BENCH_REQUESTS:-100000}"
 TESTS="${BENCH_TESTS:-ping,set,get,incr,mset}"
 PIPELINES="${BENCH_PIPELINES:-1 16}"
@@ -68,6 +84,8 @@ COLD_VALUE="${BENCH_COLD_VALUE:-100}"
 COLD_MAXMEMORY="${BENCH_COLD_MAXMEMORY:-8mb}"
 HOT_KEYS="${BENCH_HOT_KEYS:-1000}"
 COLD_PIPELINES="${BENCH_COLD_PIPELINES:-1 16}"
+TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-20000}"
+TYPES_PIPELINES="${BENCH_TYPES_PIPELINES:-1 16}"
 STRATA_BIN="${STRATA_BIN:-}"
 SLED_CEILING_BIN="${SLED_CEILING_BIN:-}"
 read -r -a STRATA_EXTRA <<<"${STRATA_ARGS:-}"
@@ -90,7 +108,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-$((REQUESTS / 2 > 0 ? REQUESTS / 2 : 1))}"
 # shellcheck disable=SC2086 # the depth lists are meant to split
 for n in "$REQUESTS" "$CLIENTS" "$RUN_TIMEOUT" "$KEYSPACE" "$ALWAYS_REQUESTS" "$COLD_KEYS" \
-    "$COLD_VALUE" "$HOT_KEYS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES; do
+    "$COLD_VALUE" "$HOT_KEYS" "$TYPES_REQUESTS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES \
+    $TYPES_PIPELINES; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "expected a positive number, got '$n'"
 done
 [ "$COLD_KEYS" -lt 1000000000000 ] || die "BENCH_COLD_KEYS must fit key:%012d"
@@ -102,8 +121,8 @@ IFS=', ' read -r -a SUITE_LIST <<<"$SUITES"
 declare -A WANT=()
 for suite in "${SUITE_LIST[@]}"; do
     case "$suite" in
-    memory | durable | cold) WANT[$suite]=1 ;;
-    *) die "unknown suite '$suite' (memory, durable, cold)" ;;
+    memory | durable | cold | types) WANT[$suite]=1 ;;
+    *) die "unknown suite '$suite' (memory, durable, cold, types)" ;;
     esac
 done
 for arg in "${STRATA_EXTRA[@]}"; do
@@ -611,7 +630,92 @@ suite_cold() {
     done
 }
 
-for suite in memory durable cold; do
+# redis-benchmark's default tests, by the names its CSV gives them (up to
+# the first space), in its order.
+DEFAULT_TESTS=(PING_INLINE PING_MBULK SET GET INCR LPUSH RPUSH LPOP RPOP SADD HSET SPOP ZADD
+    ZPOPMIN LRANGE_100 LRANGE_300 LRANGE_500 LRANGE_600 MSET)
+TYPES_FAILURES=()
+
+# The whole default test set (no -t) against one server, each test recorded
+# under row "<name>|<depth>". Against strata, a failed run, an error reply
+# or a test missing from the CSV is noted in TYPES_FAILURES.
+bench_default_set() { # column port depth
+    local column=$1 port=$2 depth=$3 csv name rps status=0 started=$SECONDS test
+    local -A seen=()
+    echo -n "  $column: default tests -P $depth -n $TYPES_REQUESTS -r $KEYSPACE" >&2
+    csv="$(timeout --foreground "$RUN_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" \
+        -c "$CLIENTS" -n "$TYPES_REQUESTS" -r "$KEYSPACE" -P "$depth" -q --csv \
+        2>"$TMP/bench.err")" || status=$?
+    echo " ($((SECONDS - started)) s)" >&2
+    check_servers
+    while IFS=, read -r name rps _; do
+        name="${name//\"/}"
+        rps="${rps//\"/}"
+        [[ "$rps" =~ ^[0-9.]+$ ]] || continue
+        # LRANGE's fill is not one of the tests.
+        [[ "$name" == *"needed to benchmark"* ]] && continue
+        name="${name%% *}"
+        seen[$name]=1
+        record "$name|$depth" "$column" "$rps"
+    done <<<"$csv"
+    # redis-benchmark prints an error reply ("Error from server: ...") on
+    # stderr and stops; any output there but its CONFIG warning is suspect.
+    local errors
+    errors="$(grep -v -e '^WARNING: Could not fetch server CONFIG' -e '^$' "$TMP/bench.err" \
+        || true)"
+    errors+="$(grep -i 'error' <<<"$csv" || true)"
+    if [ "$status" -ne 0 ] || [ -n "$errors" ]; then
+        echo "  $column: redis-benchmark -P $depth exited with $status:" >&2
+        head -n 5 <<<"$errors" >&2
+        [ "$column" = strata ] &&
+            TYPES_FAILURES+=("-P $depth: exit status $status: $(head -n 1 <<<"$errors")")
+    fi
+    for test in "${DEFAULT_TESTS[@]}"; do
+        if [ -z "${seen[$test]:-}" ] && [ "$column" = strata ]; then
+            TYPES_FAILURES+=("-P $depth: no result for $test")
+        fi
+    done
+}
+
+suite_types() {
+    echo "== types: redis-benchmark's default tests, strata vs redis-server, both durable" >&2
+    new_table
+    local depth order name dir
+    for depth in $TYPES_PIPELINES; do
+        order="strata redis"
+        ((turn % 2 == 0)) || order="redis strata"
+        turn=$((turn + 1))
+        for name in $order; do
+            dir="$TMP/types-$name-$depth"
+            mkdir -p "$dir"
+            if [ "$name" = strata ]; then
+                strata_cmd "$dir" --warm-tier yes --appendfsync everysec --maxmemory 0
+                start_server strata "${STRATA_CMD[@]}"
+            else
+                start_server redis redis-server --save '' --appendonly yes \
+                    --appendfsync everysec --daemonize no --dir "$dir" --loglevel warning
+            fi
+            bench_default_set "$name" "${SERVER_PORT[$name]}" "$depth"
+            stop_server "$name"
+            rm -rf "$dir"
+        done
+    done
+
+    echo "### types: redis-benchmark default tests, strata (warm tier, everysec) vs" \
+        "$REDIS_VERSION --appendonly yes --appendfsync everysec --save ''"
+    echo
+    echo "redis-benchmark -c $CLIENTS -n $TYPES_REQUESTS -r $KEYSPACE, one server at a time," \
+        "127.0.0.1, $CORES cores$EXTRA_NOTE"
+    echo
+    print_table strata:"strata req/s" redis:"redis req/s"
+    if [ "${#TYPES_FAILURES[@]}" -gt 0 ]; then
+        printf 'strata failed: %s\n' "${TYPES_FAILURES[@]}" >&2
+        printf 'strata failed: %s\n\n' "${TYPES_FAILURES[@]}"
+        return 1
+    fi
+}
+
+for suite in memory durable cold types; do
     if [ -n "${WANT[$suite]:-}" ]; then
         "suite_$suite"
     fi
