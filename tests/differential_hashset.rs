@@ -8,62 +8,13 @@
 
 mod common;
 
+use common::RedisServer;
+
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            // Redis 7.0's built-in defaults, spelled out: its sample
-            // redis.conf lowers the first to 128.
-            .args(["--hash-max-listpack-entries", "512"])
-            .args(["--hash-max-listpack-value", "64"])
-            .args(["--set-max-intset-entries", "512"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (tools/test.sh installs it)");
-        let server = RedisServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const KEYS: &[&str] = &["h1", "h2", "s1", "s2", "s3", "str"];
 
@@ -420,7 +371,17 @@ fn run_stream(seed: u64, resp3: bool, strata_url: &str, redis_port: u16, steps: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_and_set_streams_match_redis() {
     let server = common::start().await;
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_with(
+        &[
+            "--hash-max-listpack-entries",
+            "512",
+            "--hash-max-listpack-value",
+            "64",
+            "--set-max-intset-entries",
+            "512",
+        ],
+        &[],
+    );
     let url = server.url(false);
     let port = redis.port;
     tokio::task::spawn_blocking(move || {

@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use redis::Value;
-use strata::app::App;
-use strata::config::{Config, MemorySize};
+use strata::config::MemorySize;
 
 both_protocols!(
     hset_hget_and_friends,
@@ -591,27 +590,6 @@ async fn reads_count_hits_and_misses(resp3: bool) {
     int(&mut con, &["SREM", "nokey", "m"]).await;
     assert_eq!(info_stat(&mut con, "keyspace_hits").await - hits, 4);
     assert_eq!(info_stat(&mut con, "keyspace_misses").await - misses, 2);
-}
-
-/// Starts strata on `dir`; the previous instance's sled jobs may hold the
-/// directory's lock for a moment after it stopped, so this retries.
-async fn start_on(dir: &std::path::Path, tweak: impl Fn(&mut Config)) -> App {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut config = Config::default();
-        config.server.bind = vec!["127.0.0.1".into()];
-        config.server.port = 0;
-        config.storage.dir = dir.to_path_buf();
-        config.storage.warm_cache_size = MemorySize(8 << 20);
-        tweak(&mut config);
-        match App::start(config).await {
-            Ok(app) => return app,
-            Err(message) if message.contains("locked") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(message) => panic!("{message}"),
-        }
-    }
 }
 
 async fn hashes_survive_a_restart(resp3: bool) {

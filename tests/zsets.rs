@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use redis::Value;
-use strata::app::App;
-use strata::config::{Config, MemorySize};
+use strata::config::MemorySize;
 
 both_protocols!(
     zadd_options,
@@ -1332,27 +1331,6 @@ async fn wrong_type_everywhere(resp3: bool) {
     // And the string commands refuse a sorted set.
     fill(&mut c, "z", &[("1", "a")]).await;
     assert_eq!(err(&mut c, &["GET", "z"]).await, WRONGTYPE);
-}
-
-/// Starts strata on `dir`; the previous instance's sled jobs may hold the
-/// directory's lock for a moment after it stopped, so this retries.
-async fn start_on(dir: &std::path::Path, tweak: impl Fn(&mut Config)) -> App {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut config = Config::default();
-        config.server.bind = vec!["127.0.0.1".into()];
-        config.server.port = 0;
-        config.storage.dir = dir.to_path_buf();
-        config.storage.warm_cache_size = MemorySize(8 << 20);
-        tweak(&mut config);
-        match App::start(config).await {
-            Ok(app) => return app,
-            Err(message) if message.contains("locked") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(message) => panic!("{message}"),
-        }
-    }
 }
 
 async fn survives_restart(resp3: bool) {
