@@ -297,13 +297,7 @@ fn pool_of(conn: &mut redis::Connection, command: &[String]) -> HashSet<String> 
 }
 
 fn run_stream(seed: u64, resp3: bool, strata_url: &str, redis_port: u16, steps: usize) {
-    let protocol = if resp3 { "?protocol=resp3" } else { "" };
-    let mut strata = redis::Client::open(format!("{strata_url}{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("strata connection");
-    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
+    let (mut strata, mut redis) = common::connection_pair(strata_url, redis_port, resp3);
     // DEL rather than FLUSHALL: a FLUSHALL racing the warm tier's garbage
     // collection of dropped collections is not what this test is about.
     for conn in [&mut strata, &mut redis] {

@@ -405,13 +405,7 @@ fn length(value: &redis::RedisResult<Value>) -> String {
 }
 
 fn run_stream(seed: u64, resp3: bool, strata_url: &str, redis_port: u16, steps: usize) -> usize {
-    let protocol = if resp3 { "?protocol=resp3" } else { "" };
-    let mut strata = redis::Client::open(format!("{strata_url}{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("strata connection");
-    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
+    let (mut strata, mut redis) = common::connection_pair(strata_url, redis_port, resp3);
     fill(&mut strata, &mut StdRng::seed_from_u64(seed));
     fill(&mut redis, &mut StdRng::seed_from_u64(seed));
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);

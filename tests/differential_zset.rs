@@ -450,13 +450,7 @@ fn fill_big(conn: &mut redis::Connection) {
 }
 
 fn run_stream(seed: u64, resp3: bool, strata_url: &str, redis_port: u16, steps: usize) -> usize {
-    let protocol = if resp3 { "?protocol=resp3" } else { "" };
-    let mut strata = redis::Client::open(format!("{strata_url}{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("strata connection");
-    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/{protocol}"))
-        .and_then(|c| c.get_connection())
-        .expect("redis connection");
+    let (mut strata, mut redis) = common::connection_pair(strata_url, redis_port, resp3);
     for conn in [&mut strata, &mut redis] {
         let _: () = redis::cmd("FLUSHALL").query(conn).expect("flushall");
         fill_big(conn);

@@ -290,3 +290,21 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Blocking connections to strata (`strata_url`, as `TestServer::url`
+/// gives it) and to the redis-server on `redis_port`, both speaking RESP2
+/// or RESP3: the two ends of a differential stream.
+pub fn connection_pair(
+    strata_url: &str,
+    redis_port: u16,
+    resp3: bool,
+) -> (redis::Connection, redis::Connection) {
+    let protocol = if resp3 { "?protocol=resp3" } else { "" };
+    let strata = redis::Client::open(format!("{strata_url}{protocol}"))
+        .and_then(|c| c.get_connection())
+        .expect("strata connection");
+    let redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/{protocol}"))
+        .and_then(|c| c.get_connection())
+        .expect("redis connection");
+    (strata, redis)
+}
