@@ -32,6 +32,9 @@ impl App {
         .await
         .map_err(|e| format!("cannot open the keyspace: {e}"))??;
         let state = Arc::new(state);
+        if let Some(bridge) = crate::bridge::Bridge::start(&state)? {
+            let _ = state.bridge.set(bridge);
+        }
         state
             .port
             .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);

@@ -10,6 +10,7 @@
 //! row, so a replayed batch, or an old record arriving late, changes nothing.
 
 pub mod breaker;
+pub mod outbox;
 pub mod postgres;
 pub mod schema;
 
