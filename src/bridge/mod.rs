@@ -255,14 +255,18 @@ impl Bridge {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let Some(value) = value_of(loaded) else {
+        let Some((value, renumbered)) = value_of(loaded) else {
             return Err(Arc::from("the source holds a value strata cannot read"));
         };
         let state = state.clone();
         let key = key.clone();
         // Installing writes the warm tier's journal and may read sled.
         tokio::task::spawn_blocking(move || {
-            state.keyspace.install_loaded(db, &key, value, expire_at);
+            // A renumbered list is written back whole, so the source's
+            // positions match the ones strata will write from now on.
+            state
+                .keyspace
+                .install_loaded(db, &key, value, expire_at, renumbered);
         })
         .await
         .map_err(|_| Arc::<str>::from("the load was abandoned"))
@@ -372,14 +376,15 @@ impl Bridge {
     }
 }
 
-/// The in-memory value of what the source holds; `None` when a row cannot
-/// be read (a list position that is not 8 bytes, a score that is not a
-/// number).
-fn value_of(loaded: Loaded) -> Option<Value> {
+/// The in-memory value of what the source holds, and whether a list's
+/// positions had to be renumbered; `None` when a row cannot be read (a list
+/// position that is not 8 bytes, a score that is not a number).
+fn value_of(loaded: Loaded) -> Option<(Value, bool)> {
     let member = |bytes: &Bytes| Member::from(bytes.as_ref());
-    match loaded {
-        Loaded::String { value, .. } => Some(Value::Str(value)),
-        Loaded::Collection { kind, elements, .. } => Some(match kind {
+    let mut renumbered = false;
+    let value = match loaded {
+        Loaded::String { value, .. } => Value::Str(value),
+        Loaded::Collection { kind, elements, .. } => match kind {
             CollectionKind::List => {
                 let mut head = None;
                 let mut items = std::collections::VecDeque::with_capacity(elements.len());
@@ -391,7 +396,7 @@ fn value_of(loaded: Loaded) -> Option<Value> {
                     } else if expected != Some(position) {
                         // Rows edited by hand can leave a gap: the list keeps
                         // its order, renumbered from its first position.
-                        tracing::warn!("source: a list's positions have a gap; renumbered");
+                        renumbered = true;
                     }
                     items.push_back(member(item));
                 }
@@ -423,6 +428,7 @@ fn value_of(loaded: Loaded) -> Option<Value> {
                 }
                 Value::ZSet(ZSet::restore(members, 0))
             }
-        }),
-    }
+        },
+    };
+    Some((value, renumbered))
 }

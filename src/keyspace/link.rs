@@ -229,18 +229,29 @@ impl SourceLink {
         seq
     }
 
-    /// The oldest queued writes, up to `max_records` records (at least one
-    /// write), for the drainer.
-    pub fn peek(&self, max_records: usize) -> Vec<Pending> {
+    /// The oldest queued writes after outbox sequence `after`, up to
+    /// `max_records` records (at least one write), for the drainer. A flush
+    /// travels alone: it touches every row, so it must not race a batch.
+    pub fn peek(&self, after: u64, max_records: usize) -> Vec<Pending> {
         let queue = self.queue.lock();
-        let mut taken = Vec::new();
+        let start = queue.entries.partition_point(|p| p.seq <= after);
+        let mut taken: Vec<Pending> = Vec::new();
         let mut records = 0;
-        for pending in &queue.entries {
-            if !taken.is_empty() && records + pending.records.len() > max_records {
+        for pending in queue.entries.range(start..) {
+            let flush = pending.records.iter().any(|r| {
+                matches!(
+                    r.op,
+                    crate::source::Op::FlushDb | crate::source::Op::FlushAll
+                )
+            });
+            if !taken.is_empty() && (flush || records + pending.records.len() > max_records) {
                 break;
             }
             records += pending.records.len();
             taken.push(pending.clone());
+            if flush {
+                break;
+            }
         }
         taken
     }
@@ -258,6 +269,11 @@ impl SourceLink {
         }
         self.progress
             .send_modify(|p| p.shipped = p.shipped.max(seq));
+    }
+
+    /// Every outbox sequence up to this one is committed (or parked).
+    pub fn shipped_seq(&self) -> u64 {
+        self.progress.borrow().shipped
     }
 
     /// Shipping writes up to `seq` failed: the replies waiting for them get
