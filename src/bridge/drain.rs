@@ -25,11 +25,13 @@ use crate::state::ServerState;
 /// Records per transaction: large enough to share one commit among many
 /// writes, small enough that a refused batch is cheap to split.
 const BATCH_RECORDS: usize = 2_000;
-/// Batches in flight at once. The source serialises batches that touch the
-/// same key on its row lock and skips records older than the row, so they
-/// may commit in any order; more commits in flight share the source's WAL
-/// flushes (one batch at a time measured about 5,000 through writes/s).
-const MAX_LANES: usize = 4;
+/// Batches in flight at once: one. Element records are deltas (a push, a
+/// field), and the source skips a record older than its key's row; a
+/// newer batch committing before an older one touching the same key would
+/// make the source skip the older one's deltas for good. One batch at a
+/// time still shares each commit among every write queued meanwhile (group
+/// commit), and a write waits at most for the batch before its own.
+const MAX_LANES: usize = 1;
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
