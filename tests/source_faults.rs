@@ -11,9 +11,6 @@
 //! in `tests/durability.rs`. `STRATA_OUTAGE_SECS` sets how long the outage
 //! test keeps PostgreSQL stopped (default 60). Each test prints its figures
 //! (writes acknowledged, present in PostgreSQL, lost) on stderr.
-//!
-//! Assertions that fail today because of strata bugs are kept as comments
-//! marked `FAILS:`, next to the figures that show the bug.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -941,11 +938,7 @@ fn outage_under_load_loses_nothing_and_fails_through_writes_cleanly() {
         read_failures.is_empty(),
         "reads of cached keys failed: {read_failures:?}"
     );
-    // FAILS: once PostgreSQL is back, the LISTEN reconnect drops every
-    // cached copy; a read that comes before the breaker closes gets
-    // "SOURCEDOWN ... circuit breaker is open" (seen when the listener
-    // reconnects before the drainer's probe). See the listener test below.
-    // assert!(read_failures_after.is_empty(), "{read_failures_after:?}");
+    assert!(read_failures_after.is_empty(), "{read_failures_after:?}");
     assert!(
         behind_failures.is_empty(),
         "behind writes failed: {behind_failures:?}"
@@ -957,12 +950,7 @@ fn outage_under_load_loses_nothing_and_fails_through_writes_cleanly() {
         .filter(|op| op.outcome == Outcome::Refused && op.latency > HANG_BOUND)
         .count();
     assert_eq!(slow_refusals, 0, "refusals come at once");
-    // FAILS: a through write admitted while the breaker is half-open (or
-    // just before it opens) and queued behind more than one drain batch
-    // (2,000 records) of behind writes gets no reply until PostgreSQL is
-    // back: the drainer marks only its head batch failed. Seen: replies
-    // after 9.3 s and 18.1 s of a 20 s outage.
-    // assert!(hung.is_empty(), "through writes hung: {hung:?}");
+    assert!(hung.is_empty(), "through writes hung: {hung:?}");
     assert!(
         mismatches.is_empty(),
         "strata and PostgreSQL differ: {mismatches:#?}"
@@ -1315,14 +1303,11 @@ fn unshipped_writes_survive_the_listener_reconnect() {
     assert_eq!(in_pg(b"fresh"), Some(b"only-here".to_vec()));
     assert_eq!(fresh_later, Ok(Some("only-here".to_string())));
     pg.execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
-    // FAILS: the reconnect drops the cached copies of keys whose writes
-    // are still in the outbox; the next read loads what PostgreSQL holds:
-    // GET k answers "old" and GET fresh nil (an acknowledged write reads
-    // as lost), and k keeps "old" for good, as strata ignores the
-    // notification of its own write when the outbox ships "new".
-    // assert_eq!(k, Ok(Some("new".to_string())));
-    // assert_eq!(fresh, Ok(Some("only-here".to_string())));
-    // assert_eq!(k_later, Ok(Some("new".to_string())));
+    // The reconnect keeps the copies of keys whose writes are still in the
+    // outbox: newer here than in PostgreSQL.
+    assert_eq!(k, Ok(Some("new".to_string())));
+    assert_eq!(fresh, Ok(Some("only-here".to_string())));
+    assert_eq!(k_later, Ok(Some("new".to_string())));
 }
 
 // ---------------------------------------------------------------- through behind a long queue
@@ -1399,12 +1384,7 @@ fn through_write_fails_fast_behind_a_long_outbox() {
     let (_, near, near_latency) = outcomes[0];
     assert_eq!(near, Outcome::Unconfirmed, "with 10 writes ahead");
     assert!(near_latency < HANG_BOUND);
-    // FAILS: with more than one drain batch ahead the reply never comes
-    // while PostgreSQL is down (no reply within HANG_BOUND, 9 s; it comes
-    // once PostgreSQL is back). The drainer marks failed only the writes of
-    // the batch it tried (link.failed(last) in bridge/drain.rs), and
-    // wait_shipped waits for `failed >= seq`.
-    // let (_, far, far_latency) = outcomes[1];
-    // assert_eq!(far, Outcome::Unconfirmed, "with 2,500 writes ahead");
-    // assert!(far_latency < HANG_BOUND);
+    let (_, far, far_latency) = outcomes[1];
+    assert_eq!(far, Outcome::Unconfirmed, "with 2,500 writes ahead");
+    assert!(far_latency < HANG_BOUND);
 }

@@ -102,7 +102,10 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>, schema_rea
                 }
             }
             Err(error) => {
-                link.failed(last, &error.to_string());
+                // Every write queued by now waits behind this batch: its
+                // through reply gets the failure rather than hanging for
+                // the whole outage.
+                link.failed(last.max(link.last_queued()), &error.to_string());
                 let wait = match &error {
                     SourceError::BreakerOpen { retry_in } => (*retry_in).max(RETRY_MIN),
                     _ => backoff,
@@ -149,7 +152,7 @@ async fn give_up_flights(
                     slot.1 = true;
                 }
             }
-            Ok((last, _, Err(_))) => link.failed(last, &error.to_string()),
+            Ok((last, _, Err(_))) => link.failed(last.max(link.last_queued()), &error.to_string()),
             Err(_) => {}
         }
     }
@@ -206,7 +209,8 @@ async fn ship_one_by_one(
                 park(bridge, state, pending, &reason).await;
             }
             Err(error) => {
-                bridge.link.failed(pending.seq, &error.to_string());
+                let link = &bridge.link;
+                link.failed(pending.seq.max(link.last_queued()), &error.to_string());
                 return Err(error);
             }
         }

@@ -124,7 +124,9 @@ impl Bridge {
         if call.write {
             for key in &call.keys {
                 match self.link.policy(key).write_mode {
-                    WriteMode::Through if self.source.breaker_state() == BreakerState::Open => {
+                    // Half-open too: the breaker's one trial call decides,
+                    // and a through write admitted now would only wait.
+                    WriteMode::Through if self.source.breaker_state() != BreakerState::Closed => {
                         return Prepared::Refuse(error::source_down(
                             "the circuit breaker is open; through writes fail until it closes",
                         ));
@@ -270,6 +272,14 @@ impl Bridge {
         })
         .await
         .map_err(|_| Arc::<str>::from("the load was abandoned"))
+    }
+
+    /// The longest a `through` reply waits for its commit: a call's bound
+    /// (connection and statement timeouts) for the batch ahead of it and
+    /// for its own.
+    pub fn through_deadline(&self) -> Duration {
+        let config = self.link.config();
+        (config.statement_timeout.0 + config.connect_timeout.0) * 2
     }
 
     /// A `through` write's reply waited this long for its commit.

@@ -271,6 +271,23 @@ impl SourceLink {
             .send_modify(|p| p.shipped = p.shipped.max(seq));
     }
 
+    /// The newest queued write's outbox sequence (0: none queued).
+    pub fn last_queued(&self) -> u64 {
+        self.queue.lock().entries.back().map_or(0, |p| p.seq)
+    }
+
+    /// The keys with writes still waiting for the source: their cached
+    /// copies are newer than the source's and must not be dropped.
+    pub fn pending_keys(&self) -> std::collections::HashSet<(usize, Bytes)> {
+        self.queue
+            .lock()
+            .entries
+            .iter()
+            .flat_map(|p| p.records.iter())
+            .map(|r| (r.db as usize, r.key.clone()))
+            .collect()
+    }
+
     /// Every outbox sequence up to this one is committed (or parked).
     pub fn shipped_seq(&self) -> u64 {
         self.progress.borrow().shipped
