@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::Bridge;
@@ -37,8 +36,11 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 
 type Flight = (u64, Vec<Pending>, Result<(), SourceError>);
 
-pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>, schema_ready: Arc<Notify>) {
-    schema_ready.notified().await;
+pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
+    let mut schema = bridge.schema.subscribe();
+    if schema.wait_for(|ready| *ready).await.is_err() {
+        return;
+    }
     let link = &bridge.link;
     let lanes = link.config().pool_size.clamp(1, MAX_LANES);
     let mut backoff = RETRY_MIN;

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Bridge;
+use crate::config::WriteMode;
+use crate::keyspace::link::SourceLink;
 use crate::source::{BreakerState, Notice};
 
 /// Longest a reconnect waits for the breaker before dropping the copies.
@@ -58,7 +60,7 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
                     None => {
                         let pending = link.pending_keys();
                         for key in state.keyspace.keys(db, b"*") {
-                            if !pending.contains(&(db, key.clone())) {
+                            if !keeps(&link, &pending, db, &key) {
                                 state.keyspace.drop_cached(db, &key);
                             }
                         }
@@ -74,9 +76,10 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
                 let pending = link.pending_keys();
                 for db in 0..state.databases() {
                     for key in state.keyspace.keys(db, b"*") {
-                        if !pending.contains(&(db, key.clone())) {
-                            state.keyspace.drop_cached(db, &key);
+                        if keeps(&link, &pending, db, &key) {
+                            continue;
                         }
+                        state.keyspace.drop_cached(db, &key);
                     }
                     link.forget_all_absent(Some(db));
                 }
@@ -85,4 +88,16 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
         };
         let _ = tokio::task::spawn_blocking(drop_copies).await;
     }
+}
+
+/// Copies a drop of "everything" keeps: keys with writes still in the
+/// outbox (newer here than in the source) and keys whose rule ships
+/// nothing (they exist nowhere else).
+fn keeps(
+    link: &SourceLink,
+    pending: &std::collections::HashSet<(usize, bytes::Bytes)>,
+    db: usize,
+    key: &bytes::Bytes,
+) -> bool {
+    pending.contains(&(db, key.clone())) || link.policy(key).write_mode == WriteMode::None
 }

@@ -61,6 +61,8 @@ pub struct Bridge {
     /// Poison records parked when there is no warm tier to keep them:
     /// (outbox sequence, reason, key).
     parked: Mutex<Vec<(u64, String, Bytes)>>,
+    /// Whether the source's tables exist (created at start, or found).
+    schema: tokio::sync::watch::Sender<bool>,
 }
 
 impl Bridge {
@@ -82,10 +84,9 @@ impl Bridge {
             counters: BridgeCounters::default(),
             through_latency: Mutex::new(histogram),
             parked: Mutex::new(Vec::new()),
+            schema: tokio::sync::watch::channel(false).0,
         });
         let schema = bridge.clone();
-        let ready = Arc::new(tokio::sync::Notify::new());
-        let schema_ready = ready.clone();
         tokio::spawn(async move {
             // The drainer needs the tables; a source that is down at start
             // is waited for, while cached keys are served meanwhile.
@@ -100,9 +101,9 @@ impl Bridge {
                     }
                 }
             }
-            schema_ready.notify_one();
+            schema.schema.send_replace(true);
         });
-        tokio::spawn(drain::run(bridge.clone(), state.clone(), ready));
+        tokio::spawn(drain::run(bridge.clone(), state.clone()));
         tokio::spawn(listen::run(bridge.clone(), state.clone()));
         Ok(Some(bridge))
     }
@@ -224,6 +225,21 @@ impl Bridge {
         db: usize,
         key: &Bytes,
     ) -> Result<(), Arc<str>> {
+        // The source lags this instance for the key: wait for it, or the
+        // load would bring back what was deleted or overwritten here.
+        if let Some(seq) = self.link.load_after(db, key) {
+            let shipped = self.link.wait_shipped(seq);
+            match tokio::time::timeout(self.through_deadline(), shipped).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => return Err(reason),
+                Err(_) => {
+                    return Err(Arc::from(
+                        "writes of the key are still on their way to the source",
+                    ))
+                }
+            }
+        }
+        self.schema_ready().await?;
         let loaded = self
             .source
             .load(db as u32, key)
@@ -257,6 +273,10 @@ impl Bridge {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if let Some(cache) = rule_deadline.filter(|&at| Some(at) == expire_at) {
+            self.link
+                .note_cache_deadline(db, key.clone(), cache, expire_at_ms);
+        }
         let Some((value, renumbered)) = value_of(loaded) else {
             return Err(Arc::from("the source holds a value strata cannot read"));
         };
@@ -280,6 +300,19 @@ impl Bridge {
     pub fn through_deadline(&self) -> Duration {
         let config = self.link.config();
         (config.statement_timeout.0 + config.connect_timeout.0) * 2
+    }
+
+    /// Waits (bounded) until the source's tables exist: a load before
+    /// would fail on a missing table.
+    async fn schema_ready(&self) -> Result<(), Arc<str>> {
+        let mut ready = self.schema.subscribe();
+        let waited = tokio::time::timeout(self.through_deadline(), ready.wait_for(|r| *r)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Arc::from(
+                "strata's tables in the source are not ready yet (the source is unreachable)",
+            )),
+        }
     }
 
     /// A `through` write's reply waited this long for its commit.
@@ -410,11 +443,19 @@ fn value_of(loaded: Loaded) -> Option<(Value, bool)> {
                     }
                     items.push_back(member(item));
                 }
-                Value::List(List::restore(
-                    head.unwrap_or(crate::keyspace::types::LIST_ORIGIN),
-                    items,
-                    0,
-                ))
+                // strata's lists start in the middle of the u64 range and
+                // grow at both ends; rows numbered from 0 by hand would
+                // underflow at the first LPUSH: renumber from the middle.
+                let origin = crate::keyspace::types::LIST_ORIGIN;
+                let head = match head {
+                    Some(h) if (origin / 2..=origin + origin / 2).contains(&h) => h,
+                    Some(_) => {
+                        renumbered = true;
+                        origin
+                    }
+                    None => origin,
+                };
+                Value::List(List::restore(head, items, 0))
             }
             CollectionKind::Hash => Value::Hash(Hash::restore(
                 elements

@@ -666,7 +666,8 @@ impl Keyspace {
     fn note_expired(&self, db: usize, key: &[u8]) {
         self.events.emit(EventKind::Expired, db, key);
         let Some(link) = &self.link else { return };
-        if link.policy(key).write_mode == WriteMode::None {
+        // A copy whose rule's cache TTL ran out: the source keeps the key.
+        if link.take_cache_deadline(db, key) || link.policy(key).write_mode == WriteMode::None {
             return;
         }
         let record = crate::source::OutboxRecord {
