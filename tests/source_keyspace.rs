@@ -1,0 +1,1587 @@
+//! strata with a real PostgreSQL behind it, end to end: real Redis clients
+//! on one side, the tables as a person sees them with psql on the other.
+//! Each test works in a schema of its own (dropped at the end), so they run
+//! side by side; the PostgreSQL is the one `tools/pg.sh` starts
+//! (`STRATA_TEST_PG_URL`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{as_text, err, int, ok, q, text, Conn, TestServer};
+use redis::Value;
+use strata::config::{DurationValue, Secret, SourceConfig, SourceRule, WriteMode};
+use tokio::net::{TcpListener, TcpStream};
+
+// ------------------------------------------------------------------ setup
+
+/// The database URL, or `None` when the developer asked to skip these
+/// tests; without either the test fails, it never passes silently.
+fn pg_url() -> Option<String> {
+    match std::env::var("STRATA_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("STRATA_SKIP_PG").as_deref() == Ok("1") => {
+            eprintln!("skipped: STRATA_SKIP_PG=1 and STRATA_TEST_PG_URL is not set");
+            None
+        }
+        _ => panic!(
+            "STRATA_TEST_PG_URL is not set: run tools/test.sh, or `eval \"$(tools/pg.sh start)\"` \
+             first (or set STRATA_SKIP_PG=1 to skip the PostgreSQL tests)"
+        ),
+    }
+}
+
+macro_rules! require_pg {
+    () => {
+        match pg_url() {
+            Some(url) => url,
+            None => return,
+        }
+    };
+}
+
+/// A schema name no other test or earlier run uses.
+fn schema(test: &str) -> String {
+    format!("t_{test}_{:08x}", rand::random::<u32>())
+}
+
+/// A plain connection for looking at the tables as a person would.
+async fn psql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let client = psql(url).await;
+    let _ = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await;
+}
+
+fn source_config(url: &str, schema: &str, mode: WriteMode) -> SourceConfig {
+    SourceConfig {
+        url: Secret::new(url),
+        schema: schema.to_string(),
+        write_mode: mode,
+        ..SourceConfig::default()
+    }
+}
+
+/// Creates the tables (as strata would at start), so rows can be written
+/// by hand before any strata runs.
+async fn ensure_tables(url: &str, schema: &str) {
+    let source =
+        strata::source::Source::new(&source_config(url, schema, WriteMode::Behind), "setup")
+            .expect("source config");
+    source.ensure_schema().await.expect("schema");
+}
+
+/// A strata in front of `schema`, writing in `mode`.
+async fn strata(
+    url: &str,
+    schema: &str,
+    mode: WriteMode,
+    tweak: impl FnOnce(&mut SourceConfig),
+) -> TestServer {
+    let mut source = source_config(url, schema, mode);
+    tweak(&mut source);
+    common::start_with(move |config| config.source = source).await
+}
+
+fn rule(pattern: &str, mode: Option<WriteMode>, ttl: Option<Duration>) -> SourceRule {
+    SourceRule {
+        pattern: pattern.to_string(),
+        write_mode: mode,
+        ttl: ttl.map(DurationValue),
+        negative_ttl: None,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// ------------------------------------------------------------ rows by hand
+
+/// A person's writes into the tables.
+struct Hand<'a> {
+    client: &'a tokio_postgres::Client,
+    schema: &'a str,
+}
+
+impl Hand<'_> {
+    async fn string(&self, key: &str, value: &str, expire_at: Option<i64>) {
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.keys (db, key, kind, value, expire_at, version, writer) \
+                     VALUES (0, $1, 'string', $2, $3, 1, 'psql')",
+                    self.schema
+                ),
+                &[&key.as_bytes(), &value.as_bytes(), &expire_at],
+            )
+            .await
+            .expect("insert string");
+    }
+
+    /// A collection: `kind` and its (element, value) rows.
+    async fn collection(
+        &self,
+        key: &str,
+        kind: &str,
+        elements: &[(Vec<u8>, &str)],
+        expire_at: Option<i64>,
+    ) {
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.keys (db, key, kind, expire_at, version, writer) \
+                     VALUES (0, $1, $2, $3, 1, 'psql')",
+                    self.schema
+                ),
+                &[&key.as_bytes(), &kind, &expire_at],
+            )
+            .await
+            .expect("insert key");
+        for (element, value) in elements {
+            self.client
+                .execute(
+                    &format!(
+                        "INSERT INTO {}.elements (db, key, kind, element, value, version, writer) \
+                         VALUES (0, $1, $2, $3, $4, 1, 'psql')",
+                        self.schema
+                    ),
+                    &[&key.as_bytes(), &kind, element, &value.as_bytes()],
+                )
+                .await
+                .expect("insert element");
+        }
+    }
+
+    async fn exec(&self, sql: &str) -> u64 {
+        self.client
+            .execute(&sql.replace("{s}", self.schema), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+fn pos(i: u64) -> Vec<u8> {
+    (strata::keyspace::types::LIST_ORIGIN + i)
+        .to_be_bytes()
+        .to_vec()
+}
+
+// ------------------------------------------------------------ the states
+
+/// A key's value, the same whether read from strata or from the tables.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Str(Vec<u8>),
+    List(Vec<Vec<u8>>),
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    Set(BTreeSet<Vec<u8>>),
+    ZSet(BTreeMap<Vec<u8>, f64>),
+}
+
+/// key → (value, expiry in Unix ms).
+type State = BTreeMap<Vec<u8>, (Val, Option<i64>)>;
+
+fn show(state: &State) -> String {
+    state
+        .iter()
+        .map(|(k, v)| format!("{} = {:?}\n", String::from_utf8_lossy(k), v))
+        .collect()
+}
+
+/// (element, value, kind) of an `elements` row.
+type ElementRow = (Vec<u8>, Vec<u8>, String);
+
+/// Every live key of `db` as the tables hold it. Also checks the tables
+/// are consistent: no element row without a live key of its kind.
+async fn pg_state(client: &tokio_postgres::Client, schema: &str, db: i32) -> State {
+    let now = now_ms();
+    let mut kinds = BTreeMap::new();
+    let mut state = State::new();
+    // One snapshot for both tables: the drainer may commit in between.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .expect("begin");
+    for row in client
+        .query(
+            &format!(
+                "SELECT key, kind, value, expire_at FROM {schema}.keys \
+                 WHERE db = $1 AND kind IS NOT NULL AND (expire_at IS NULL OR expire_at > $2)"
+            ),
+            &[&db, &now],
+        )
+        .await
+        .expect("keys")
+    {
+        let key: Vec<u8> = row.get(0);
+        let kind: String = row.get(1);
+        let expire: Option<i64> = row.get(3);
+        if kind == "string" {
+            let value: Option<Vec<u8>> = row.get(2);
+            state.insert(key.clone(), (Val::Str(value.unwrap_or_default()), expire));
+        }
+        kinds.insert(key, (kind, expire));
+    }
+    let mut collections: BTreeMap<Vec<u8>, Vec<ElementRow>> = BTreeMap::new();
+    for row in client
+        .query(
+            &format!(
+                "SELECT e.key, e.element, e.value, e.kind, k.kind, k.expire_at FROM {schema}.elements e \
+                 LEFT JOIN {schema}.keys k ON k.db = e.db AND k.key = e.key \
+                 WHERE e.db = $1 ORDER BY e.key, e.element"
+            ),
+            &[&db],
+        )
+        .await
+        .expect("elements")
+    {
+        let key: Vec<u8> = row.get(0);
+        let element_kind: String = row.get(3);
+        let key_kind: Option<String> = row.get(4);
+        let expire: Option<i64> = row.get(5);
+        if expire.is_some_and(|at| at <= now) {
+            continue;
+        }
+        assert_eq!(
+            key_kind.as_deref(),
+            Some(element_kind.as_str()),
+            "an element row of {:?} without a live key of its kind",
+            String::from_utf8_lossy(&key)
+        );
+        collections
+            .entry(key)
+            .or_default()
+            .push((row.get(1), row.get(2), element_kind));
+    }
+    client.batch_execute("COMMIT").await.expect("commit");
+    for (key, elements) in collections {
+        let (kind, expire) = kinds.get(&key).cloned().expect("checked above");
+        let val = match kind.as_str() {
+            "list" => Val::List(elements.into_iter().map(|(_, v, _)| v).collect()),
+            "hash" => Val::Hash(elements.into_iter().map(|(e, v, _)| (e, v)).collect()),
+            "set" => Val::Set(elements.into_iter().map(|(e, _, _)| e).collect()),
+            "zset" => Val::ZSet(
+                elements
+                    .into_iter()
+                    .map(|(e, v, _)| {
+                        let score = String::from_utf8_lossy(&v).parse::<f64>();
+                        (e, score.unwrap_or_else(|_| panic!("score {v:?}")))
+                    })
+                    .collect(),
+            ),
+            other => panic!("kind {other}"),
+        };
+        state.insert(key, (val, expire));
+    }
+    state
+}
+
+fn bulk_bytes(value: &Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(data) => data.clone(),
+        Value::SimpleString(text) => text.as_bytes().to_vec(),
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+fn items(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+fn score_of(value: &Value) -> f64 {
+    match value {
+        Value::Double(d) => *d,
+        other => String::from_utf8_lossy(&bulk_bytes(other))
+            .parse()
+            .unwrap_or_else(|_| panic!("score {other:?}")),
+    }
+}
+
+/// Pairs of a map reply (RESP3) or of a flat array (RESP2).
+fn pairs(value: Value) -> Vec<(Value, Value)> {
+    match value {
+        Value::Map(pairs) => pairs,
+        Value::Array(flat) => {
+            let mut out = Vec::new();
+            let mut it = flat.into_iter();
+            while let (Some(a), Some(b)) = (it.next(), it.next()) {
+                out.push((a, b));
+            }
+            out
+        }
+        other => panic!("expected a map, got {other:?}"),
+    }
+}
+
+async fn raw(con: &mut Conn, args: &[&[u8]]) -> Value {
+    common::raw(con, args)
+        .await
+        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(args[0])))
+}
+
+/// A key as strata serves it (loading it from the source when neither
+/// tier holds it); `None` when absent.
+async fn strata_value(con: &mut Conn, key: &[u8]) -> Option<(Val, Option<i64>)> {
+    let kind = as_text(&raw(con, &[b"TYPE", key]).await);
+    let val = match kind.as_str() {
+        "none" => return None,
+        "string" => Val::Str(bulk_bytes(&raw(con, &[b"GET", key]).await)),
+        "list" => Val::List(
+            items(raw(con, &[b"LRANGE", key, b"0", b"-1"]).await)
+                .iter()
+                .map(bulk_bytes)
+                .collect(),
+        ),
+        "hash" => Val::Hash(
+            pairs(raw(con, &[b"HGETALL", key]).await)
+                .iter()
+                .map(|(f, v)| (bulk_bytes(f), bulk_bytes(v)))
+                .collect(),
+        ),
+        "set" => Val::Set(
+            items(raw(con, &[b"SMEMBERS", key]).await)
+                .iter()
+                .map(bulk_bytes)
+                .collect(),
+        ),
+        "zset" => {
+            let reply = items(raw(con, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]).await);
+            let mut members = BTreeMap::new();
+            if reply.iter().all(|v| matches!(v, Value::Array(_))) {
+                for pair in reply {
+                    let pair = items(pair);
+                    members.insert(bulk_bytes(&pair[0]), score_of(&pair[1]));
+                }
+            } else {
+                for pair in reply.chunks(2) {
+                    members.insert(bulk_bytes(&pair[0]), score_of(&pair[1]));
+                }
+            }
+            Val::ZSet(members)
+        }
+        other => panic!("type {other}"),
+    };
+    let expire = match raw(con, &[b"PEXPIRETIME", key]).await {
+        Value::Int(at) if at >= 0 => Some(at),
+        Value::Int(_) => None,
+        other => panic!("PEXPIRETIME: {other:?}"),
+    };
+    Some((val, expire))
+}
+
+/// The keys strata holds in its tiers (db 0).
+async fn cached_keys(con: &mut Conn) -> BTreeSet<Vec<u8>> {
+    items(raw(con, &[b"KEYS", b"*"]).await)
+        .iter()
+        .map(bulk_bytes)
+        .collect()
+}
+
+/// strata's state over `keys`, read through strata.
+async fn strata_state(con: &mut Conn, keys: &BTreeSet<Vec<u8>>) -> State {
+    let mut state = State::new();
+    for key in keys {
+        if let Some(value) = strata_value(con, key).await {
+            state.insert(key.clone(), value);
+        }
+    }
+    state
+}
+
+/// Whether the tables hold exactly what strata serves: every key either
+/// side knows, compared value and expiry. `Err` shows both.
+async fn same_state(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    con: &mut Conn,
+) -> Result<(), String> {
+    let pg = pg_state(client, schema, 0).await;
+    let mut keys = cached_keys(con).await;
+    keys.extend(pg.keys().cloned());
+    let served = strata_state(con, &keys).await;
+    if pg == served {
+        Ok(())
+    } else {
+        Err(format!(
+            "PostgreSQL:\n{}strata:\n{}",
+            show(&pg),
+            show(&served)
+        ))
+    }
+}
+
+async fn assert_same(client: &tokio_postgres::Client, schema: &str, con: &mut Conn, step: &str) {
+    if let Err(diff) = same_state(client, schema, con).await {
+        panic!("after {step}:\n{diff}");
+    }
+}
+
+// ------------------------------------------------------------ figures
+
+/// A field of `INFO source` as text.
+async fn info_text(con: &mut Conn, field: &str) -> String {
+    let info = as_text(&q(con, &["INFO", "source"]).await);
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("INFO source has no {field}:\n{info}"))
+}
+
+async fn figure(con: &mut Conn, field: &str) -> i64 {
+    common::info_field(con, "source", field).await
+}
+
+async fn drained(con: &mut Conn) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while figure(con, "outbox_depth").await != 0 {
+        assert!(Instant::now() < deadline, "the outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Calls of the load query on the server, as pg_stat_statements counts them.
+async fn load_calls(client: &tokio_postgres::Client, schema: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements WHERE query LIKE $1",
+            &[&format!("%FROM {schema}.keys k LEFT JOIN%")],
+        )
+        .await
+        .expect(
+            "pg_stat_statements (shared_preload_libraries and CREATE EXTENSION, see tools/pg.sh)",
+        )
+        .get(0)
+}
+
+/// A TCP relay to PostgreSQL that can be switched off (every connection
+/// dropped, new ones refused) and on again: an outage on demand.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let flag = flag.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let down = async {
+                        while flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        });
+        Relay { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+// ------------------------------------------------------------ 1. read-through
+
+both_protocols!(read_through_serves_what_the_tables_hold);
+
+/// Rows a person inserted are served on a fresh strata as Redis values
+/// with the right type and expiry; expired and deleted rows never are.
+async fn read_through_serves_what_the_tables_hold(resp3: bool) {
+    let url = require_pg!();
+    let name = schema(if resp3 { "read3" } else { "read2" });
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    let now = now_ms();
+    hand.string("s", "hello", None).await;
+    hand.string("soon", "later", Some(now + 60_000)).await;
+    hand.string("expired", "gone", Some(now - 1_000)).await;
+    hand.string("short", "brief", Some(now + 300)).await;
+    hand.string("t:plain", "ruled", None).await;
+    hand.string("t:near", "ruled", Some(now + 10_000)).await;
+    hand.string("t:far", "ruled", Some(now + 120_000)).await;
+    // Inserted out of order: the positions give the order.
+    hand.collection(
+        "l",
+        "list",
+        &[(pos(2), "c"), (pos(0), "a"), (pos(1), "b")],
+        None,
+    )
+    .await;
+    hand.collection(
+        "h",
+        "hash",
+        &[(b"f1".to_vec(), "v1"), (b"f2".to_vec(), "v2")],
+        Some(now + 60_000),
+    )
+    .await;
+    hand.collection(
+        "st",
+        "set",
+        &[
+            (b"a".to_vec(), ""),
+            (b"b".to_vec(), ""),
+            (b"c".to_vec(), ""),
+        ],
+        None,
+    )
+    .await;
+    hand.collection(
+        "z",
+        "zset",
+        &[
+            (b"a".to_vec(), "1"),
+            (b"b".to_vec(), "2.5"),
+            (b"c".to_vec(), "-inf"),
+        ],
+        None,
+    )
+    .await;
+    hand.collection("old", "set", &[(b"m".to_vec(), "")], Some(now - 1))
+        .await;
+    hand.exec(
+        "INSERT INTO {s}.keys (db, key, kind, version, writer) VALUES (0, 'dead', NULL, 5, 'psql')",
+    )
+    .await;
+    hand.exec(
+        "INSERT INTO {s}.keys (db, key, kind, value, version, writer) \
+         VALUES (0, '\\x62696e00ff'::bytea, 'string', '\\x0001'::bytea, 1, 'psql'), \
+                (3, 'other', 'string', 'db three', 1, 'psql')",
+    )
+    .await;
+
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.rule = vec![rule("t:*", None, Some(Duration::from_secs(30)))];
+    })
+    .await;
+    let mut con = server.client(resp3).await;
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 0, "nothing cached yet");
+
+    assert_eq!(
+        text(&mut con, &["GET", "s"]).await.as_deref(),
+        Some("hello")
+    );
+    assert_eq!(int(&mut con, &["TTL", "s"]).await, -1);
+    assert_eq!(as_text(&q(&mut con, &["TYPE", "soon"]).await), "string");
+    let ttl = int(&mut con, &["TTL", "soon"]).await;
+    assert!((58..=60).contains(&ttl), "{ttl}");
+    assert_eq!(text(&mut con, &["GET", "expired"]).await, None);
+    assert_eq!(int(&mut con, &["TTL", "expired"]).await, -2);
+    assert_eq!(as_text(&q(&mut con, &["TYPE", "dead"]).await), "none");
+    assert_eq!(int(&mut con, &["EXISTS", "old"]).await, 0);
+    assert_eq!(
+        raw(&mut con, &[b"GET", b"bin\0\xff"]).await,
+        Value::BulkString(vec![0, 1])
+    );
+    ok(&mut con, &["SELECT", "3"]).await;
+    assert_eq!(
+        text(&mut con, &["GET", "other"]).await.as_deref(),
+        Some("db three")
+    );
+    ok(&mut con, &["SELECT", "0"]).await;
+    assert_eq!(text(&mut con, &["GET", "other"]).await, None, "another db");
+
+    // The rule's TTL bounds a loaded key's life, the row's expiry too.
+    let ttl = int(&mut con, &["TTL", "t:plain"]).await;
+    assert!((29..=30).contains(&ttl), "rule ttl: {ttl}");
+    let ttl = int(&mut con, &["TTL", "t:near"]).await;
+    assert!((8..=10).contains(&ttl), "the row's sooner expiry: {ttl}");
+    let ttl = int(&mut con, &["TTL", "t:far"]).await;
+    assert!((29..=30).contains(&ttl), "the rule's sooner ttl: {ttl}");
+
+    assert_eq!(
+        strata_value(&mut con, b"l").await.map(|v| v.0),
+        Some(Val::List(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]))
+    );
+    assert_eq!(as_text(&q(&mut con, &["TYPE", "h"]).await), "hash");
+    let (hash, expire) = strata_value(&mut con, b"h").await.expect("h");
+    assert_eq!(
+        hash,
+        Val::Hash(BTreeMap::from([
+            (b"f1".to_vec(), b"v1".to_vec()),
+            (b"f2".to_vec(), b"v2".to_vec())
+        ]))
+    );
+    assert_eq!(expire, Some(now + 60_000), "the row's expiry, to the ms");
+    let members: BTreeSet<Vec<u8>> = items(q(&mut con, &["SMEMBERS", "st"]).await)
+        .iter()
+        .map(bulk_bytes)
+        .collect();
+    assert_eq!(members.len(), 3);
+    assert_eq!(as_text(&q(&mut con, &["TYPE", "z"]).await), "zset");
+    let withscores = q(&mut con, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]).await;
+    if resp3 {
+        assert_eq!(
+            withscores,
+            Value::Array(vec![
+                Value::Array(vec![common::bulk("c"), Value::Double(f64::NEG_INFINITY)]),
+                Value::Array(vec![common::bulk("a"), Value::Double(1.0)]),
+                Value::Array(vec![common::bulk("b"), Value::Double(2.5)]),
+            ])
+        );
+    } else {
+        assert_eq!(
+            withscores,
+            Value::Array(
+                ["c", "-inf", "a", "1", "b", "2.5"]
+                    .iter()
+                    .map(|s| common::bulk(s))
+                    .collect()
+            )
+        );
+    }
+
+    // A row that expires while cached is gone from strata too, and is not
+    // loaded again.
+    assert_eq!(
+        text(&mut con, &["GET", "short"]).await.as_deref(),
+        Some("brief")
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&mut con, &["GET", "short"]).await.is_some() {
+        assert!(Instant::now() < deadline, "the row's expiry was not kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(now_ms() >= now + 300, "never served past its expiry");
+    assert_eq!(text(&mut con, &["GET", "short"]).await, None);
+    drop(con);
+    drop(server);
+    drop_schema(&url, &name).await;
+}
+
+/// What one strata wrote, a fresh one serves: every type, value and expiry.
+#[tokio::test]
+async fn read_through_serves_what_another_strata_wrote() {
+    let url = require_pg!();
+    let name = schema("other");
+    let writer = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut a = writer.client(false).await;
+    ok(&mut a, &["SET", "s", "v", "EX", "1000"]).await;
+    int(&mut a, &["RPUSH", "l", "1", "2", "3"]).await;
+    int(&mut a, &["LPUSH", "l", "0"]).await;
+    int(&mut a, &["HSET", "h", "f", "v", "g", "w"]).await;
+    int(&mut a, &["SADD", "st", "x", "y"]).await;
+    int(&mut a, &["ZADD", "z", "1.5", "m", "-3", "n"]).await;
+    int(&mut a, &["PEXPIRE", "z", "500000"]).await;
+
+    let reader = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut b = reader.client(true).await;
+    let keys: BTreeSet<Vec<u8>> = ["s", "l", "h", "st", "z"]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+    let written = strata_state(&mut a, &keys).await;
+    assert_eq!(written.len(), 5);
+    assert_eq!(strata_state(&mut b, &keys).await, written);
+    let client = psql(&url).await;
+    assert_eq!(pg_state(&client, &name, 0).await, written);
+    assert_eq!(figure(&mut b, "source_loads").await, 5);
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 2. single flight
+
+/// A thousand GETs of a key neither tier holds, on many connections at
+/// once, cost one query on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_misses_are_one_query() {
+    let url = require_pg!();
+    let name = schema("flight");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("hot", "value", None).await;
+    let server = strata(&url, &name, WriteMode::Behind, |s| {
+        s.statement_timeout = DurationValue(Duration::from_secs(20));
+    })
+    .await;
+    let mut admin = server.client(false).await;
+    // Warm the pool: the first connection's setup is not under test.
+    assert_eq!(text(&mut admin, &["GET", "warmup"]).await, None);
+    let before = load_calls(&client, &name).await;
+
+    const CONNECTIONS: usize = 250;
+    const PER_CONNECTION: usize = 4;
+    let mut cons = Vec::new();
+    for _ in 0..CONNECTIONS {
+        cons.push(server.client(false).await);
+    }
+    // The table is locked: the load waits on the server while every GET
+    // arrives and joins it.
+    let mut blocker = psql(&url).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.batch_execute(&format!("LOCK TABLE {name}.keys IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .expect("lock");
+    let mut tasks = Vec::new();
+    for con in cons {
+        for _ in 0..PER_CONNECTION {
+            let mut con = con.clone();
+            tasks.push(tokio::spawn(async move {
+                redis::cmd("GET")
+                    .arg("hot")
+                    .query_async::<Option<String>>(&mut con)
+                    .await
+            }));
+        }
+    }
+    // Each connection's first GET waits for the load; its others queue
+    // behind it on the connection.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while figure(&mut admin, "coalesced_loads").await < CONNECTIONS as i64 - 1 {
+        assert!(Instant::now() < deadline, "the GETs did not all wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lock.rollback().await.expect("unlock");
+    for task in tasks {
+        assert_eq!(
+            task.await.expect("task").expect("GET").as_deref(),
+            Some("value")
+        );
+    }
+    assert_eq!(load_calls(&client, &name).await - before, 1, "one query");
+    assert_eq!(figure(&mut admin, "source_loads").await, 2, "warmup + hot");
+    assert_eq!(
+        figure(&mut admin, "coalesced_loads").await,
+        CONNECTIONS as i64 - 1
+    );
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 3. negative cache
+
+#[tokio::test]
+async fn absent_keys_are_remembered_for_the_negative_ttl() {
+    let url = require_pg!();
+    let name = schema("negative");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let negative = Duration::from_millis(400);
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.negative_ttl = DurationValue(negative);
+        s.rule = vec![SourceRule {
+            pattern: "long:*".into(),
+            write_mode: None,
+            ttl: None,
+            negative_ttl: Some(DurationValue(Duration::from_secs(600))),
+        }];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    let before = load_calls(&client, &name).await;
+    let started = Instant::now();
+    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
+    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
+    assert_eq!(int(&mut con, &["EXISTS", "missing"]).await, 0);
+    assert!(started.elapsed() < negative, "the test ran too slowly");
+    assert_eq!(load_calls(&client, &name).await - before, 1);
+    assert_eq!(figure(&mut con, "source_loads").await, 1);
+    assert_eq!(figure(&mut con, "negative_hits").await, 2);
+    tokio::time::sleep(negative).await;
+    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
+    assert_eq!(load_calls(&client, &name).await - before, 2, "asked again");
+
+    // Remembered absent for ten minutes; another strata writes it: the
+    // notification makes it visible here.
+    assert_eq!(text(&mut con, &["GET", "long:k"]).await, None);
+    let other = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut writer = other.client(false).await;
+    ok(&mut writer, &["SET", "long:k", "arrived"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match text(&mut con, &["GET", "long:k"]).await {
+            Some(value) => {
+                assert_eq!(value, "arrived");
+                break;
+            }
+            None => assert!(Instant::now() < deadline, "never seen"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(figure(&mut con, "invalidations_received").await >= 1);
+    // A local write forgets the absence at once.
+    assert_eq!(text(&mut con, &["GET", "long:mine"]).await, None);
+    ok(&mut writer, &["SET", "long:mine", "x"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&mut con, &["GET", "long:mine"]).await.is_none() {
+        assert!(Instant::now() < deadline, "never seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 4. write modes
+
+/// Writes of every type; after each, what the source must hold is what
+/// strata serves.
+const SCRIPT: &[&[&str]] = &[
+    &["SET", "s1", "hello"],
+    &["SET", "s2", "two", "EX", "100"],
+    &["EXPIRE", "s1", "50"],
+    &["PERSIST", "s2"],
+    &["APPEND", "s1", " world"],
+    &["INCR", "n"],
+    &["INCRBY", "n", "41"],
+    &["SETEX", "s3", "100", "x"],
+    &["SET", "s1", "kept", "KEEPTTL"],
+    &["RPUSH", "l", "a", "b", "c"],
+    &["LPUSH", "l", "z"],
+    &["LPOP", "l"],
+    &["RPOP", "l"],
+    &["LSET", "l", "0", "A"],
+    &["LINSERT", "l", "BEFORE", "b", "X"],
+    &["LINSERT", "l", "AFTER", "A", "Y"],
+    &["RPUSH", "l", "b", "b", "q", "r", "s"],
+    &["LREM", "l", "1", "X"],
+    &["LREM", "l", "0", "b"],
+    &["LTRIM", "l", "1", "-2"],
+    &["LMOVE", "l", "l9", "LEFT", "RIGHT"],
+    &["HSET", "h", "f1", "v1", "f2", "v2", "f3", "v3"],
+    &["HDEL", "h", "f1"],
+    &["HINCRBY", "h", "n", "5"],
+    &["EXPIRE", "h", "100"],
+    &["HSET", "h", "f2", "changed"],
+    &["SADD", "st", "a", "b", "c"],
+    &["SREM", "st", "b"],
+    &["SMOVE", "st", "st2", "a"],
+    &["ZADD", "z", "1", "a", "2.5", "b", "inf", "c", "-0.125", "d"],
+    &["ZINCRBY", "z", "1.25", "a"],
+    &["ZREM", "z", "b"],
+    &["DEL", "s3"],
+    &["RENAME", "s1", "s4"],
+    &["RENAME", "l", "l2"],
+    &["RENAME", "h", "st"],
+    &["MSET", "m1", "1", "m2", "2", "s2", "over"],
+    &["SADD", "gone", "x"],
+    &["SREM", "gone", "x"],
+    &["DEL", "m1", "z"],
+    &["PERSIST", "st"],
+    &["SET", "l2", "a string over a list"],
+    &["HSET", "s2", "f", "v"],
+];
+
+/// Runs `SCRIPT`; a `through` source holds each write when its reply
+/// arrives.
+async fn run_script(
+    con: &mut Conn,
+    client: &tokio_postgres::Client,
+    name: &str,
+    check: Option<WriteMode>,
+) {
+    for command in SCRIPT {
+        // HSET over a string is WRONGTYPE in Redis: delete it first.
+        if command[0] == "HSET" && command[1] == "s2" {
+            int(con, &["DEL", "s2"]).await;
+        }
+        q(con, command).await;
+        let step = command.join(" ");
+        match check {
+            Some(WriteMode::Through) => assert_same(client, name, con, &step).await,
+            // Compared once drained: reading a key strata no longer holds
+            // before its delete shipped would load the old row.
+            Some(WriteMode::Behind) => {
+                drained(con).await;
+                assert_same(client, name, con, &step).await
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn through_writes_are_in_postgres_when_the_reply_arrives() {
+    let url = require_pg!();
+    let name = schema("through");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(true).await;
+    let client = psql(&url).await;
+    run_script(&mut con, &client, &name, Some(WriteMode::Through)).await;
+    assert_eq!(figure(&mut con, "outbox_depth").await, 0);
+    assert!(figure(&mut con, "write_through_latency_p50_us").await > 0);
+    assert_eq!(figure(&mut con, "dead_letters").await, 0);
+    assert_eq!(info_text(&mut con, "write_mode").await, "through");
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test]
+async fn behind_writes_reach_postgres_shortly_after() {
+    let url = require_pg!();
+    let name = schema("behind");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    run_script(&mut con, &client, &name, Some(WriteMode::Behind)).await;
+    drained(&mut con).await;
+    assert_same(&client, &name, &mut con, "the whole script").await;
+    assert!(figure(&mut con, "shipped_records").await >= SCRIPT.len() as i64);
+    assert_eq!(info_text(&mut con, "write_mode").await, "behind");
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test]
+async fn none_writes_never_reach_postgres() {
+    let url = require_pg!();
+    let name = schema("none");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::None, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    run_script(&mut con, &client, &name, None).await;
+    assert!(!cached_keys(&mut con).await.is_empty());
+    // Give a drainer that should not exist the time to ship anything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rows: i64 = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM {name}.keys) + (SELECT count(*) FROM {name}.elements)"
+            ),
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 0);
+    assert_eq!(figure(&mut con, "outbox_depth").await, 0);
+    assert_eq!(figure(&mut con, "shipped_records").await, 0);
+    assert_eq!(info_text(&mut con, "write_mode").await, "none");
+    drop_schema(&url, &name).await;
+}
+
+/// `[[source.rule]]` picks the mode per key, over the section's.
+#[tokio::test]
+async fn rules_override_the_write_mode_per_key() {
+    let url = require_pg!();
+    let name = schema("rules");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let server = strata(&url, &name, WriteMode::Behind, |s| {
+        s.rule = vec![
+            rule("t:*", Some(WriteMode::Through), None),
+            rule("n:*", Some(WriteMode::None), None),
+        ];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    let value_in_pg = |key: &'static str| {
+        let client = &client;
+        let name = &name;
+        async move {
+            pg_state(client, name, 0)
+                .await
+                .get(key.as_bytes())
+                .map(|(v, _)| v.clone())
+        }
+    };
+    ok(&mut con, &["SET", "t:a", "1"]).await;
+    assert_eq!(value_in_pg("t:a").await, Some(Val::Str(b"1".to_vec())));
+    int(&mut con, &["RPUSH", "t:l", "x", "y"]).await;
+    assert_eq!(
+        value_in_pg("t:l").await,
+        Some(Val::List(vec![b"x".to_vec(), b"y".to_vec()]))
+    );
+    ok(&mut con, &["MSET", "t:m", "1", "b:m", "2", "n:m", "3"]).await;
+    assert_eq!(value_in_pg("t:m").await, Some(Val::Str(b"1".to_vec())));
+    ok(&mut con, &["SET", "n:a", "local"]).await;
+    int(&mut con, &["HSET", "n:h", "f", "v"]).await;
+    ok(&mut con, &["SET", "b:a", "later"]).await;
+    drained(&mut con).await;
+    let pg = pg_state(&client, &name, 0).await;
+    let keys: Vec<String> = pg
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(keys, ["b:a", "b:m", "t:a", "t:l", "t:m"]);
+    assert_eq!(
+        text(&mut con, &["GET", "n:a"]).await.as_deref(),
+        Some("local")
+    );
+    // Deleting a none key ships nothing either; a behind DEL does.
+    int(&mut con, &["DEL", "n:a", "b:a"]).await;
+    drained(&mut con).await;
+    let pg = pg_state(&client, &name, 0).await;
+    assert!(!pg.contains_key(b"b:a".as_slice()));
+    let rows: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {name}.keys WHERE key LIKE 'n:%'"),
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 0, "no row, not even a tombstone, for none keys");
+
+    // While a session holds the table against writes, a behind write is
+    // answered and a through write waits for its commit.
+    let mut blocker = psql(&url).await;
+    let lock = blocker.transaction().await.expect("begin");
+    lock.batch_execute(&format!("LOCK TABLE {name}.keys IN SHARE MODE"))
+        .await
+        .expect("lock");
+    ok(&mut con, &["SET", "b:fast", "1"]).await;
+    ok(&mut con, &["SET", "n:fast", "1"]).await;
+    let mut other = server.client(false).await;
+    let through = tokio::spawn(async move {
+        redis::cmd("SET")
+            .arg("t:slow")
+            .arg("1")
+            .query_async::<Value>(&mut other)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !through.is_finished(),
+        "a through reply came before its commit"
+    );
+    lock.rollback().await.expect("unlock");
+    assert_eq!(through.await.expect("task").expect("SET"), Value::Okay);
+    assert!(pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"t:slow".as_slice()));
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 5. order
+
+/// Several clients change the same keys at once in behind mode; once the
+/// outbox drains the source holds what strata holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_of_the_same_keys_keep_per_key_order() {
+    let url = require_pg!();
+    let name = schema("order");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut tasks = Vec::new();
+    for client_id in 0..6 {
+        let mut con = server.client(false).await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..60 {
+                let item = format!("{client_id}-{i}");
+                let mut pipe = redis::pipe();
+                pipe.cmd("INCR").arg("counter");
+                pipe.cmd("RPUSH").arg("list").arg(&item);
+                pipe.cmd("HINCRBY").arg("hash").arg(client_id % 3).arg(1);
+                pipe.cmd("ZINCRBY").arg("zset").arg(1).arg(client_id % 2);
+                if i % 7 == 0 {
+                    pipe.cmd("LPOP").arg("list");
+                    pipe.cmd("SET").arg("last").arg(&item);
+                }
+                let _: Vec<Value> = pipe.query_async(&mut con).await.expect("pipeline");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let mut con = server.client(false).await;
+    assert_eq!(
+        text(&mut con, &["GET", "counter"]).await.as_deref(),
+        Some("360")
+    );
+    drained(&mut con).await;
+    let client = psql(&url).await;
+    assert_same(&client, &name, &mut con, "the writers").await;
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 6. flush
+
+#[tokio::test]
+async fn flushall_drops_copies_and_flushall_source_deletes_rows() {
+    let url = require_pg!();
+    let name = schema("flush");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    ok(&mut con, &["SET", "a", "1"]).await;
+    int(&mut con, &["HSET", "h", "f", "v"]).await;
+    ok(&mut con, &["SELECT", "1"]).await;
+    ok(&mut con, &["SET", "b", "2"]).await;
+    ok(&mut con, &["SELECT", "0"]).await;
+
+    ok(&mut con, &["FLUSHALL"]).await;
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
+    assert_eq!(pg_state(&client, &name, 0).await.len(), 2, "rows kept");
+    let loads = figure(&mut con, "source_loads").await;
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("1"));
+    assert_eq!(
+        text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
+        Some("v")
+    );
+    assert_eq!(figure(&mut con, "source_loads").await, loads + 2);
+    ok(&mut con, &["FLUSHDB"]).await;
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("1"));
+
+    // FLUSHDB SOURCE: this database's rows go, the other's stay.
+    ok(&mut con, &["SELECT", "1"]).await;
+    ok(&mut con, &["FLUSHDB", "SOURCE"]).await;
+    assert!(pg_state(&client, &name, 1).await.is_empty());
+    assert_eq!(text(&mut con, &["GET", "b"]).await, None);
+    ok(&mut con, &["SELECT", "0"]).await;
+    assert_eq!(pg_state(&client, &name, 0).await.len(), 2);
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("1"));
+
+    ok(&mut con, &["FLUSHALL", "SYNC", "SOURCE"]).await;
+    assert!(pg_state(&client, &name, 0).await.is_empty());
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
+    assert_eq!(text(&mut con, &["GET", "a"]).await, None);
+    assert_eq!(int(&mut con, &["EXISTS", "h"]).await, 0);
+    // A write after the flush stays.
+    ok(&mut con, &["SET", "after", "x"]).await;
+    assert_same(&client, &name, &mut con, "a write after FLUSHALL SOURCE").await;
+    assert_eq!(
+        err(&mut con, &["FLUSHALL", "SOURCE", "SOURCE"]).await,
+        "ERR syntax error"
+    );
+
+    // Without a source there is no source to flush.
+    let plain = common::start().await;
+    let mut con = plain.client(false).await;
+    let no_source = "ERR no source of truth is configured (--source-url)";
+    assert_eq!(err(&mut con, &["FLUSHALL", "SOURCE"]).await, no_source);
+    assert_eq!(
+        err(&mut con, &["FLUSHDB", "ASYNC", "SOURCE"]).await,
+        no_source
+    );
+    ok(&mut con, &["FLUSHALL"]).await;
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 7. invalidate
+
+#[tokio::test]
+async fn cache_invalidate_drops_copies_so_the_next_read_reloads() {
+    let url = require_pg!();
+    let name = schema("invalidate");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    ok(
+        &mut con,
+        &["MSET", "a", "1", "b", "2", "inv:x", "1", "inv:y", "2"],
+    )
+    .await;
+    int(&mut con, &["HSET", "inv:h", "f", "v"]).await;
+    let shipped = figure(&mut con, "shipped_records").await;
+
+    // Changed by hand without a new version: nobody is notified, the
+    // cached copy stays until it is invalidated.
+    assert_eq!(
+        hand.exec("UPDATE {s}.keys SET value = 'new' WHERE key = 'a'")
+            .await,
+        1
+    );
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("1"));
+    let loads = figure(&mut con, "source_loads").await;
+    assert_eq!(
+        int(&mut con, &["CACHE.INVALIDATE", "a", "nothere"]).await,
+        1
+    );
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 4);
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("new"));
+    assert_eq!(figure(&mut con, "source_loads").await, loads + 1);
+
+    hand.exec("UPDATE {s}.keys SET value = 'X' WHERE key = 'inv:x'")
+        .await;
+    hand.exec("UPDATE {s}.elements SET value = 'w' WHERE key = 'inv:h'")
+        .await;
+    assert_eq!(
+        int(&mut con, &["CACHE.INVALIDATE", "PATTERN", "inv:*"]).await,
+        3
+    );
+    assert_eq!(
+        int(&mut con, &["CACHE.INVALIDATE", "PATTERN", "inv:*"]).await,
+        0
+    );
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 2);
+    assert_eq!(
+        text(&mut con, &["GET", "inv:x"]).await.as_deref(),
+        Some("X")
+    );
+    assert_eq!(
+        text(&mut con, &["HGET", "inv:h", "f"]).await.as_deref(),
+        Some("w")
+    );
+    assert_eq!(
+        text(&mut con, &["GET", "inv:y"]).await.as_deref(),
+        Some("2")
+    );
+    assert_eq!(text(&mut con, &["GET", "b"]).await.as_deref(), Some("2"));
+    assert_eq!(
+        figure(&mut con, "source_loads").await,
+        loads + 4,
+        "b stayed"
+    );
+    // Nothing shipped: the source keeps what it had.
+    assert_eq!(figure(&mut con, "shipped_records").await, shipped);
+    assert_eq!(pg_state(&client, &name, 0).await.len(), 5);
+    assert_eq!(
+        err(&mut con, &["CACHE.INVALIDATE"]).await,
+        "ERR wrong number of arguments for 'cache.invalidate' command"
+    );
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 8. two instances
+
+/// A through write on one strata is never served stale by another 100 ms
+/// after its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_never_serve_each_others_writes_stale() {
+    let url = require_pg!();
+    let name = schema("twins");
+    ensure_tables(&url, &name).await;
+    let first = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let second = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut a = first.client(false).await;
+    let mut b = second.client(true).await;
+    let steps: &[(&[&str], &[&str], &str)] = &[
+        (&["SET", "s", "1"], &["SET", "s", "2"], "s"),
+        (
+            &["HSET", "h", "f", "1"],
+            &["HSET", "h", "f", "2", "g", "3"],
+            "h",
+        ),
+        (&["RPUSH", "l", "a"], &["LPUSH", "l", "b"], "l"),
+        (&["SADD", "st", "a"], &["SREM", "st", "a"], "st"),
+        (&["ZADD", "z", "1", "m"], &["ZINCRBY", "z", "2", "m"], "z"),
+        (&["SET", "d", "x"], &["DEL", "d"], "d"),
+        (&["SET", "e", "x"], &["EXPIRE", "e", "1000"], "e"),
+        (&["INCR", "n"], &["INCR", "n"], "n"),
+    ];
+    for round in 0..2 {
+        // Round 0: A writes, B reads; round 1 the other way round.
+        let (w, r) = if round == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        for (setup, change, key) in steps {
+            q(w, setup).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The reader caches the key as it is now.
+            let seen = strata_value(r, key.as_bytes()).await;
+            assert_eq!(
+                seen,
+                strata_value(w, key.as_bytes()).await,
+                "round {round}: {setup:?} served stale"
+            );
+            q(w, change).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                strata_value(r, key.as_bytes()).await,
+                strata_value(w, key.as_bytes()).await,
+                "round {round}: {change:?} served stale"
+            );
+            q(w, &["DEL", key]).await;
+        }
+    }
+    let client = psql(&url).await;
+    assert_same(&client, &name, &mut a, "both").await;
+    assert_same(&client, &name, &mut b, "both").await;
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 9. poison
+
+#[tokio::test]
+async fn a_write_the_source_refuses_becomes_a_dead_letter() {
+    let url = require_pg!();
+    let name = schema("poison");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {name}.keys ADD CONSTRAINT no_poison CHECK (key <> 'poison'::bytea)"
+        ))
+        .await
+        .expect("constraint");
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(true).await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET").arg("a").arg("1");
+    pipe.cmd("SET").arg("poison").arg("x");
+    pipe.cmd("RPUSH").arg("l").arg("1").arg("2");
+    pipe.cmd("SET").arg("b").arg("2");
+    let replies: Vec<Value> = pipe.query_async(&mut con).await.expect("pipeline");
+    assert_eq!(replies.len(), 4);
+    drained(&mut con).await;
+    let pg = pg_state(&client, &name, 0).await;
+    let keys: Vec<&[u8]> = pg.keys().map(|k| k.as_slice()).collect();
+    assert_eq!(keys, [&b"a"[..], b"b", b"l"], "the others went on");
+    assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    let outbox = pairs(q(&mut con, &["CACHE.OUTBOX"]).await);
+    assert!(matches!(outbox.first(), Some((_, _))));
+    assert!(outbox.contains(&(common::bulk("dead_letters"), Value::Int(1))));
+    let letters = items(q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await);
+    assert_eq!(letters.len(), 1);
+    let letter = items(letters[0].clone());
+    assert!(
+        matches!(letter[0], Value::Int(seq) if seq > 0),
+        "{letter:?}"
+    );
+    assert_eq!(letter[1], common::bulk("poison"));
+    let reason = as_text(&letter[2]);
+    assert!(reason.contains("no_poison"), "{reason}");
+    assert_eq!(
+        items(q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS", "0"]).await).len(),
+        0
+    );
+    // strata keeps serving its own value.
+    assert_eq!(
+        text(&mut con, &["GET", "poison"]).await.as_deref(),
+        Some("x")
+    );
+    ok(&mut con, &["SET", "c", "3"]).await;
+    drained(&mut con).await;
+    assert!(pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"c".as_slice()));
+
+    // A through write of it: the reply says the source did not take it.
+    let through = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = through.client(false).await;
+    let refused = err(&mut con, &["SET", "poison", "y"]).await;
+    assert!(refused.starts_with("SOURCEDOWN "), "{refused}");
+    assert!(refused.contains("no_poison"), "{refused}");
+    assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    ok(&mut con, &["SET", "d", "4"]).await;
+    assert!(pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"d".as_slice()));
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 10. breaker
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_outage_opens_the_breaker_and_behind_writes_wait_it_out() {
+    let url = require_pg!();
+    let name = schema("outage");
+    ensure_tables(&url, &name).await;
+    let parsed: tokio_postgres::Config = url.parse().expect("url");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    let relay = Relay::start(format!("127.0.0.1:{port}")).await;
+    let relayed = url.replacen(&format!(":{port}/"), &format!(":{}/", relay.port), 1);
+    assert_ne!(relayed, url);
+    let server = strata(&relayed, &name, WriteMode::Behind, |s| {
+        s.breaker_threshold = 2;
+        s.breaker_retry_after = DurationValue(Duration::from_millis(1500));
+        s.connect_timeout = DurationValue(Duration::from_millis(500));
+        s.statement_timeout = DurationValue(Duration::from_secs(1));
+        s.rule = vec![rule("t:*", Some(WriteMode::Through), None)];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "v"]).await;
+    int(&mut con, &["HSET", "h", "f", "v"]).await;
+    ok(&mut con, &["SET", "t:before", "1"]).await;
+    drained(&mut con).await;
+    assert_eq!(info_text(&mut con, "breaker_state").await, "closed");
+
+    relay.set_up(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Cached keys need no source.
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
+    assert_eq!(
+        text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
+        Some("v")
+    );
+    // A key nobody holds is an error, never a nil.
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while info_text(&mut con, "breaker_state").await != "open" {
+        let missing = format!("missing{n}");
+        let down = err(&mut con, &["GET", &missing]).await;
+        assert!(down.starts_with("SOURCEDOWN "), "{down}");
+        n += 1;
+        assert!(Instant::now() < deadline, "the breaker never opened");
+    }
+    let started = Instant::now();
+    let down = err(&mut con, &["GET", "another"]).await;
+    assert!(down.starts_with("SOURCEDOWN "), "{down}");
+    let refused = err(&mut con, &["SET", "t:x", "1"]).await;
+    assert!(started.elapsed() < Duration::from_millis(300), "fails fast");
+    assert!(refused.starts_with("SOURCEDOWN "), "{refused}");
+    assert!(refused.contains("breaker"), "{refused}");
+    assert!(
+        items(q(&mut con, &["KEYS", "t:x"]).await).is_empty(),
+        "a refused write is not applied"
+    );
+    assert!(figure(&mut con, "breaker_refusals").await >= 1);
+
+    // Behind writes queue meanwhile.
+    let depth = figure(&mut con, "outbox_depth").await;
+    for i in 0..5 {
+        ok(&mut con, &["SET", &format!("b{i}"), &i.to_string()]).await;
+    }
+    int(&mut con, &["HSET", "h", "g", "w"]).await;
+    int(&mut con, &["DEL", "k"]).await;
+    // A push onto a list nobody holds needs the source's list first.
+    let down = err(&mut con, &["RPUSH", "bl", "x"]).await;
+    assert!(down.starts_with("SOURCEDOWN "), "{down}");
+    assert!(figure(&mut con, "outbox_depth").await >= depth + 7);
+    assert!(figure(&mut con, "outbox_bytes").await > 0);
+
+    relay.set_up(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_text(&mut con, "breaker_state").await != "closed"
+        || figure(&mut con, "outbox_depth").await != 0
+    {
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = psql(&url).await;
+    assert_same(&client, &name, &mut con, "the outage").await;
+    assert!(!pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"k".as_slice()));
+    ok(&mut con, &["SET", "t:after", "1"]).await;
+    assert!(pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"t:after".as_slice()));
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ 11. figures
+
+both_protocols!(stats_and_outbox_figures);
+
+async fn stats_and_outbox_figures(resp3: bool) {
+    let url = require_pg!();
+    let name = schema(if resp3 { "stats3" } else { "stats2" });
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(resp3).await;
+    let stats = |value: Value| -> BTreeMap<String, Value> {
+        if resp3 {
+            assert!(matches!(value, Value::Map(_)), "{value:?}");
+        } else {
+            assert!(matches!(value, Value::Array(_)), "{value:?}");
+        }
+        pairs(value)
+            .into_iter()
+            .map(|(k, v)| (as_text(&k), v))
+            .collect()
+    };
+    let outbox_names = [
+        "outbox_depth",
+        "outbox_bytes",
+        "outbox_oldest_age_ms",
+        "shipped_records",
+        "shipped_batches",
+        "dead_letters",
+        "breaker_state",
+    ];
+    let outbox = q(&mut con, &["CACHE.OUTBOX"]).await;
+    let names: Vec<String> = pairs(outbox.clone())
+        .iter()
+        .map(|(k, _)| as_text(k))
+        .collect();
+    assert_eq!(names, outbox_names);
+    let outbox = stats(outbox);
+    assert_eq!(outbox["breaker_state"], common::bulk("closed"));
+    assert_eq!(outbox["outbox_depth"], Value::Int(0));
+
+    let before = stats(q(&mut con, &["CACHE.STATS"]).await);
+    for name in outbox_names
+        .iter()
+        .chain(&["source_loads", "coalesced_loads", "negative_hits"])
+    {
+        assert!(before.contains_key(*name), "CACHE.STATS lacks {name}");
+    }
+    assert_eq!(before["source_loads"], Value::Int(0));
+    assert_eq!(text(&mut con, &["GET", "nope"]).await, None);
+    assert_eq!(text(&mut con, &["GET", "nope"]).await, None);
+    ok(&mut con, &["SET", "a", "1"]).await;
+    int(&mut con, &["SADD", "s", "x", "y"]).await;
+    drained(&mut con).await;
+    let after = stats(q(&mut con, &["CACHE.STATS"]).await);
+    // The missing key once, and the set SADD adds to.
+    assert_eq!(after["source_loads"], Value::Int(2));
+    assert_eq!(after["negative_hits"], Value::Int(1));
+    let int_of = |v: &Value| match v {
+        Value::Int(n) => *n,
+        other => panic!("{other:?}"),
+    };
+    assert!(int_of(&after["shipped_records"]) >= 2);
+    assert!(int_of(&after["shipped_batches"]) >= 1);
+    assert_eq!(
+        int_of(&after["source_queries"]),
+        int_of(&after["source_loads"])
+            + int_of(&after["shipped_batches"])
+            + int_of(&after["ship_errors"])
+    );
+    // INFO says the same.
+    assert_eq!(info_text(&mut con, "source").await, "postgres");
+    assert_eq!(
+        figure(&mut con, "shipped_records").await,
+        int_of(&after["shipped_records"])
+    );
+    let all = as_text(&q(&mut con, &["INFO"]).await);
+    assert!(all.contains("# Source\r\nsource:postgres\r\n"), "{all}");
+
+    // Without a source.
+    let plain = common::start().await;
+    let mut con = plain.client(resp3).await;
+    assert_eq!(info_text(&mut con, "source").await, "none");
+    let no_source = "ERR no source of truth is configured (--source-url)";
+    assert_eq!(err(&mut con, &["CACHE.OUTBOX"]).await, no_source);
+    assert_eq!(
+        err(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await,
+        no_source
+    );
+    let plain_stats = stats(q(&mut con, &["CACHE.STATS"]).await);
+    assert!(!plain_stats.contains_key("source_loads"));
+    drop_schema(&url, &name).await;
+}
