@@ -413,15 +413,27 @@ async fn same_state(
     schema: &str,
     con: &mut Conn,
 ) -> Result<(), String> {
-    let pg = pg_state(client, schema, 0).await;
+    same_state_in(client, schema, con, 0).await
+}
+
+/// `same_state` for database `db` (the connection ends in database 0).
+async fn same_state_in(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    con: &mut Conn,
+    db: i32,
+) -> Result<(), String> {
+    let pg = pg_state(client, schema, db).await;
+    ok(con, &["SELECT", &db.to_string()]).await;
     let mut keys = cached_keys(con).await;
     keys.extend(pg.keys().cloned());
     let served = strata_state(con, &keys).await;
+    ok(con, &["SELECT", "0"]).await;
     if pg == served {
         Ok(())
     } else {
         Err(format!(
-            "PostgreSQL:\n{}strata:\n{}",
+            "db {db}: PostgreSQL:\n{}strata:\n{}",
             show(&pg),
             show(&served)
         ))
@@ -1583,5 +1595,317 @@ async fn stats_and_outbox_figures(resp3: bool) {
     );
     let plain_stats = stats(q(&mut con, &["CACHE.STATS"]).await);
     assert!(!plain_stats.contains_key("source_loads"));
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ more commands
+
+#[tokio::test]
+async fn store_pop_and_copy_commands_ship_what_they_leave() {
+    let url = require_pg!();
+    let name = schema("more");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    let script: &[&[&str]] = &[
+        &["SADD", "a", "1", "2", "3"],
+        &["SADD", "b", "3", "4"],
+        &["SADD", "dst", "old1", "old2"],
+        &["SUNIONSTORE", "dst", "a", "b"],
+        &["SINTERSTORE", "dst", "a", "b"],
+        &["SDIFFSTORE", "dst2", "a", "b"],
+        &["SPOP", "a"],
+        &["SRANDMEMBER", "a"],
+        &["ZADD", "z", "1", "x", "2", "y", "3", "w"],
+        &["ZADD", "zd", "5", "old"],
+        &["ZUNIONSTORE", "zd", "1", "z"],
+        &["ZRANGESTORE", "zd2", "z", "0", "1"],
+        &["ZPOPMIN", "z"],
+        &["ZREMRANGEBYSCORE", "z", "3", "3"],
+        &["ZADD", "z", "GT", "CH", "10", "y"],
+        &["ZADD", "z", "INCR", "1", "q"],
+        &["RPUSH", "l", "3", "1", "2"],
+        &["SORT", "l", "STORE", "sorted"],
+        &["LPUSH", "sorted", "0"],
+        &["LMPOP", "1", "l", "LEFT", "COUNT", "2"],
+        &["HSET", "h", "f", "1"],
+        &["HSETNX", "h", "g", "2"],
+        &["HINCRBYFLOAT", "h", "f", "0.5"],
+        &["SET", "s", "hello"],
+        &["SETRANGE", "s", "1", "EL"],
+        &["SETBIT", "bits", "7", "1"],
+        &["BITOP", "OR", "bits2", "bits", "s"],
+        &["GETSET", "s", "new"],
+        &["GETDEL", "s"],
+        &["SET", "s", "v", "PX", "100000"],
+        &["GETEX", "s", "PERSIST"],
+        &["GETEX", "s", "EX", "500"],
+        &["SET", "s", "w", "KEEPTTL", "GET"],
+        &["COPY", "h", "hcopy"],
+        &["COPY", "a", "dst", "REPLACE"],
+        &["EXPIRE", "hcopy", "-1"],
+        &["MSETNX", "n1", "1", "n2", "2"],
+        &["INCRBYFLOAT", "n1", "1.5"],
+        &["DECR", "n2"],
+        &["UNLINK", "n2"],
+        &["RENAMENX", "n1", "n3"],
+        &["LPUSH", "l", "q"],
+        &["LPOS", "l", "q"],
+        &["RPOPLPUSH", "l", "l"],
+        &["EXPIREAT", "l", "4102444800"],
+        &["PEXPIRE", "l", "99999999"],
+    ];
+    for command in script {
+        q(&mut con, command).await;
+        assert_same(&client, &name, &mut con, &command.join(" ")).await;
+    }
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test]
+async fn move_and_copy_across_databases_ship_both_databases() {
+    let url = require_pg!();
+    let name = schema("dbs");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["HSET", "h", "f", "v"],
+        &["MOVE", "a", "1"],
+        &["MOVE", "h", "2"],
+        &["COPY", "x", "y"],
+        &["SET", "c", "3"],
+        &["COPY", "c", "c", "DB", "1"],
+        &["MOVE", "c", "2"],
+    ];
+    for command in script {
+        q(&mut con, command).await;
+        for db in 0..3 {
+            if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
+                panic!("after {command:?}: {diff}");
+            }
+        }
+    }
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test]
+async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
+    let url = require_pg!();
+    let name = schema("multi");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("k", "5", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("INCR")
+        .arg("k")
+        .cmd("RPUSH")
+        .arg("l")
+        .arg("x")
+        .cmd("GET")
+        .arg("k");
+    let got: Vec<Value> = pipe.query_async(&mut con).await.expect("EXEC");
+    assert_eq!(got, [Value::Int(6), Value::Int(1), common::bulk("6")]);
+    // The reply came after the commit of both writes.
+    assert_same(&client, &name, &mut con, "MULTI").await;
+    assert_eq!(
+        figure(&mut con, "source_loads").await,
+        2,
+        "k and l, before EXEC ran"
+    );
+    drop_schema(&url, &name).await;
+}
+
+fn relayed_url(url: &str, relay: &Relay) -> String {
+    let parsed: tokio_postgres::Config = url.parse().expect("url");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    url.replacen(&format!(":{port}/"), &format!(":{}/", relay.port), 1)
+}
+
+async fn relay_for(url: &str) -> Relay {
+    let parsed: tokio_postgres::Config = url.parse().expect("url");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    Relay::start(format!("127.0.0.1:{port}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_left_at_shutdown_ships_after_a_restart() {
+    let url = require_pg!();
+    let name = schema("restart");
+    ensure_tables(&url, &name).await;
+    let relay = relay_for(&url).await;
+    let relayed = relayed_url(&url, &relay);
+    let dir = tempfile::tempdir().expect("dir");
+    let source = |u: &str| {
+        let mut s = source_config(u, &name, WriteMode::Behind);
+        s.breaker_threshold = 2;
+        s.connect_timeout = DurationValue(Duration::from_millis(300));
+        s
+    };
+    let first = source(&relayed);
+    let app = common::start_on(dir.path(), move |c| c.source = first.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    ok(&mut con, &["SET", "warm", "1"]).await;
+    drained(&mut con).await;
+    relay.set_up(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ok(&mut con, &["SET", "k1", "v1"]).await;
+    ok(&mut con, &["MSET", "k2", "v2", "k3", "v3"]).await;
+    assert!(figure(&mut con, "outbox_depth").await >= 2);
+    drop(con);
+    app.shutdown().await;
+    let second = source(&url);
+    let app = common::start_on(dir.path(), move |c| c.source = second.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    drained(&mut con).await;
+    let client = psql(&url).await;
+    let pg = pg_state(&client, &name, 0).await;
+    let keys: Vec<&[u8]> = pg.keys().map(|k| k.as_slice()).collect();
+    assert_eq!(keys, [&b"k1"[..], b"k2", b"k3", b"warm"]);
+    assert_same(&client, &name, &mut con, "restart").await;
+    app.shutdown().await;
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_through_write_the_source_did_not_confirm_ships_later() {
+    let url = require_pg!();
+    let name = schema("unconf");
+    ensure_tables(&url, &name).await;
+    let relay = relay_for(&url).await;
+    let relayed = relayed_url(&url, &relay);
+    let server = strata(&relayed, &name, WriteMode::Through, |s| {
+        s.breaker_threshold = 1000;
+        s.connect_timeout = DurationValue(Duration::from_millis(300));
+        s.statement_timeout = DurationValue(Duration::from_millis(500));
+        s.listen_url = Secret::new(url.clone());
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "0"]).await;
+    relay.set_up(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let e = err(&mut con, &["SET", "k", "1"]).await;
+    assert!(
+        e.starts_with("SOURCEDOWN the write is applied here but the source did not confirm it"),
+        "{e}"
+    );
+    assert!(figure(&mut con, "outbox_depth").await >= 1, "still queued");
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("1"));
+    relay.set_up(true);
+    drained(&mut con).await;
+    let client = psql(&url).await;
+    assert_same(&client, &name, &mut con, "recovery").await;
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_refuses_writes_until_it_drains() {
+    let url = require_pg!();
+    let name = schema("full");
+    ensure_tables(&url, &name).await;
+    let relay = relay_for(&url).await;
+    let relayed = relayed_url(&url, &relay);
+    let server = strata(&relayed, &name, WriteMode::Behind, |s| {
+        s.breaker_threshold = 2;
+        s.outbox_max_bytes = strata::config::MemorySize(2_000);
+        s.connect_timeout = DurationValue(Duration::from_millis(300));
+        s.listen_url = Secret::new(url.clone());
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "0"]).await;
+    drained(&mut con).await;
+    relay.set_up(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = None;
+    for i in 0..200 {
+        let key = format!("k{i}");
+        if let Err(e) = common::raw(&mut con, &[b"SET", key.as_bytes(), &[b'x'; 100]]).await {
+            let text = format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""));
+            refused = Some((i, key, text));
+            break;
+        }
+    }
+    let (i, key, e) = refused.expect("the outbox filled");
+    assert_eq!(
+        e,
+        "SOURCEDOWN the outbox of writes waiting for the source is full (outbox-max-bytes); \
+         try again once the source is back"
+    );
+    assert!(i > 3, "refused after {i} writes");
+    assert!(figure(&mut con, "outbox_bytes").await >= 2_000);
+    assert!(
+        items(q(&mut con, &["KEYS", &key]).await).is_empty(),
+        "not applied"
+    );
+    // Reads go on.
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("0"));
+    assert_eq!(
+        text(&mut con, &["GET", "k0"]).await.map(|v| v.len()),
+        Some(100)
+    );
+    relay.set_up(true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while figure(&mut con, "outbox_depth").await != 0 {
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&mut con, &["SET", &key, "accepted again"]).await;
+    drained(&mut con).await;
+    let client = psql(&url).await;
+    assert_same(&client, &name, &mut con, "recovery").await;
+    drop_schema(&url, &name).await;
+}
+
+#[tokio::test]
+async fn a_listen_reconnect_drops_every_cached_copy() {
+    let url = require_pg!();
+    let name = schema("relisten");
+    ensure_tables(&url, &name).await;
+    let app_name = format!("l_{name}");
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "old"]).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.exec("UPDATE {s}.keys SET value = 'new' WHERE key = 'k'")
+        .await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("old"));
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app_name],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while figure(&mut con, "listener_reconnects").await < 1 {
+        assert!(Instant::now() < deadline, "the listener never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&mut con, &["GET", "k"]).await.as_deref() != Some("new") {
+        assert!(Instant::now() < deadline, "stale after reconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop_schema(&url, &name).await;
 }
