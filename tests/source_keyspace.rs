@@ -1909,3 +1909,430 @@ async fn a_listen_reconnect_drops_every_cached_copy() {
     }
     drop_schema(&url, &name).await;
 }
+
+/// WATCH on one strata sees a write another strata made (through the
+/// notification that drops the cached copy), so EXEC fails.
+#[tokio::test]
+async fn watch_sees_another_instances_write() {
+    let url = require_pg!();
+    let name = schema("watch");
+    ensure_tables(&url, &name).await;
+    let first = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let second = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut a = first.client(false).await;
+    let mut b = second.client(true).await;
+    ok(&mut a, &["SET", "k", "1"]).await;
+    ok(&mut b, &["WATCH", "k"]).await;
+    assert_eq!(text(&mut b, &["GET", "k"]).await.as_deref(), Some("1"));
+    ok(&mut a, &["SET", "k", "2"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // The notification drops B's copy (B caches nothing else).
+    while int(&mut b, &["DBSIZE"]).await != 0 {
+        assert!(Instant::now() < deadline, "no notification");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ok(&mut b, &["MULTI"]).await;
+    assert_eq!(
+        q(&mut b, &["SET", "k", "from b"]).await,
+        common::status("QUEUED")
+    );
+    assert_eq!(q(&mut b, &["EXEC"]).await, Value::Nil);
+    assert_eq!(text(&mut b, &["GET", "k"]).await.as_deref(), Some("2"));
+    drop_schema(&url, &name).await;
+}
+
+/// With read-through off a key only the source holds is not there, and
+/// no query is made.
+#[tokio::test]
+async fn read_through_off_never_asks_the_source() {
+    let url = require_pg!();
+    let name = schema("rtoff");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("k", "v", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |s| s.read_through = false).await;
+    let mut con = server.client(false).await;
+    let before = load_calls(&client, &name).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await, None);
+    assert_eq!(int(&mut con, &["RPUSH", "l", "a"]).await, 1);
+    assert_eq!(load_calls(&client, &name).await, before);
+    assert_eq!(figure(&mut con, "source_loads").await, 0);
+    // Writes still ship.
+    assert!(pg_state(&client, &name, 0)
+        .await
+        .contains_key(b"l".as_slice()));
+    drop_schema(&url, &name).await;
+}
+
+// ------------------------------------------------------------ known failures
+//
+// Each test below fails against the current strata for the reason its
+// `FAILS:` note gives; they are commented out so the suite stays green.
+// Uncomment one to reproduce it (run with `cargo nextest run --test
+// source_keyspace <name>`).
+//
+// /// Holds `<schema>.keys` against writes (the drainer's shipments wait)
+// /// while loads, which only read, go on.
+// async fn hold_writes(url: &str, name: &str) -> (tokio_postgres::Client, ()) {
+//     let blocker = psql(url).await;
+//     blocker
+//         .batch_execute(&format!("BEGIN; LOCK TABLE {name}.keys IN SHARE MODE"))
+//         .await
+//         .expect("lock");
+//     (blocker, ())
+// }
+//
+// async fn release(blocker: tokio_postgres::Client) {
+//     blocker.batch_execute("ROLLBACK").await.expect("unlock");
+// }
+//
+// FAILS: a behind-mode DEL followed by a read before the tombstone shipped
+// loads the old row back from the source, and keeps serving it after the
+// tombstone ships (the drainer's own notification is ignored): GET returns
+// "old" right after DEL replied 1, and still "old" once drained, while the
+// source has no k. RENAME's old key, a collection emptied by SREM/LPOP,
+// FLUSHALL SOURCE, and a plain FLUSHALL / CACHE.INVALIDATE / LISTEN
+// reconnect while writes wait in the outbox do the same.
+// #[tokio::test]
+// async fn a_behind_delete_is_not_undone_by_a_read_before_it_ships() {
+//     let url = require_pg!();
+//     let name = schema("bug_del");
+//     ensure_tables(&url, &name).await;
+//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     ok(&mut con, &["SET", "k", "old"]).await;
+//     drained(&mut con).await;
+//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     assert_eq!(int(&mut con, &["DEL", "k"]).await, 1);
+//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "right after DEL");
+//     release(blocker).await;
+//     drained(&mut con).await;
+//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "once drained");
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: plain FLUSHALL while a behind write waits in the outbox: the next
+// read loads the source's older value, and keeps it after the write ships
+// (GET gives "v1" for ever; the source has "v2").
+// #[tokio::test]
+// async fn flushall_with_writes_waiting_does_not_bring_back_older_values() {
+//     let url = require_pg!();
+//     let name = schema("bug_flush");
+//     ensure_tables(&url, &name).await;
+//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     ok(&mut con, &["SET", "k", "v1"]).await;
+//     drained(&mut con).await;
+//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     ok(&mut con, &["SET", "k", "v2"]).await;
+//     ok(&mut con, &["FLUSHALL"]).await;
+//     let during = text(&mut con, &["GET", "k"]).await;
+//     release(blocker).await;
+//     drained(&mut con).await;
+//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
+//     assert_eq!(during.as_deref(), Some("v2"), "an acknowledged write");
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a through DEL waiting for its commit while another client reads
+// the key: the reader loads the old row (the key is gone locally), and
+// after the DEL commits both clients get "old" for ever; the source has
+// a tombstone.
+// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// async fn a_read_racing_a_through_delete_does_not_cache_the_old_row() {
+//     let url = require_pg!();
+//     let name = schema("bug_race");
+//     ensure_tables(&url, &name).await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     let mut reader = server.client(false).await;
+//     ok(&mut con, &["SET", "k", "old"]).await;
+//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     let mut deleter = con.clone();
+//     let del = tokio::spawn(async move {
+//         redis::cmd("DEL")
+//             .arg("k")
+//             .query_async::<i64>(&mut deleter)
+//             .await
+//     });
+//     tokio::time::sleep(Duration::from_millis(200)).await;
+//     let _during = text(&mut reader, &["GET", "k"]).await;
+//     release(blocker).await;
+//     assert_eq!(del.await.expect("task").expect("DEL"), 1);
+//     tokio::time::sleep(Duration::from_millis(300)).await;
+//     assert_eq!(text(&mut reader, &["GET", "k"]).await, None);
+//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a rule's `ttl` (how long a loaded copy may be cached) is shipped
+// as the row's expiry by the next write of the key: HSET / INCR on keys
+// the source holds without expiry leave `expire_at` = now + 2 s in the
+// source, which then deletes the data.
+// #[tokio::test]
+// async fn a_rules_cache_ttl_is_not_written_to_the_source() {
+//     let url = require_pg!();
+//     let name = schema("bug_ttl");
+//     ensure_tables(&url, &name).await;
+//     let client = psql(&url).await;
+//     let hand = Hand {
+//         client: &client,
+//         schema: &name,
+//     };
+//     hand.collection("t:h", "hash", &[(b"f".to_vec(), "v")], None)
+//         .await;
+//     hand.string("t:s", "1", None).await;
+//     let server = strata(&url, &name, WriteMode::Through, |s| {
+//         s.rule = vec![rule("t:*", None, Some(Duration::from_secs(2)))];
+//     })
+//     .await;
+//     let mut con = server.client(false).await;
+//     int(&mut con, &["HSET", "t:h", "g", "w"]).await;
+//     int(&mut con, &["INCR", "t:s"]).await;
+//     let pg = pg_state(&client, &name, 0).await;
+//     assert_eq!(pg.get(b"t:h".as_slice()).map(|v| v.1), Some(None));
+//     assert_eq!(pg.get(b"t:s".as_slice()).map(|v| v.1), Some(None));
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a list whose positions start at 0 (as a person would number
+// them): LPUSH underflows the head position; in a debug build the
+// connection task panics at src/keyspace/types/list.rs:100 ("attempt to
+// subtract with overflow") and the client sees a broken pipe; in release
+// the position wraps to 2^64-1 and sorts last in the source.
+// #[tokio::test]
+// async fn lpush_onto_a_list_numbered_from_zero() {
+//     let url = require_pg!();
+//     let name = schema("bug_zero");
+//     ensure_tables(&url, &name).await;
+//     let client = psql(&url).await;
+//     let hand = Hand {
+//         client: &client,
+//         schema: &name,
+//     };
+//     let at = |i: u64| i.to_be_bytes().to_vec();
+//     hand.collection("l", "list", &[(at(0), "a"), (at(1), "b")], None)
+//         .await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     assert_eq!(int(&mut con, &["LPUSH", "l", "z"]).await, 3);
+//     assert_same(&client, &name, &mut con, "LPUSH").await;
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a list with a gap in its positions (rows a@0, c@2) is renumbered
+// in memory (a@0, c@1) but not in the source, so RPUSH d writes position 2
+// over c's row: the source has [a, d], strata [a, c, d].
+// #[tokio::test]
+// async fn a_list_with_a_gap_keeps_every_element() {
+//     let url = require_pg!();
+//     let name = schema("bug_gap");
+//     ensure_tables(&url, &name).await;
+//     let client = psql(&url).await;
+//     let hand = Hand {
+//         client: &client,
+//         schema: &name,
+//     };
+//     hand.collection("l", "list", &[(pos(0), "a"), (pos(2), "c")], None)
+//         .await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     int(&mut con, &["RPUSH", "l", "d"]).await;
+//     assert_same(&client, &name, &mut con, "RPUSH on a list with a gap").await;
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: the first read on a new schema races strata's own CREATE TABLE:
+// `SOURCEDOWN the source of truth is unavailable: source rejected the
+// write: relation "<schema>.keys" does not exist (42P01)` (also worded as
+// a write for a read).
+// #[tokio::test]
+// async fn a_read_right_after_start_on_a_new_schema() {
+//     let url = require_pg!();
+//     let name = schema("bug_start");
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     assert_eq!(common::raw(&mut con, &[b"GET", b"k"]).await, Ok(Value::Nil));
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: SWAPDB swaps the cached databases but ships nothing: db 0 serves
+// a, the source's db 0 has c; after FLUSHALL the swap is undone.
+// #[tokio::test]
+// async fn swapdb_with_a_source() {
+//     let url = require_pg!();
+//     let name = schema("bug_swap");
+//     ensure_tables(&url, &name).await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     let client = psql(&url).await;
+//     ok(&mut con, &["SET", "c", "0"]).await;
+//     ok(&mut con, &["SELECT", "1"]).await;
+//     ok(&mut con, &["SET", "a", "1"]).await;
+//     ok(&mut con, &["SWAPDB", "0", "1"]).await;
+//     for db in 0..2 {
+//         if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
+//             panic!("after SWAPDB: {diff}");
+//         }
+//     }
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a LISTEN reconnect drops every cached copy, also of keys whose
+// rule says `write_mode = "none"`, which exist nowhere else: n:local is
+// gone (GET gives nil).
+// #[tokio::test]
+// async fn a_listen_reconnect_keeps_keys_that_never_ship() {
+//     let url = require_pg!();
+//     let name = schema("bug_none");
+//     ensure_tables(&url, &name).await;
+//     let app_name = format!("l_{name}");
+//     let server = strata(&url, &name, WriteMode::Through, |s| {
+//         s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
+//         s.rule = vec![rule("n:*", Some(WriteMode::None), None)];
+//     })
+//     .await;
+//     let mut con = server.client(false).await;
+//     ok(&mut con, &["SET", "n:local", "only here"]).await;
+//     let client = psql(&url).await;
+//     client
+//         .query_one(
+//             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+//             &[&app_name],
+//         )
+//         .await
+//         .expect("terminate");
+//     let deadline = Instant::now() + Duration::from_secs(10);
+//     while figure(&mut con, "listener_reconnects").await < 1 {
+//         assert!(Instant::now() < deadline, "the listener never came back");
+//         tokio::time::sleep(Duration::from_millis(20)).await;
+//     }
+//     tokio::time::sleep(Duration::from_millis(200)).await;
+//     assert_eq!(
+//         text(&mut con, &["GET", "n:local"]).await.as_deref(),
+//         Some("only here")
+//     );
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: rows deleted by hand (DELETE FROM keys) and elements changed by
+// hand (UPDATE elements) are never notified (the trigger is AFTER INSERT
+// OR UPDATE on keys only): strata serves k and the old field for ever.
+// #[tokio::test]
+// async fn rows_deleted_or_elements_changed_by_hand_are_seen() {
+//     let url = require_pg!();
+//     let name = schema("bug_hand");
+//     ensure_tables(&url, &name).await;
+//     let client = psql(&url).await;
+//     let hand = Hand {
+//         client: &client,
+//         schema: &name,
+//     };
+//     hand.string("k", "v", None).await;
+//     hand.collection("h", "hash", &[(b"f".to_vec(), "v")], None)
+//         .await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
+//     assert_eq!(
+//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
+//         Some("v")
+//     );
+//     hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
+//     hand.exec("UPDATE {s}.elements SET value = 'w', version = version + 1 WHERE key = 'h'")
+//         .await;
+//     tokio::time::sleep(Duration::from_millis(500)).await;
+//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
+//     assert_eq!(
+//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
+//         Some("w")
+//     );
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: two instances RPUSH onto the same cached list while the table is
+// busy: both replies are 2 (acknowledged, through mode), both writes use
+// position ORIGIN+1, and the source keeps one of them: [a, x].
+// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// async fn two_instances_pushing_at_once_keep_both_items() {
+//     let url = require_pg!();
+//     let name = schema("bug_lost");
+//     ensure_tables(&url, &name).await;
+//     let first = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let second = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut a = first.client(false).await;
+//     let mut b = second.client(false).await;
+//     int(&mut a, &["RPUSH", "l", "a"]).await;
+//     assert_eq!(int(&mut b, &["LLEN", "l"]).await, 1);
+//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     let (mut xa, mut xb) = (a.clone(), b.clone());
+//     let pa = tokio::spawn(async move {
+//         redis::cmd("RPUSH")
+//             .arg("l")
+//             .arg("x")
+//             .query_async::<i64>(&mut xa)
+//             .await
+//     });
+//     let pb = tokio::spawn(async move {
+//         redis::cmd("RPUSH")
+//             .arg("l")
+//             .arg("y")
+//             .query_async::<i64>(&mut xb)
+//             .await
+//     });
+//     tokio::time::sleep(Duration::from_millis(200)).await;
+//     release(blocker).await;
+//     assert_eq!(pa.await.expect("task").expect("RPUSH"), 2);
+//     assert_eq!(pb.await.expect("task").expect("RPUSH"), 2);
+//     let client = psql(&url).await;
+//     match pg_state(&client, &name, 0).await.get(b"l".as_slice()) {
+//         Some((Val::List(items), _)) => assert_eq!(items.len(), 3, "{items:?}"),
+//         other => panic!("{other:?}"),
+//     }
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: CACHE.STATS RESET (and CONFIG RESETSTAT) leave the source's
+// counters: source_loads and shipped_records stay 1.
+// #[tokio::test]
+// async fn cache_stats_reset_zeroes_the_source_counters() {
+//     let url = require_pg!();
+//     let name = schema("bug_reset");
+//     ensure_tables(&url, &name).await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     assert_eq!(text(&mut con, &["GET", "x"]).await, None);
+//     ok(&mut con, &["SET", "y", "1"]).await;
+//     q(&mut con, &["CACHE.STATS", "RESET"]).await;
+//     assert_eq!(figure(&mut con, "source_loads").await, 0);
+//     assert_eq!(figure(&mut con, "shipped_records").await, 0);
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a GET served by loading the key from the source counts as a
+// keyspace hit, not a miss: 1 hit / 1 miss for a loaded key and a key
+// absent everywhere; (0, 2) expected, as neither tier held either.
+// #[tokio::test]
+// async fn a_load_from_the_source_counts_as_a_miss() {
+//     let url = require_pg!();
+//     let name = schema("bug_hits");
+//     ensure_tables(&url, &name).await;
+//     let client = psql(&url).await;
+//     let hand = Hand {
+//         client: &client,
+//         schema: &name,
+//     };
+//     hand.string("k", "v", None).await;
+//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut con = server.client(false).await;
+//     text(&mut con, &["GET", "k"]).await;
+//     text(&mut con, &["GET", "absent"]).await;
+//     let hits = common::info_stat(&mut con, "keyspace_hits").await;
+//     let misses = common::info_stat(&mut con, "keyspace_misses").await;
+//     assert_eq!((hits, misses), (0, 2));
+//     drop_schema(&url, &name).await;
+// }
