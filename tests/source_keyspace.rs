@@ -1968,6 +1968,43 @@ async fn read_through_off_never_asks_the_source() {
     drop_schema(&url, &name).await;
 }
 
+/// Memory-only (no warm tier): writes ship, a refused one is parked in
+/// memory and listed, and what FLUSHALL drops comes back from the source.
+#[tokio::test]
+async fn memory_only_mode_with_a_source() {
+    let url = require_pg!();
+    let name = schema("memonly");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {name}.keys ADD CONSTRAINT no_poison CHECK (key <> 'poison'::bytea)"
+        ))
+        .await
+        .expect("constraint");
+    let source = source_config(&url, &name, WriteMode::Through);
+    let server = common::start_with(move |c| {
+        c.source = source;
+        c.storage.warm_tier = false;
+    })
+    .await;
+    let mut con = server.client(true).await;
+    run_script(&mut con, &client, &name, Some(WriteMode::Through)).await;
+    let refused = err(&mut con, &["SET", "poison", "1"]).await;
+    assert!(refused.starts_with("SOURCEDOWN "), "{refused}");
+    assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    let letters = items(q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await);
+    assert_eq!(letters.len(), 1);
+    let letter = items(letters[0].clone());
+    assert_eq!(letter[1], common::bulk("poison"));
+    assert!(as_text(&letter[2]).contains("no_poison"), "{letter:?}");
+    ok(&mut con, &["FLUSHALL"]).await;
+    assert_eq!(int(&mut con, &["DBSIZE"]).await, 0);
+    int(&mut con, &["DEL", "poison"]).await;
+    assert_same(&client, &name, &mut con, "FLUSHALL").await;
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its
