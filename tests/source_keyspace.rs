@@ -2005,6 +2005,72 @@ async fn memory_only_mode_with_a_source() {
     drop_schema(&url, &name).await;
 }
 
+/// A key that expired (here or in the source) and is written again starts
+/// afresh: none of its old elements or bytes come back in the source.
+#[tokio::test]
+async fn a_write_after_an_expiry_starts_the_key_afresh() {
+    let url = require_pg!();
+    let name = schema("expwrite");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    let now = now_ms();
+    hand.collection(
+        "old",
+        "list",
+        &[(pos(0), "a"), (pos(1), "b")],
+        Some(now - 1),
+    )
+    .await;
+    hand.collection("oldh", "hash", &[(b"f".to_vec(), "v")], Some(now - 1))
+        .await;
+    hand.string("olds", "v", Some(now - 1)).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    int(&mut con, &["RPUSH", "l", "a", "b"]).await;
+    int(&mut con, &["PEXPIRE", "l", "100"]).await;
+    int(&mut con, &["HSET", "h", "f", "v", "g", "w"]).await;
+    int(&mut con, &["PEXPIRE", "h", "100"]).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(int(&mut con, &["RPUSH", "l", "c"]).await, 1);
+    assert_eq!(int(&mut con, &["HSET", "h", "x", "y"]).await, 1);
+    assert_eq!(int(&mut con, &["RPUSH", "old", "c"]).await, 1);
+    assert_eq!(int(&mut con, &["HSET", "oldh", "x", "y"]).await, 1);
+    assert_eq!(int(&mut con, &["APPEND", "olds", "z"]).await, 1);
+    assert_same(&client, &name, &mut con, "writes after expiry").await;
+    assert_eq!(
+        pg_state(&client, &name, 0).await.get(b"old".as_slice()),
+        Some(&(Val::List(vec![b"c".to_vec()]), None))
+    );
+    drop_schema(&url, &name).await;
+}
+
+/// A blocking pop of a list only the source holds loads it and pops.
+#[tokio::test]
+async fn blpop_loads_a_list_only_the_source_holds() {
+    let url = require_pg!();
+    let name = schema("blpop");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.collection("q", "list", &[(pos(0), "a"), (pos(1), "b")], None)
+        .await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(true).await;
+    assert_eq!(
+        q(&mut con, &["BLPOP", "q", "1"]).await,
+        Value::Array(vec![common::bulk("q"), common::bulk("a")])
+    );
+    assert_same(&client, &name, &mut con, "BLPOP").await;
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its
