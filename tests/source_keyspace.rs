@@ -547,7 +547,6 @@ async fn read_through_serves_what_the_tables_hold(resp3: bool) {
     hand.string("s", "hello", None).await;
     hand.string("soon", "later", Some(now + 60_000)).await;
     hand.string("expired", "gone", Some(now - 1_000)).await;
-    hand.string("short", "brief", Some(now + 300)).await;
     hand.string("t:plain", "ruled", None).await;
     hand.string("t:near", "ruled", Some(now + 10_000)).await;
     hand.string("t:far", "ruled", Some(now + 120_000)).await;
@@ -682,18 +681,33 @@ async fn read_through_serves_what_the_tables_hold(resp3: bool) {
         );
     }
 
-    // A row that expires while cached is gone from strata too, and is not
-    // loaded again.
-    assert_eq!(
-        text(&mut con, &["GET", "short"]).await.as_deref(),
-        Some("brief")
-    );
+    // A row that expires while cached is served until its expiry, never
+    // after, and is not loaded again.
+    let short_at = now_ms() + 1_000;
+    hand.string("short", "brief", Some(short_at)).await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while text(&mut con, &["GET", "short"]).await.is_some() {
+    let mut served = 0;
+    loop {
+        let before = now_ms();
+        match text(&mut con, &["GET", "short"]).await {
+            Some(value) => {
+                assert_eq!(value, "brief");
+                assert!(
+                    before < short_at,
+                    "served {} ms past its expiry",
+                    before - short_at
+                );
+                served += 1;
+            }
+            None => {
+                assert!(now_ms() >= short_at, "gone before its expiry");
+                break;
+            }
+        }
         assert!(Instant::now() < deadline, "the row's expiry was not kept");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(now_ms() >= now + 300, "never served past its expiry");
+    assert!(served > 0, "never served while it lived");
     assert_eq!(text(&mut con, &["GET", "short"]).await, None);
     drop(con);
     drop(server);
@@ -810,7 +824,7 @@ async fn absent_keys_are_remembered_for_the_negative_ttl() {
     let name = schema("negative");
     ensure_tables(&url, &name).await;
     let client = psql(&url).await;
-    let negative = Duration::from_millis(400);
+    let negative = Duration::from_millis(1_000);
     let server = strata(&url, &name, WriteMode::Through, |s| {
         s.negative_ttl = DurationValue(negative);
         s.rule = vec![SourceRule {
@@ -1459,13 +1473,16 @@ async fn a_source_outage_opens_the_breaker_and_behind_writes_wait_it_out() {
         n += 1;
         assert!(Instant::now() < deadline, "the breaker never opened");
     }
-    let started = Instant::now();
     let down = err(&mut con, &["GET", "another"]).await;
     assert!(down.starts_with("SOURCEDOWN "), "{down}");
+    let started = Instant::now();
     let refused = err(&mut con, &["SET", "t:x", "1"]).await;
-    assert!(started.elapsed() < Duration::from_millis(300), "fails fast");
+    assert!(started.elapsed() < Duration::from_secs(1), "fails fast");
     assert!(refused.starts_with("SOURCEDOWN "), "{refused}");
-    assert!(refused.contains("breaker"), "{refused}");
+    assert!(
+        refused.contains("the circuit breaker is open; through writes fail until it closes"),
+        "refused before it ran: {refused}"
+    );
     assert!(
         items(q(&mut con, &["KEYS", "t:x"]).await).is_empty(),
         "a refused write is not applied"
