@@ -1386,6 +1386,10 @@ async fn a_write_the_source_refuses_becomes_a_dead_letter() {
     let keys: Vec<&[u8]> = pg.keys().map(|k| k.as_slice()).collect();
     assert_eq!(keys, [&b"a"[..], b"b", b"l"], "the others went on");
     assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    assert!(
+        figure(&mut con, "ship_errors").await >= 1,
+        "the refused batch"
+    );
     let outbox = pairs(q(&mut con, &["CACHE.OUTBOX"]).await);
     assert!(matches!(outbox.first(), Some((_, _))));
     assert!(outbox.contains(&(common::bulk("dead_letters"), Value::Int(1))));
@@ -1488,6 +1492,7 @@ async fn a_source_outage_opens_the_breaker_and_behind_writes_wait_it_out() {
         "a refused write is not applied"
     );
     assert!(figure(&mut con, "breaker_refusals").await >= 1);
+    assert!(figure(&mut con, "source_load_errors").await >= n);
 
     // Behind writes queue meanwhile.
     let depth = figure(&mut con, "outbox_depth").await;
