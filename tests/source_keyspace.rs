@@ -528,6 +528,20 @@ impl Relay {
     }
 }
 
+/// A relay in front of the PostgreSQL of `url`.
+async fn relay_for(url: &str) -> Relay {
+    let parsed: tokio_postgres::Config = url.parse().expect("url");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    Relay::start(format!("127.0.0.1:{port}")).await
+}
+
+/// `url` going through `relay`.
+fn relayed_url(url: &str, relay: &Relay) -> String {
+    let parsed: tokio_postgres::Config = url.parse().expect("url");
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    url.replacen(&format!(":{port}/"), &format!(":{}/", relay.port), 1)
+}
+
 // ------------------------------------------------------------ 1. read-through
 
 both_protocols!(read_through_serves_what_the_tables_hold);
@@ -1439,10 +1453,8 @@ async fn a_source_outage_opens_the_breaker_and_behind_writes_wait_it_out() {
     let url = require_pg!();
     let name = schema("outage");
     ensure_tables(&url, &name).await;
-    let parsed: tokio_postgres::Config = url.parse().expect("url");
-    let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    let relay = Relay::start(format!("127.0.0.1:{port}")).await;
-    let relayed = url.replacen(&format!(":{port}/"), &format!(":{}/", relay.port), 1);
+    let relay = relay_for(&url).await;
+    let relayed = relayed_url(&url, &relay);
     assert_ne!(relayed, url);
     let server = strata(&relayed, &name, WriteMode::Behind, |s| {
         s.breaker_threshold = 2;
@@ -1746,18 +1758,6 @@ async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
         "k and l, before EXEC ran"
     );
     drop_schema(&url, &name).await;
-}
-
-fn relayed_url(url: &str, relay: &Relay) -> String {
-    let parsed: tokio_postgres::Config = url.parse().expect("url");
-    let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    url.replacen(&format!(":{port}/"), &format!(":{}/", relay.port), 1)
-}
-
-async fn relay_for(url: &str) -> Relay {
-    let parsed: tokio_postgres::Config = url.parse().expect("url");
-    let port = parsed.get_ports().first().copied().unwrap_or(5432);
-    Relay::start(format!("127.0.0.1:{port}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
