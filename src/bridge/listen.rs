@@ -69,20 +69,9 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
             }
             Notice::Listening { reconnected: true } => {
                 tracing::warn!(
-                    "source: LISTEN reconnected; changes made meanwhile were not heard, so every cached copy is dropped"
+                    "source: LISTEN reconnected; changes made meanwhile were not heard, so the cached copies are dropped"
                 );
-                // Keys with writes still in the outbox are newer here than
-                // in the source: their copies stay.
-                let pending = link.pending_keys();
-                for db in 0..state.databases() {
-                    for key in state.keyspace.keys(db, b"*") {
-                        if keeps(&link, &pending, db, &key) {
-                            continue;
-                        }
-                        state.keyspace.drop_cached(db, &key);
-                    }
-                    link.forget_all_absent(Some(db));
-                }
+                drop_stale_copies(&state, &link);
             }
             _ => {}
         };
@@ -100,4 +89,31 @@ fn keeps(
     key: &bytes::Bytes,
 ) -> bool {
     pending.contains(&(db, key.clone())) || link.policy(key).write_mode == WriteMode::None
+}
+
+/// Drops every cached copy but those [`keeps`] spares: after a LISTEN
+/// reconnect, and at start on a warm tier that holds keys (what changed in
+/// the source while strata was down was heard by nobody). A database with
+/// nothing to keep is flushed whole.
+pub(super) fn drop_stale_copies(state: &ServerState, link: &SourceLink) {
+    let pending = link.pending_keys();
+    let keeps_some = pending.iter().any(|(db, _)| *db < state.databases())
+        || link
+            .config()
+            .rule
+            .iter()
+            .any(|rule| rule.write_mode == Some(WriteMode::None))
+        || link.config().write_mode == WriteMode::None;
+    for db in 0..state.databases() {
+        if keeps_some {
+            for key in state.keyspace.keys(db, b"*") {
+                if !keeps(link, &pending, db, &key) {
+                    state.keyspace.drop_cached(db, &key);
+                }
+            }
+        } else {
+            state.keyspace.flush_db(db, true);
+        }
+        link.forget_all_absent(Some(db));
+    }
 }

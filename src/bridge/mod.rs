@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::cmd::{keyed_call, Session};
 use crate::config::WriteMode;
 use crate::error;
-use crate::keyspace::link::SourceLink;
+use crate::keyspace::link::{PendingState, SourceLink};
 use crate::keyspace::types::{Hash, List, Member, Set, ZSet};
 use crate::keyspace::{now_ms, Value};
 use crate::protocol::Reply;
@@ -66,6 +66,15 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// Drops the copies a warm tier kept across a restart (changes made in
+    /// the source meanwhile were not heard); writes still in the outbox
+    /// stay. Blocks on disk I/O.
+    pub fn drop_stale_copies(state: &ServerState) {
+        if let Some(link) = state.keyspace.link() {
+            listen::drop_stale_copies(state, link);
+        }
+    }
+
     /// Builds the bridge when a source is configured and starts its tasks
     /// (schema, drainer, listener) on the current runtime.
     pub fn start(state: &Arc<ServerState>) -> Result<Option<Arc<Bridge>>, String> {
@@ -147,7 +156,11 @@ impl Bridge {
         let missing: Vec<Bytes> = call
             .keys
             .into_iter()
-            .filter(|key| !state.keyspace.holds(db, key) && !self.link.known_absent(db, key, now))
+            .filter(|key| {
+                !state.keyspace.holds(db, key)
+                    && !self.link.known_absent(db, key, now)
+                    && self.link.pending_state(db, key) != PendingState::Deleted
+            })
             .collect();
         if missing.is_empty() {
             Prepared::Ready
@@ -227,7 +240,7 @@ impl Bridge {
     ) -> Result<(), Arc<str>> {
         // The source lags this instance for the key: wait for it, or the
         // load would bring back what was deleted or overwritten here.
-        if let Some(seq) = self.link.load_after(db, key) {
+        if let PendingState::ShipFirst(seq) = self.link.pending_state(db, key) {
             let shipped = self.link.wait_shipped(seq);
             match tokio::time::timeout(self.through_deadline(), shipped).await {
                 Ok(Ok(())) => {}
@@ -329,8 +342,14 @@ impl Bridge {
         )
     }
 
+    /// Zeroes the counters (the outbox's depth and the breaker are state,
+    /// not counters, and stay).
     pub fn reset_figures(&self) {
         self.through_latency.lock().reset();
+        self.source.reset_stats();
+        self.counters.coalesced_loads.store(0, Relaxed);
+        self.link.counters.negative_hits.store(0, Relaxed);
+        self.link.counters.invalidations.store(0, Relaxed);
     }
 
     /// Poison records parked (memory-only mode keeps them here).

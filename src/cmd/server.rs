@@ -926,6 +926,9 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
     ctx.state.stats.reset();
     ctx.ks().reset_stats();
+    if let Some(bridge) = ctx.state.bridge.get() {
+        bridge.reset_figures();
+    }
     Ok(Reply::OK)
 }
 

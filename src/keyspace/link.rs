@@ -99,10 +99,19 @@ struct Queue {
     entries: VecDeque<Pending>,
     next_seq: u64,
     bytes: u64,
-    /// (db, key) → the newest queued write of the key (a flush: the empty
-    /// key of its database, or of [`ALL_DBS`]). Until it ships, the source
-    /// holds an older state than this instance.
-    pending: HashMap<(usize, Bytes), u64>,
+    /// (db, key) → the newest queued write of the key and whether it
+    /// deletes the key (a flush: the empty key of its database, or of
+    /// [`ALL_DBS`]). Until it ships, the source holds an older state than
+    /// this instance.
+    pending: HashMap<(usize, Bytes), (u64, bool)>,
+}
+
+/// A key's writes still in the outbox, as read-through sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingState {
+    None,
+    Deleted,
+    ShipFirst(u64),
 }
 
 /// The database a `FLUSHALL SOURCE` is pending under.
@@ -111,7 +120,14 @@ const ALL_DBS: usize = usize::MAX;
 impl Queue {
     fn push(&mut self, pending: Pending) {
         for record in &pending.records {
-            self.pending.insert(pending_slot(record), pending.seq);
+            let deletes = matches!(
+                record.op,
+                crate::source::Op::DeleteKey
+                    | crate::source::Op::FlushDb
+                    | crate::source::Op::FlushAll
+            );
+            self.pending
+                .insert(pending_slot(record), (pending.seq, deletes));
         }
         self.bytes += pending.bytes;
         self.entries.push_back(pending);
@@ -297,7 +313,11 @@ impl SourceLink {
                     queue.bytes = queue.bytes.saturating_sub(done.bytes);
                     for record in &done.records {
                         let slot = pending_slot(record);
-                        if queue.pending.get(&slot).is_some_and(|&last| last <= seq) {
+                        if queue
+                            .pending
+                            .get(&slot)
+                            .is_some_and(|&(last, _)| last <= seq)
+                        {
                             queue.pending.remove(&slot);
                         }
                     }
@@ -319,23 +339,28 @@ impl SourceLink {
         self.queue.lock().pending.keys().cloned().collect()
     }
 
-    /// The outbox sequence a load of `key` must see shipped first: the
-    /// key's newest queued write, or a flush of its database queued
-    /// since. Until then the source holds an older state than this
-    /// instance (a DEL, a plain FLUSHALL over a write not yet shipped).
-    pub fn load_after(&self, db: usize, key: &[u8]) -> Option<u64> {
+    /// What the outbox says of `key`, which neither tier holds: nothing
+    /// (ask the source), deleted here (the source still has it: do not
+    /// load it back), or written here and then dropped (a plain FLUSHALL,
+    /// an invalidation): the load must wait until the write has shipped.
+    pub fn pending_state(&self, db: usize, key: &[u8]) -> PendingState {
         let queue = self.queue.lock();
         if queue.pending.is_empty() {
-            return None;
+            return PendingState::None;
         }
-        [
+        let newest = [
             (db, Bytes::copy_from_slice(key)),
             (db, Bytes::new()),
             (ALL_DBS, Bytes::new()),
         ]
         .iter()
         .filter_map(|slot| queue.pending.get(slot).copied())
-        .max()
+        .max_by_key(|&(seq, _)| seq);
+        match newest {
+            None => PendingState::None,
+            Some((_, true)) => PendingState::Deleted,
+            Some((seq, false)) => PendingState::ShipFirst(seq),
+        }
     }
 
     /// Every outbox sequence up to this one is committed (or parked).
