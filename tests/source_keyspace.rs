@@ -16,7 +16,7 @@ use redis::Value;
 use strata::config::{DurationValue, Secret, SourceConfig, SourceRule, WriteMode};
 use tokio::net::{TcpListener, TcpStream};
 
-// ------------------------------------------------------------------ setup
+// ------------------------------------------------------------ setup
 
 /// The database URL, or `None` when the developer asked to skip these
 /// tests; without either the test fails, it never passes silently.
@@ -387,7 +387,7 @@ async fn strata_value(con: &mut Conn, key: &[u8]) -> Option<(Val, Option<i64>)> 
     Some((val, expire))
 }
 
-/// The keys strata holds in its tiers (db 0).
+/// The keys strata holds in its tiers (the connection's database).
 async fn cached_keys(con: &mut Conn) -> BTreeSet<Vec<u8>> {
     items(raw(con, &[b"KEYS", b"*"]).await)
         .iter()
@@ -1693,6 +1693,9 @@ async fn stats_and_outbox_figures(resp3: bool) {
 
 // ------------------------------------------------------------ more commands
 
+/// Commands that replace a key whole (the *STORE family, COPY, SORT
+/// STORE) or pop from it: the source holds what they leave, replaced
+/// collections included, after each reply.
 #[tokio::test]
 async fn store_pop_and_copy_commands_ship_what_they_leave() {
     let url = require_pg!();
@@ -1756,6 +1759,7 @@ async fn store_pop_and_copy_commands_ship_what_they_leave() {
     drop_schema(&url, &name).await;
 }
 
+/// MOVE and COPY ... DB change two databases: both ship.
 #[tokio::test]
 async fn move_and_copy_across_databases_ship_both_databases() {
     let url = require_pg!();
@@ -1785,6 +1789,8 @@ async fn move_and_copy_across_databases_ship_both_databases() {
     drop_schema(&url, &name).await;
 }
 
+/// EXEC loads the keys of its whole queue first, and its reply waits for
+/// the commit of its through writes.
 #[tokio::test]
 async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
     let url = require_pg!();
@@ -1819,6 +1825,8 @@ async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
     drop_schema(&url, &name).await;
 }
 
+/// Behind writes queued while the source is down survive a shutdown in the
+/// warm tier's outbox and ship after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_left_at_shutdown_ships_after_a_restart() {
     let url = require_pg!();
@@ -1858,6 +1866,9 @@ async fn an_outbox_left_at_shutdown_ships_after_a_restart() {
     drop_schema(&url, &name).await;
 }
 
+/// The source goes away under a through write (the breaker still
+/// closed): the reply says so, the write stays applied and queued, and
+/// ships once the source is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_through_write_the_source_did_not_confirm_ships_later() {
     let url = require_pg!();
@@ -1890,6 +1901,8 @@ async fn a_through_write_the_source_did_not_confirm_ships_later() {
     drop_schema(&url, &name).await;
 }
 
+/// A source down long enough fills the outbox: writes are refused (and
+/// not applied) while reads go on; once drained writes are taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_refuses_writes_until_it_drains() {
     let url = require_pg!();
@@ -1949,6 +1962,9 @@ async fn a_full_outbox_refuses_writes_until_it_drains() {
     drop_schema(&url, &name).await;
 }
 
+/// Changes made while the LISTEN connection was down are not heard: when
+/// it comes back every cached copy is dropped, so a row changed without a
+/// notification is read anew.
 #[tokio::test]
 async fn a_listen_reconnect_drops_every_cached_copy() {
     let url = require_pg!();
