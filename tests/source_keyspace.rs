@@ -2169,6 +2169,43 @@ async fn blpop_loads_a_list_only_the_source_holds() {
     drop_schema(&url, &name).await;
 }
 
+/// Dead letters are kept in the warm tier: listed again after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_outlive_a_restart() {
+    let url = require_pg!();
+    let name = schema("dlrestart");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {name}.keys ADD CONSTRAINT no_poison CHECK (key <> 'poison'::bytea)"
+        ))
+        .await
+        .expect("constraint");
+    let dir = tempfile::tempdir().expect("dir");
+    let source = source_config(&url, &name, WriteMode::Behind);
+    let first = source.clone();
+    let app = common::start_on(dir.path(), move |c| c.source = first.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    ok(&mut con, &["SET", "poison", "1"]).await;
+    drained(&mut con).await;
+    let letters = q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await;
+    assert_eq!(items(letters.clone()).len(), 1);
+    drop(con);
+    app.shutdown().await;
+    let app = common::start_on(dir.path(), move |c| c.source = source.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    assert_eq!(q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await, letters);
+    assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    assert_eq!(
+        figure(&mut con, "outbox_depth").await,
+        0,
+        "not shipped again"
+    );
+    app.shutdown().await;
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its
