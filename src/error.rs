@@ -252,3 +252,6 @@ pub fn source_unconfirmed(reason: &str) -> Reply {
 }
 
 pub const NO_SOURCE: &str = "ERR no source of truth is configured (--source-url)";
+
+pub const SWAPDB_WITH_SOURCE: &str =
+    "ERR SWAPDB is not supported with a source of truth (--source-url)";

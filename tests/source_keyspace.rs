@@ -721,7 +721,14 @@ async fn read_through_serves_what_the_tables_hold(resp3: bool) {
     // A row that expires while cached is served until its expiry, never
     // after, and is not loaded again.
     let short_at = now_ms() + 1_000;
+    let heard = figure(&mut con, "invalidations_received").await;
     hand.string("short", "brief", Some(short_at)).await;
+    // Its notification first: arriving during the first GET's load it
+    // would drop the copy before the GET runs (see the known failures).
+    while figure(&mut con, "invalidations_received").await == heard {
+        assert!(now_ms() < short_at, "the insert was not notified in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut served = 0;
     loop {
@@ -2206,262 +2213,359 @@ async fn dead_letters_outlive_a_restart() {
     drop_schema(&url, &name).await;
 }
 
+/// Holds `<schema>.keys` against writes (the drainer's shipments wait)
+/// while loads, which only read, could go on.
+async fn hold_writes(url: &str, name: &str) -> tokio_postgres::Client {
+    let blocker = psql(url).await;
+    blocker
+        .batch_execute(&format!("BEGIN; LOCK TABLE {name}.keys IN SHARE MODE"))
+        .await
+        .expect("lock");
+    blocker
+}
+
+async fn release(blocker: tokio_postgres::Client) {
+    blocker.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
+/// A GET sent now on `con`, answered whenever strata can.
+fn get_later(con: &Conn, key: &str) -> tokio::task::JoinHandle<Option<String>> {
+    let mut con = con.clone();
+    let key = key.to_string();
+    tokio::spawn(async move {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<String>>(&mut con)
+            .await
+            .expect("GET")
+    })
+}
+
+// ------------------------------------------------------------ the source lagging
+
+/// A behind DEL, then a read before the tombstone shipped: the read must
+/// not load the old row back (and keep it once the tombstone ships).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_behind_delete_is_not_undone_by_a_read_before_it_ships() {
+    let url = require_pg!();
+    let name = schema("lagdel");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "old"]).await;
+    int(&mut con, &["SADD", "s", "m"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    assert_eq!(int(&mut con, &["DEL", "k"]).await, 1);
+    assert_eq!(int(&mut con, &["SREM", "s", "m"]).await, 1);
+    let k = get_later(&con, "k");
+    let other = server.client(false).await;
+    let k_elsewhere = get_later(&other, "k");
+    let mut scard = con.clone();
+    let s = tokio::spawn(async move { int(&mut scard, &["SCARD", "s"]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(k.await.expect("task"), None, "right after DEL");
+    assert_eq!(k_elsewhere.await.expect("task"), None, "another client");
+    assert_eq!(s.await.expect("task"), 0, "emptied by SREM");
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await, None, "once drained");
+    assert_eq!(int(&mut con, &["SCARD", "s"]).await, 0);
+    drop_schema(&url, &name).await;
+}
+
+/// A plain FLUSHALL (or CACHE.INVALIDATE) while a behind write waits in
+/// the outbox: the next read gets the acknowledged value, not the older
+/// one the source still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_copies_with_writes_waiting_does_not_bring_back_older_values() {
+    let url = require_pg!();
+    let name = schema("lagflush");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["MSET", "k", "v1", "j", "v1"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["MSET", "k", "v2", "j", "v2"]).await;
+    ok(&mut con, &["FLUSHALL"]).await;
+    let k = get_later(&con, "k");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(k.await.expect("task").as_deref(), Some("v2"));
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
+
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["SET", "j", "v3"]).await;
+    assert_eq!(int(&mut con, &["CACHE.INVALIDATE", "j"]).await, 1);
+    let j = get_later(&con, "j");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(j.await.expect("task").as_deref(), Some("v3"));
+    drop_schema(&url, &name).await;
+}
+
+/// FLUSHALL SOURCE in behind mode, then a read before the flush shipped:
+/// nothing flushed comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_behind_flushall_source_is_not_undone_by_a_read_before_it_ships() {
+    let url = require_pg!();
+    let name = schema("lagflushsrc");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "a", "1"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["FLUSHALL", "SOURCE"]).await;
+    let a = get_later(&con, "a");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(a.await.expect("task"), None);
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "a"]).await, None);
+    drop_schema(&url, &name).await;
+}
+
+/// A through DEL waiting for its commit while another client reads the
+/// key: the reader must not cache the old row for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_a_through_delete_does_not_cache_the_old_row() {
+    let url = require_pg!();
+    let name = schema("lagrace");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let mut reader = server.client(false).await;
+    ok(&mut con, &["SET", "k", "old"]).await;
+    let blocker = hold_writes(&url, &name).await;
+    let mut deleter = con.clone();
+    let del = tokio::spawn(async move {
+        redis::cmd("DEL")
+            .arg("k")
+            .query_async::<i64>(&mut deleter)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = get_later(&reader, "k");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(del.await.expect("task").expect("DEL"), 1);
+    let during = during.await.expect("task");
+    assert!(
+        during.is_none() || during.as_deref() == Some("old"),
+        "{during:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(text(&mut reader, &["GET", "k"]).await, None);
+    assert_eq!(text(&mut con, &["GET", "k"]).await, None);
+    drop_schema(&url, &name).await;
+}
+
+/// A rule's `ttl` bounds the cached copy only: the next write of the key
+/// does not ship it as the row's expiry.
+#[tokio::test]
+async fn a_rules_cache_ttl_is_not_written_to_the_source() {
+    let url = require_pg!();
+    let name = schema("bug_ttl");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.collection("t:h", "hash", &[(b"f".to_vec(), "v")], None)
+        .await;
+    hand.string("t:s", "1", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.rule = vec![rule("t:*", None, Some(Duration::from_secs(2)))];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    int(&mut con, &["HSET", "t:h", "g", "w"]).await;
+    int(&mut con, &["INCR", "t:s"]).await;
+    let pg = pg_state(&client, &name, 0).await;
+    assert_eq!(pg.get(b"t:h".as_slice()).map(|v| v.1), Some(None));
+    assert_eq!(pg.get(b"t:s".as_slice()).map(|v| v.1), Some(None));
+    drop_schema(&url, &name).await;
+}
+
+/// A list numbered from 0 by hand takes LPUSH (no position underflow).
+#[tokio::test]
+async fn lpush_onto_a_list_numbered_from_zero() {
+    let url = require_pg!();
+    let name = schema("bug_zero");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    let at = |i: u64| i.to_be_bytes().to_vec();
+    hand.collection("l", "list", &[(at(0), "a"), (at(1), "b")], None)
+        .await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(int(&mut con, &["LPUSH", "l", "z"]).await, 3);
+    assert_same(&client, &name, &mut con, "LPUSH").await;
+    drop_schema(&url, &name).await;
+}
+
+/// A list with a gap in its positions keeps every element when pushed to.
+#[tokio::test]
+async fn a_list_with_a_gap_keeps_every_element() {
+    let url = require_pg!();
+    let name = schema("bug_gap");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.collection("l", "list", &[(pos(0), "a"), (pos(2), "c")], None)
+        .await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    int(&mut con, &["RPUSH", "l", "d"]).await;
+    assert_same(&client, &name, &mut con, "RPUSH on a list with a gap").await;
+    drop_schema(&url, &name).await;
+}
+
+/// The first read on a new schema waits for strata's own tables.
+#[tokio::test]
+async fn a_read_right_after_start_on_a_new_schema() {
+    let url = require_pg!();
+    let name = schema("bug_start");
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(common::raw(&mut con, &[b"GET", b"k"]).await, Ok(Value::Nil));
+    drop_schema(&url, &name).await;
+}
+
+/// SWAPDB would swap the cached databases without the source's: with a
+/// source it is refused, and nothing changes.
+#[tokio::test]
+async fn swapdb_is_refused_with_a_source() {
+    let url = require_pg!();
+    let name = schema("swap");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    ok(&mut con, &["SET", "c", "0"]).await;
+    ok(&mut con, &["SELECT", "1"]).await;
+    ok(&mut con, &["SET", "a", "1"]).await;
+    let refused = err(&mut con, &["SWAPDB", "0", "1"]).await;
+    assert!(refused.contains("source"), "{refused}");
+    for db in 0..2 {
+        if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
+            panic!("after SWAPDB: {diff}");
+        }
+    }
+    ok(&mut con, &["SELECT", "0"]).await;
+    assert_eq!(text(&mut con, &["GET", "c"]).await.as_deref(), Some("0"));
+    drop_schema(&url, &name).await;
+}
+
+/// The listen connection's backend, once it is there.
+async fn kill_listener(client: &tokio_postgres::Client, app_name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let killed: i64 = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app_name],
+            )
+            .await
+            .expect("terminate")
+            .get(0);
+        if killed == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A LISTEN reconnect drops cached copies, but not keys whose rule says
+/// they never ship: those exist nowhere else.
+#[tokio::test]
+async fn a_listen_reconnect_keeps_keys_that_never_ship() {
+    let url = require_pg!();
+    let name = schema("relistennone");
+    ensure_tables(&url, &name).await;
+    let app_name = format!("l_{name}");
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
+        s.rule = vec![rule("n:*", Some(WriteMode::None), None)];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "n:local", "only here"]).await;
+    ok(&mut con, &["SET", "shipped", "1"]).await;
+    let client = psql(&url).await;
+    kill_listener(&client, &app_name).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while figure(&mut con, "listener_reconnects").await < 1 {
+        assert!(Instant::now() < deadline, "the listener never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while int(&mut con, &["DBSIZE"]).await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the shipped copy was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        text(&mut con, &["GET", "n:local"]).await.as_deref(),
+        Some("only here")
+    );
+    drop_schema(&url, &name).await;
+}
+
+/// A row deleted by hand (DELETE FROM keys) is dropped from the cache.
+#[tokio::test]
+async fn a_row_deleted_by_hand_is_seen() {
+    let url = require_pg!();
+    let name = schema("handdel");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("k", "v", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
+    hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&mut con, &["GET", "k"]).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "served after its row was deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its
 // `FAILS:` note gives; they are commented out so the suite stays green.
-// Uncomment one to reproduce it (run with `cargo nextest run --test
-// source_keyspace <name>`).
+// Uncomment one to reproduce it (`cargo nextest run --test source_keyspace
+// <name>`).
 //
-// /// Holds `<schema>.keys` against writes (the drainer's shipments wait)
-// /// while loads, which only read, go on.
-// async fn hold_writes(url: &str, name: &str) -> (tokio_postgres::Client, ()) {
-//     let blocker = psql(url).await;
-//     blocker
-//         .batch_execute(&format!("BEGIN; LOCK TABLE {name}.keys IN SHARE MODE"))
-//         .await
-//         .expect("lock");
-//     (blocker, ())
-// }
-//
-// async fn release(blocker: tokio_postgres::Client) {
-//     blocker.batch_execute("ROLLBACK").await.expect("unlock");
-// }
-//
-// FAILS: a behind-mode DEL followed by a read before the tombstone shipped
-// loads the old row back from the source, and keeps serving it after the
-// tombstone ships (the drainer's own notification is ignored): GET returns
-// "old" right after DEL replied 1, and still "old" once drained, while the
-// source has no k. RENAME's old key, a collection emptied by SREM/LPOP,
-// FLUSHALL SOURCE, and a plain FLUSHALL / CACHE.INVALIDATE / LISTEN
-// reconnect while writes wait in the outbox do the same.
+// FAILS: elements changed by hand (UPDATE elements, even with a new
+// version) are never notified (the trigger is on keys only): strata
+// serves the old field value for ever.
 // #[tokio::test]
-// async fn a_behind_delete_is_not_undone_by_a_read_before_it_ships() {
-//     let url = require_pg!();
-//     let name = schema("bug_del");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "old"]).await;
-//     drained(&mut con).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     assert_eq!(int(&mut con, &["DEL", "k"]).await, 1);
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "right after DEL");
-//     release(blocker).await;
-//     drained(&mut con).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "once drained");
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: plain FLUSHALL while a behind write waits in the outbox: the next
-// read loads the source's older value, and keeps it after the write ships
-// (GET gives "v1" for ever; the source has "v2").
-// #[tokio::test]
-// async fn flushall_with_writes_waiting_does_not_bring_back_older_values() {
-//     let url = require_pg!();
-//     let name = schema("bug_flush");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "v1"]).await;
-//     drained(&mut con).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     ok(&mut con, &["SET", "k", "v2"]).await;
-//     ok(&mut con, &["FLUSHALL"]).await;
-//     let during = text(&mut con, &["GET", "k"]).await;
-//     release(blocker).await;
-//     drained(&mut con).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
-//     assert_eq!(during.as_deref(), Some("v2"), "an acknowledged write");
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a through DEL waiting for its commit while another client reads
-// the key: the reader loads the old row (the key is gone locally), and
-// after the DEL commits both clients get "old" for ever; the source has
-// a tombstone.
-// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// async fn a_read_racing_a_through_delete_does_not_cache_the_old_row() {
-//     let url = require_pg!();
-//     let name = schema("bug_race");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     let mut reader = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "old"]).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     let mut deleter = con.clone();
-//     let del = tokio::spawn(async move {
-//         redis::cmd("DEL")
-//             .arg("k")
-//             .query_async::<i64>(&mut deleter)
-//             .await
-//     });
-//     tokio::time::sleep(Duration::from_millis(200)).await;
-//     let _during = text(&mut reader, &["GET", "k"]).await;
-//     release(blocker).await;
-//     assert_eq!(del.await.expect("task").expect("DEL"), 1);
-//     tokio::time::sleep(Duration::from_millis(300)).await;
-//     assert_eq!(text(&mut reader, &["GET", "k"]).await, None);
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a rule's `ttl` (how long a loaded copy may be cached) is shipped
-// as the row's expiry by the next write of the key: HSET / INCR on keys
-// the source holds without expiry leave `expire_at` = now + 2 s in the
-// source, which then deletes the data.
-// #[tokio::test]
-// async fn a_rules_cache_ttl_is_not_written_to_the_source() {
-//     let url = require_pg!();
-//     let name = schema("bug_ttl");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     hand.collection("t:h", "hash", &[(b"f".to_vec(), "v")], None)
-//         .await;
-//     hand.string("t:s", "1", None).await;
-//     let server = strata(&url, &name, WriteMode::Through, |s| {
-//         s.rule = vec![rule("t:*", None, Some(Duration::from_secs(2)))];
-//     })
-//     .await;
-//     let mut con = server.client(false).await;
-//     int(&mut con, &["HSET", "t:h", "g", "w"]).await;
-//     int(&mut con, &["INCR", "t:s"]).await;
-//     let pg = pg_state(&client, &name, 0).await;
-//     assert_eq!(pg.get(b"t:h".as_slice()).map(|v| v.1), Some(None));
-//     assert_eq!(pg.get(b"t:s".as_slice()).map(|v| v.1), Some(None));
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a list whose positions start at 0 (as a person would number
-// them): LPUSH underflows the head position; in a debug build the
-// connection task panics at src/keyspace/types/list.rs:100 ("attempt to
-// subtract with overflow") and the client sees a broken pipe; in release
-// the position wraps to 2^64-1 and sorts last in the source.
-// #[tokio::test]
-// async fn lpush_onto_a_list_numbered_from_zero() {
-//     let url = require_pg!();
-//     let name = schema("bug_zero");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     let at = |i: u64| i.to_be_bytes().to_vec();
-//     hand.collection("l", "list", &[(at(0), "a"), (at(1), "b")], None)
-//         .await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     assert_eq!(int(&mut con, &["LPUSH", "l", "z"]).await, 3);
-//     assert_same(&client, &name, &mut con, "LPUSH").await;
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a list with a gap in its positions (rows a@0, c@2) is renumbered
-// in memory (a@0, c@1) but not in the source, so RPUSH d writes position 2
-// over c's row: the source has [a, d], strata [a, c, d].
-// #[tokio::test]
-// async fn a_list_with_a_gap_keeps_every_element() {
-//     let url = require_pg!();
-//     let name = schema("bug_gap");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     hand.collection("l", "list", &[(pos(0), "a"), (pos(2), "c")], None)
-//         .await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     int(&mut con, &["RPUSH", "l", "d"]).await;
-//     assert_same(&client, &name, &mut con, "RPUSH on a list with a gap").await;
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: the first read on a new schema races strata's own CREATE TABLE:
-// `SOURCEDOWN the source of truth is unavailable: source rejected the
-// write: relation "<schema>.keys" does not exist (42P01)` (also worded as
-// a write for a read).
-// #[tokio::test]
-// async fn a_read_right_after_start_on_a_new_schema() {
-//     let url = require_pg!();
-//     let name = schema("bug_start");
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     assert_eq!(common::raw(&mut con, &[b"GET", b"k"]).await, Ok(Value::Nil));
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: SWAPDB swaps the cached databases but ships nothing: db 0 serves
-// a, the source's db 0 has c; after FLUSHALL the swap is undone.
-// #[tokio::test]
-// async fn swapdb_with_a_source() {
-//     let url = require_pg!();
-//     let name = schema("bug_swap");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     let client = psql(&url).await;
-//     ok(&mut con, &["SET", "c", "0"]).await;
-//     ok(&mut con, &["SELECT", "1"]).await;
-//     ok(&mut con, &["SET", "a", "1"]).await;
-//     ok(&mut con, &["SWAPDB", "0", "1"]).await;
-//     for db in 0..2 {
-//         if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
-//             panic!("after SWAPDB: {diff}");
-//         }
-//     }
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a LISTEN reconnect drops every cached copy, also of keys whose
-// rule says `write_mode = "none"`, which exist nowhere else: n:local is
-// gone (GET gives nil).
-// #[tokio::test]
-// async fn a_listen_reconnect_keeps_keys_that_never_ship() {
-//     let url = require_pg!();
-//     let name = schema("bug_none");
-//     ensure_tables(&url, &name).await;
-//     let app_name = format!("l_{name}");
-//     let server = strata(&url, &name, WriteMode::Through, |s| {
-//         s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
-//         s.rule = vec![rule("n:*", Some(WriteMode::None), None)];
-//     })
-//     .await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "n:local", "only here"]).await;
-//     let client = psql(&url).await;
-//     client
-//         .query_one(
-//             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-//             &[&app_name],
-//         )
-//         .await
-//         .expect("terminate");
-//     let deadline = Instant::now() + Duration::from_secs(10);
-//     while figure(&mut con, "listener_reconnects").await < 1 {
-//         assert!(Instant::now() < deadline, "the listener never came back");
-//         tokio::time::sleep(Duration::from_millis(20)).await;
-//     }
-//     tokio::time::sleep(Duration::from_millis(200)).await;
-//     assert_eq!(
-//         text(&mut con, &["GET", "n:local"]).await.as_deref(),
-//         Some("only here")
-//     );
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: rows deleted by hand (DELETE FROM keys) and elements changed by
-// hand (UPDATE elements) are never notified (the trigger is AFTER INSERT
-// OR UPDATE on keys only): strata serves k and the old field for ever.
-// #[tokio::test]
-// async fn rows_deleted_or_elements_changed_by_hand_are_seen() {
+// async fn elements_changed_by_hand_are_seen() {
 //     let url = require_pg!();
 //     let name = schema("bug_hand");
 //     ensure_tables(&url, &name).await;
@@ -2470,25 +2574,14 @@ async fn dead_letters_outlive_a_restart() {
 //         client: &client,
 //         schema: &name,
 //     };
-//     hand.string("k", "v", None).await;
-//     hand.collection("h", "hash", &[(b"f".to_vec(), "v")], None)
-//         .await;
+//     hand.collection("h", "hash", &[(b"f".to_vec(), "v")], None).await;
 //     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
 //     let mut con = server.client(false).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
-//     assert_eq!(
-//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
-//         Some("v")
-//     );
-//     hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
+//     assert_eq!(text(&mut con, &["HGET", "h", "f"]).await.as_deref(), Some("v"));
 //     hand.exec("UPDATE {s}.elements SET value = 'w', version = version + 1 WHERE key = 'h'")
 //         .await;
 //     tokio::time::sleep(Duration::from_millis(500)).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
-//     assert_eq!(
-//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
-//         Some("w")
-//     );
+//     assert_eq!(text(&mut con, &["HGET", "h", "f"]).await.as_deref(), Some("w"));
 //     drop_schema(&url, &name).await;
 // }
 //
@@ -2506,7 +2599,7 @@ async fn dead_letters_outlive_a_restart() {
 //     let mut b = second.client(false).await;
 //     int(&mut a, &["RPUSH", "l", "a"]).await;
 //     assert_eq!(int(&mut b, &["LLEN", "l"]).await, 1);
-//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     let blocker = hold_writes(&url, &name).await;
 //     let (mut xa, mut xb) = (a.clone(), b.clone());
 //     let pa = tokio::spawn(async move {
 //         redis::cmd("RPUSH")
@@ -2688,5 +2781,31 @@ async fn dead_letters_outlive_a_restart() {
 //     for key in ["live", "dead", "never"] {
 //         assert_eq!(source.load(0, key.as_bytes()).await.expect("load"), None, "{key}");
 //     }
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a key another instance just wrote comes back nil from a read
+// that loads it: B's load installs the copy, then A's notification for
+// that very write drops it before B's GET runs (a loaded command runs
+// "as it finds" its keys), so GET answers nil for a key the source holds.
+// 1 to 3 nil in 200 tries in most runs.
+// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// async fn a_read_right_after_another_instances_write_sees_it() {
+//     let url = require_pg!();
+//     let name = schema("bug_after");
+//     ensure_tables(&url, &name).await;
+//     let first = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let second = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut a = first.client(false).await;
+//     let mut b = second.client(false).await;
+//     let mut misses = Vec::new();
+//     for i in 0..200 {
+//         let key = format!("k{i}");
+//         ok(&mut a, &["SET", &key, "v"]).await;
+//         if text(&mut b, &["GET", &key]).await.is_none() {
+//             misses.push(key);
+//         }
+//     }
+//     assert!(misses.is_empty(), "nil for {misses:?}");
 //     drop_schema(&url, &name).await;
 // }

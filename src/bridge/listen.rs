@@ -8,8 +8,15 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use super::Bridge;
-use crate::source::Notice;
+use crate::config::WriteMode;
+use crate::keyspace::link::SourceLink;
+use crate::source::{BreakerState, Notice};
+
+/// Longest a reconnect waits for the breaker before dropping the copies.
+const BREAKER_WAIT: Duration = Duration::from_secs(30);
 use crate::state::ServerState;
 
 pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
@@ -24,6 +31,17 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
         let Some(notice) = notice else { return };
         if matches!(&notice, Notice::Invalidate(change) if change.writer == me) {
             continue;
+        }
+        if matches!(notice, Notice::Listening { reconnected: true }) {
+            // The source just came back: while its breaker is not yet
+            // closed, loads would fail; the stale copies serve better
+            // than an error until it is (bounded).
+            let deadline = tokio::time::Instant::now() + BREAKER_WAIT;
+            while bridge.source.breaker_state() != BreakerState::Closed
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let state = state.clone();
         let link = bridge.link.clone();
@@ -40,7 +58,12 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
                         state.keyspace.drop_cached(db, &key);
                     }
                     None => {
-                        state.keyspace.drop_cached_matching(db, b"*");
+                        let pending = link.pending_keys();
+                        for key in state.keyspace.keys(db, b"*") {
+                            if !keeps(&link, &pending, db, &key) {
+                                state.keyspace.drop_cached(db, &key);
+                            }
+                        }
                     }
                 }
             }
@@ -48,12 +71,33 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
                 tracing::warn!(
                     "source: LISTEN reconnected; changes made meanwhile were not heard, so every cached copy is dropped"
                 );
+                // Keys with writes still in the outbox are newer here than
+                // in the source: their copies stay.
+                let pending = link.pending_keys();
                 for db in 0..state.databases() {
-                    state.keyspace.drop_cached_matching(db, b"*");
+                    for key in state.keyspace.keys(db, b"*") {
+                        if keeps(&link, &pending, db, &key) {
+                            continue;
+                        }
+                        state.keyspace.drop_cached(db, &key);
+                    }
+                    link.forget_all_absent(Some(db));
                 }
             }
             _ => {}
         };
         let _ = tokio::task::spawn_blocking(drop_copies).await;
     }
+}
+
+/// Copies a drop of "everything" keeps: keys with writes still in the
+/// outbox (newer here than in the source) and keys whose rule ships
+/// nothing (they exist nowhere else).
+fn keeps(
+    link: &SourceLink,
+    pending: &std::collections::HashSet<(usize, bytes::Bytes)>,
+    db: usize,
+    key: &bytes::Bytes,
+) -> bool {
+    pending.contains(&(db, key.clone())) || link.policy(key).write_mode == WriteMode::None
 }

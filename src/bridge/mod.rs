@@ -61,6 +61,8 @@ pub struct Bridge {
     /// Poison records parked when there is no warm tier to keep them:
     /// (outbox sequence, reason, key).
     parked: Mutex<Vec<(u64, String, Bytes)>>,
+    /// Whether the source's tables exist (created at start, or found).
+    schema: tokio::sync::watch::Sender<bool>,
 }
 
 impl Bridge {
@@ -82,10 +84,9 @@ impl Bridge {
             counters: BridgeCounters::default(),
             through_latency: Mutex::new(histogram),
             parked: Mutex::new(Vec::new()),
+            schema: tokio::sync::watch::channel(false).0,
         });
         let schema = bridge.clone();
-        let ready = Arc::new(tokio::sync::Notify::new());
-        let schema_ready = ready.clone();
         tokio::spawn(async move {
             // The drainer needs the tables; a source that is down at start
             // is waited for, while cached keys are served meanwhile.
@@ -100,9 +101,9 @@ impl Bridge {
                     }
                 }
             }
-            schema_ready.notify_one();
+            schema.schema.send_replace(true);
         });
-        tokio::spawn(drain::run(bridge.clone(), state.clone(), ready));
+        tokio::spawn(drain::run(bridge.clone(), state.clone()));
         tokio::spawn(listen::run(bridge.clone(), state.clone()));
         Ok(Some(bridge))
     }
@@ -124,7 +125,9 @@ impl Bridge {
         if call.write {
             for key in &call.keys {
                 match self.link.policy(key).write_mode {
-                    WriteMode::Through if self.source.breaker_state() == BreakerState::Open => {
+                    // Half-open too: the breaker's one trial call decides,
+                    // and a through write admitted now would only wait.
+                    WriteMode::Through if self.source.breaker_state() != BreakerState::Closed => {
                         return Prepared::Refuse(error::source_down(
                             "the circuit breaker is open; through writes fail until it closes",
                         ));
@@ -222,6 +225,21 @@ impl Bridge {
         db: usize,
         key: &Bytes,
     ) -> Result<(), Arc<str>> {
+        // The source lags this instance for the key: wait for it, or the
+        // load would bring back what was deleted or overwritten here.
+        if let Some(seq) = self.link.load_after(db, key) {
+            let shipped = self.link.wait_shipped(seq);
+            match tokio::time::timeout(self.through_deadline(), shipped).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => return Err(reason),
+                Err(_) => {
+                    return Err(Arc::from(
+                        "writes of the key are still on their way to the source",
+                    ))
+                }
+            }
+        }
+        self.schema_ready().await?;
         let loaded = self
             .source
             .load(db as u32, key)
@@ -255,17 +273,46 @@ impl Bridge {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let Some(value) = value_of(loaded) else {
+        if let Some(cache) = rule_deadline.filter(|&at| Some(at) == expire_at) {
+            self.link
+                .note_cache_deadline(db, key.clone(), cache, expire_at_ms);
+        }
+        let Some((value, renumbered)) = value_of(loaded) else {
             return Err(Arc::from("the source holds a value strata cannot read"));
         };
         let state = state.clone();
         let key = key.clone();
         // Installing writes the warm tier's journal and may read sled.
         tokio::task::spawn_blocking(move || {
-            state.keyspace.install_loaded(db, &key, value, expire_at);
+            // A renumbered list is written back whole, so the source's
+            // positions match the ones strata will write from now on.
+            state
+                .keyspace
+                .install_loaded(db, &key, value, expire_at, renumbered);
         })
         .await
         .map_err(|_| Arc::<str>::from("the load was abandoned"))
+    }
+
+    /// The longest a `through` reply waits for its commit: a call's bound
+    /// (connection and statement timeouts) for the batch ahead of it and
+    /// for its own.
+    pub fn through_deadline(&self) -> Duration {
+        let config = self.link.config();
+        (config.statement_timeout.0 + config.connect_timeout.0) * 2
+    }
+
+    /// Waits (bounded) until the source's tables exist: a load before
+    /// would fail on a missing table.
+    async fn schema_ready(&self) -> Result<(), Arc<str>> {
+        let mut ready = self.schema.subscribe();
+        let waited = tokio::time::timeout(self.through_deadline(), ready.wait_for(|r| *r)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Arc::from(
+                "strata's tables in the source are not ready yet (the source is unreachable)",
+            )),
+        }
     }
 
     /// A `through` write's reply waited this long for its commit.
@@ -372,14 +419,15 @@ impl Bridge {
     }
 }
 
-/// The in-memory value of what the source holds; `None` when a row cannot
-/// be read (a list position that is not 8 bytes, a score that is not a
-/// number).
-fn value_of(loaded: Loaded) -> Option<Value> {
+/// The in-memory value of what the source holds, and whether a list's
+/// positions had to be renumbered; `None` when a row cannot be read (a list
+/// position that is not 8 bytes, a score that is not a number).
+fn value_of(loaded: Loaded) -> Option<(Value, bool)> {
     let member = |bytes: &Bytes| Member::from(bytes.as_ref());
-    match loaded {
-        Loaded::String { value, .. } => Some(Value::Str(value)),
-        Loaded::Collection { kind, elements, .. } => Some(match kind {
+    let mut renumbered = false;
+    let value = match loaded {
+        Loaded::String { value, .. } => Value::Str(value),
+        Loaded::Collection { kind, elements, .. } => match kind {
             CollectionKind::List => {
                 let mut head = None;
                 let mut items = std::collections::VecDeque::with_capacity(elements.len());
@@ -391,15 +439,23 @@ fn value_of(loaded: Loaded) -> Option<Value> {
                     } else if expected != Some(position) {
                         // Rows edited by hand can leave a gap: the list keeps
                         // its order, renumbered from its first position.
-                        tracing::warn!("source: a list's positions have a gap; renumbered");
+                        renumbered = true;
                     }
                     items.push_back(member(item));
                 }
-                Value::List(List::restore(
-                    head.unwrap_or(crate::keyspace::types::LIST_ORIGIN),
-                    items,
-                    0,
-                ))
+                // strata's lists start in the middle of the u64 range and
+                // grow at both ends; rows numbered from 0 by hand would
+                // underflow at the first LPUSH: renumber from the middle.
+                let origin = crate::keyspace::types::LIST_ORIGIN;
+                let head = match head {
+                    Some(h) if (origin / 2..=origin + origin / 2).contains(&h) => h,
+                    Some(_) => {
+                        renumbered = true;
+                        origin
+                    }
+                    None => origin,
+                };
+                Value::List(List::restore(head, items, 0))
             }
             CollectionKind::Hash => Value::Hash(Hash::restore(
                 elements
@@ -423,6 +479,7 @@ fn value_of(loaded: Loaded) -> Option<Value> {
                 }
                 Value::ZSet(ZSet::restore(members, 0))
             }
-        }),
-    }
+        },
+    };
+    Some((value, renumbered))
 }

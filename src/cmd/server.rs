@@ -142,6 +142,11 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let (Some(a), Some(b)) = (index(first), index(second)) else {
         return Err(Reply::StaticError(error::DB_INDEX_OUT_OF_RANGE));
     };
+    if ctx.ks().link().is_some() {
+        // The source keeps each key under its database: a swap would have
+        // to rewrite both databases there.
+        return Err(Reply::StaticError(error::SWAPDB_WITH_SOURCE));
+    }
     ctx.ks().swap_db(a, b);
     Ok(Reply::OK)
 }

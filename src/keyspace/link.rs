@@ -82,6 +82,9 @@ pub(super) fn is_loading() -> bool {
     MIRROR.with(Cell::get) == Mirror::Load
 }
 
+/// A loaded copy's cache deadline and the expiry the source holds.
+type CacheDeadline = (u64, Option<i64>);
+
 /// One write's records, waiting to be shipped.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -96,6 +99,30 @@ struct Queue {
     entries: VecDeque<Pending>,
     next_seq: u64,
     bytes: u64,
+    /// (db, key) → the newest queued write of the key (a flush: the empty
+    /// key of its database, or of [`ALL_DBS`]). Until it ships, the source
+    /// holds an older state than this instance.
+    pending: HashMap<(usize, Bytes), u64>,
+}
+
+/// The database a `FLUSHALL SOURCE` is pending under.
+const ALL_DBS: usize = usize::MAX;
+
+impl Queue {
+    fn push(&mut self, pending: Pending) {
+        for record in &pending.records {
+            self.pending.insert(pending_slot(record), pending.seq);
+        }
+        self.bytes += pending.bytes;
+        self.entries.push_back(pending);
+    }
+}
+
+fn pending_slot(record: &OutboxRecord) -> (usize, Bytes) {
+    match record.op {
+        crate::source::Op::FlushAll => (ALL_DBS, Bytes::new()),
+        _ => (record.db as usize, record.key.clone()),
+    }
 }
 
 /// How far the source has confirmed the outbox: every sequence up to
@@ -128,6 +155,11 @@ pub struct SourceLink {
     progress: watch::Sender<Progress>,
     /// (db, key) → Unix ms until which the key is known absent in the source.
     negative: Mutex<HashMap<(usize, Bytes), u64>>,
+    /// Keys loaded with a rule's `ttl`: (db, key) → (that deadline, the
+    /// expiry the source holds). The deadline bounds the cached copy only:
+    /// a write ships the source's expiry, and reaching it drops the copy
+    /// without deleting in the source.
+    cache_deadlines: Mutex<HashMap<(usize, Bytes), CacheDeadline>>,
     pub counters: LinkCounters,
 }
 
@@ -143,6 +175,7 @@ impl SourceLink {
             wake: Notify::new(),
             progress: watch::channel(Progress::default()).0,
             negative: Mutex::new(HashMap::new()),
+            cache_deadlines: Mutex::new(HashMap::new()),
             counters: LinkCounters::default(),
         }
     }
@@ -188,9 +221,8 @@ impl SourceLink {
                         self.observe_version(record.version);
                     }
                     let bytes = records.iter().map(outbox::record_cost).sum::<usize>() as u64;
-                    queue.bytes += bytes;
                     queue.next_seq = queue.next_seq.max(seq + 1);
-                    queue.entries.push_back(Pending {
+                    queue.push(Pending {
                         seq,
                         records,
                         bytes,
@@ -213,8 +245,7 @@ impl SourceLink {
             let mut queue = self.queue.lock();
             let seq = queue.next_seq;
             queue.next_seq += 1;
-            queue.bytes += bytes;
-            queue.entries.push_back(Pending {
+            queue.push(Pending {
                 seq,
                 records,
                 bytes,
@@ -229,18 +260,29 @@ impl SourceLink {
         seq
     }
 
-    /// The oldest queued writes, up to `max_records` records (at least one
-    /// write), for the drainer.
-    pub fn peek(&self, max_records: usize) -> Vec<Pending> {
+    /// The oldest queued writes after outbox sequence `after`, up to
+    /// `max_records` records (at least one write), for the drainer. A flush
+    /// travels alone: it touches every row, so it must not race a batch.
+    pub fn peek(&self, after: u64, max_records: usize) -> Vec<Pending> {
         let queue = self.queue.lock();
-        let mut taken = Vec::new();
+        let start = queue.entries.partition_point(|p| p.seq <= after);
+        let mut taken: Vec<Pending> = Vec::new();
         let mut records = 0;
-        for pending in &queue.entries {
-            if !taken.is_empty() && records + pending.records.len() > max_records {
+        for pending in queue.entries.range(start..) {
+            let flush = pending.records.iter().any(|r| {
+                matches!(
+                    r.op,
+                    crate::source::Op::FlushDb | crate::source::Op::FlushAll
+                )
+            });
+            if !taken.is_empty() && (flush || records + pending.records.len() > max_records) {
                 break;
             }
             records += pending.records.len();
             taken.push(pending.clone());
+            if flush {
+                break;
+            }
         }
         taken
     }
@@ -253,11 +295,52 @@ impl SourceLink {
             while queue.entries.front().is_some_and(|p| p.seq <= seq) {
                 if let Some(done) = queue.entries.pop_front() {
                     queue.bytes = queue.bytes.saturating_sub(done.bytes);
+                    for record in &done.records {
+                        let slot = pending_slot(record);
+                        if queue.pending.get(&slot).is_some_and(|&last| last <= seq) {
+                            queue.pending.remove(&slot);
+                        }
+                    }
                 }
             }
         }
         self.progress
             .send_modify(|p| p.shipped = p.shipped.max(seq));
+    }
+
+    /// The newest queued write's outbox sequence (0: none queued).
+    pub fn last_queued(&self) -> u64 {
+        self.queue.lock().entries.back().map_or(0, |p| p.seq)
+    }
+
+    /// The keys with writes still waiting for the source: their cached
+    /// copies are newer than the source's and must not be dropped.
+    pub fn pending_keys(&self) -> std::collections::HashSet<(usize, Bytes)> {
+        self.queue.lock().pending.keys().cloned().collect()
+    }
+
+    /// The outbox sequence a load of `key` must see shipped first: the
+    /// key's newest queued write, or a flush of its database queued
+    /// since. Until then the source holds an older state than this
+    /// instance (a DEL, a plain FLUSHALL over a write not yet shipped).
+    pub fn load_after(&self, db: usize, key: &[u8]) -> Option<u64> {
+        let queue = self.queue.lock();
+        if queue.pending.is_empty() {
+            return None;
+        }
+        [
+            (db, Bytes::copy_from_slice(key)),
+            (db, Bytes::new()),
+            (ALL_DBS, Bytes::new()),
+        ]
+        .iter()
+        .filter_map(|slot| queue.pending.get(slot).copied())
+        .max()
+    }
+
+    /// Every outbox sequence up to this one is committed (or parked).
+    pub fn shipped_seq(&self) -> u64 {
+        self.progress.borrow().shipped
     }
 
     /// Shipping writes up to `seq` failed: the replies waiting for them get
@@ -353,6 +436,50 @@ impl SourceLink {
         }
     }
 
+    /// `key` was loaded with the rule's cache `deadline`; the source's row
+    /// expires at `source_expiry`.
+    pub fn note_cache_deadline(
+        &self,
+        db: usize,
+        key: Bytes,
+        deadline: u64,
+        source_expiry: Option<i64>,
+    ) {
+        let mut deadlines = self.cache_deadlines.lock();
+        if deadlines.len() >= 1 << 20 {
+            let now = super::now_ms();
+            deadlines.retain(|_, (at, _)| *at > now);
+        }
+        deadlines.insert((db, key), (deadline, source_expiry));
+    }
+
+    /// The expiry to ship for `key` whose deadline here is `local`: the
+    /// source's own while `local` is still the cache deadline of a load.
+    fn shipped_expiry(&self, db: usize, key: &[u8], local: Option<u64>) -> Option<i64> {
+        let mut deadlines = self.cache_deadlines.lock();
+        if !deadlines.is_empty() {
+            let slot = (db, Bytes::copy_from_slice(key));
+            if let Some(&(cache, source)) = deadlines.get(&slot) {
+                if local == Some(cache) {
+                    return source;
+                }
+                // Set by a command since: the user's expiry from now on.
+                deadlines.remove(&slot);
+            }
+        }
+        local.map(|at| at as i64)
+    }
+
+    /// Whether `key`'s deadline, just reached, was a cache deadline (then
+    /// only the copy goes); forgets it either way.
+    pub(super) fn take_cache_deadline(&self, db: usize, key: &[u8]) -> bool {
+        let mut deadlines = self.cache_deadlines.lock();
+        !deadlines.is_empty()
+            && deadlines
+                .remove(&(db, Bytes::copy_from_slice(key)))
+                .is_some()
+    }
+
     pub fn forget_all_absent(&self, db: Option<usize>) {
         let mut negative = self.negative.lock();
         match db {
@@ -384,10 +511,11 @@ pub(super) fn records_for(link: &SourceLink, change: &KeyChange<'_>, out: &mut V
         op,
     };
     let Some(entry) = change.entry else {
+        link.take_cache_deadline(change.db, change.key);
         out.push(record(Op::DeleteKey));
         return;
     };
-    let expire_at_ms = entry.expire_at().map(|at| at as i64);
+    let expire_at_ms = link.shipped_expiry(change.db, change.key, entry.expire_at());
     let kind = match entry.value() {
         ValueRef::Str(value) => {
             out.push(record(Op::PutString {

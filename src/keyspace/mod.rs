@@ -402,7 +402,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -414,7 +414,7 @@ impl Keyspace {
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
             return Presence::Absent;
         }
         let preloaded = PRELOADED.with(|slot| slot.borrow_mut().take());
@@ -576,7 +576,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -589,7 +589,7 @@ impl Keyspace {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
                 self.signal_deleted(db, hash, key);
-                self.events.emit(EventKind::Expired, db, key);
+                self.note_expired(db, key);
                 f(None)
             }
             Some(stored) => {
@@ -624,15 +624,17 @@ impl Keyspace {
     }
 
     /// Stores a key loaded from the source unless a tier holds it by now
-    /// (a write got there first); nothing ships back. True when stored.
+    /// (a write got there first). Nothing ships back, unless `write_back`
+    /// (the value was repaired on the way in). True when stored.
     pub fn install_loaded(
         &self,
         db: usize,
         key: &[u8],
         value: Value,
         expire_at: Option<u64>,
+        write_back: bool,
     ) -> bool {
-        link::loading(|| {
+        let install = || {
             self.write(db, key, |txn| {
                 if txn.exists(0) || expire_at.is_some_and(|at| at <= txn.now_ms()) {
                     return false;
@@ -640,7 +642,12 @@ impl Keyspace {
                 txn.insert(0, value, expire_at);
                 true
             })
-        })
+        };
+        if write_back {
+            install()
+        } else {
+            link::loading(install)
+        }
     }
 
     /// Drops the cached copies of `key` (both tiers) so the next read loads
@@ -650,6 +657,31 @@ impl Keyspace {
             link.forget_absent(db, key);
         }
         link::dropping(|| self.write(db, key, |txn| txn.remove(0).is_some()))
+    }
+
+    /// A key expired (found due by a read or the sweep, with its shard
+    /// locked): tell subscribers, and delete it in the source too. The
+    /// source's row carries the deadline, so it never loads again anyway;
+    /// the delete keeps the tables from filling with dead rows.
+    fn note_expired(&self, db: usize, key: &[u8]) {
+        self.events.emit(EventKind::Expired, db, key);
+        let Some(link) = &self.link else { return };
+        // A copy whose rule's cache TTL ran out: the source keeps the key.
+        if link.take_cache_deadline(db, key) || link.policy(key).write_mode == WriteMode::None {
+            return;
+        }
+        let record = crate::source::OutboxRecord {
+            db: db as u32,
+            key: Bytes::copy_from_slice(key),
+            version: link.next_version(),
+            op: crate::source::Op::DeleteKey,
+        };
+        let mut encoded = Vec::new();
+        crate::source::outbox::encode(std::slice::from_ref(&record), &mut encoded);
+        let seq = link.enqueue(vec![record], false);
+        if let Some(warm) = &self.warm {
+            warm.apply(db, &[], &[], Some((seq, &encoded)));
+        }
     }
 
     /// Queues `FLUSHDB SOURCE` (`Some(db)`) or `FLUSHALL SOURCE` for the
@@ -946,7 +978,7 @@ impl Keyspace {
                 let key = Bytes::copy_from_slice(entry.key());
                 let before = shard.bytes;
                 self.purge_at_if_expired(&mut shard, db, at, now);
-                self.events.emit(EventKind::Expired, db, &key);
+                self.note_expired(db, &key);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -1017,7 +1049,7 @@ impl Keyspace {
                     let mut shard = shard.lock();
                     let before = shard.bytes;
                     removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD, |key| {
-                        self.events.emit(EventKind::Expired, db, key)
+                        self.note_expired(db, key)
                     });
                     self.account(db, &shard, before);
                 }
@@ -1036,7 +1068,7 @@ impl Keyspace {
                 self.account(db, &shard, before);
                 if warm.expire_due(db, deadline, &key, now) {
                     self.signal_deleted(db, hash, &key);
-                    self.events.emit(EventKind::Expired, db, &key);
+                    self.note_expired(db, &key);
                 }
             }
         }

@@ -290,16 +290,21 @@ impl Connection<'_> {
             return;
         };
         let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + bridge.through_deadline();
         for (reply, seq) in held {
             let reply = match seq {
                 0 => reply,
-                seq => match bridge.link().wait_shipped(seq).await {
-                    Ok(()) => {
-                        bridge.record_through_latency(started.elapsed().as_micros() as u64);
-                        reply
+                seq => {
+                    let shipped = bridge.link().wait_shipped(seq);
+                    match tokio::time::timeout_at(deadline, shipped).await {
+                        Ok(Ok(())) => {
+                            bridge.record_through_latency(started.elapsed().as_micros() as u64);
+                            reply
+                        }
+                        Ok(Err(reason)) => crate::error::source_unconfirmed(&reason),
+                        Err(_) => crate::error::source_unconfirmed("no commit in time"),
                     }
-                    Err(reason) => crate::error::source_unconfirmed(&reason),
-                },
+                }
             };
             encode(&reply, session.version, &mut self.out);
         }

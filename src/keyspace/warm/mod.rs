@@ -1110,6 +1110,11 @@ impl Store {
                 Op::Batch { db, changes, .. } if changes.len() == 1 => {
                     changes.first().map(|(key, _)| applier_of(*db, key))
                 }
+                // Records for the source alone (an expiry, a flush): they
+                // touch no key, so any applier may store them, unordered.
+                Op::Batch {
+                    changes, elements, ..
+                } if changes.is_empty() && elements.is_empty() => Some(0),
                 _ => None,
             };
             match owner {
