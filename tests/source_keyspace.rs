@@ -16,7 +16,7 @@ use redis::Value;
 use strata::config::{DurationValue, Secret, SourceConfig, SourceRule, WriteMode};
 use tokio::net::{TcpListener, TcpStream};
 
-// ------------------------------------------------------------------ setup
+// ------------------------------------------------------------ setup
 
 /// The database URL, or `None` when the developer asked to skip these
 /// tests; without either the test fails, it never passes silently.
@@ -387,7 +387,7 @@ async fn strata_value(con: &mut Conn, key: &[u8]) -> Option<(Val, Option<i64>)> 
     Some((val, expire))
 }
 
-/// The keys strata holds in its tiers (db 0).
+/// The keys strata holds in its tiers (the connection's database).
 async fn cached_keys(con: &mut Conn) -> BTreeSet<Vec<u8>> {
     items(raw(con, &[b"KEYS", b"*"]).await)
         .iter()
@@ -469,18 +469,41 @@ async fn drained(con: &mut Conn) {
     }
 }
 
-/// Calls of the load query on the server, as pg_stat_statements counts them.
-async fn load_calls(client: &tokio_postgres::Client, schema: &str) -> i64 {
-    client
+/// The load query's calls on the server, as pg_stat_statements counts
+/// them, and how many times pg_stat_statements evicted entries so far.
+#[derive(Debug, Clone, Copy)]
+struct Calls {
+    calls: i64,
+    evictions: i64,
+}
+
+async fn load_calls(client: &tokio_postgres::Client, schema: &str) -> Calls {
+    let row = client
         .query_one(
-            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements WHERE query LIKE $1",
+            "SELECT (SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements WHERE query LIKE $1), \
+                    (SELECT dealloc FROM pg_stat_statements_info)",
             &[&format!("%FROM {schema}.keys k LEFT JOIN%")],
         )
         .await
         .expect(
             "pg_stat_statements (shared_preload_libraries and CREATE EXTENSION, see tools/pg.sh)",
-        )
-        .get(0)
+        );
+    Calls {
+        calls: row.get(0),
+        evictions: row.get(1),
+    }
+}
+
+/// Load queries since `before`; `None` when pg_stat_statements evicted
+/// entries meanwhile (its table is shared with every other test and full),
+/// so the count cannot be trusted and the step must be tried again.
+async fn load_calls_since(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    before: Calls,
+) -> Option<i64> {
+    let now = load_calls(client, schema).await;
+    (now.evictions == before.evictions).then_some(now.calls - before.calls)
 }
 
 /// A TCP relay to PostgreSQL that can be switched off (every connection
@@ -698,7 +721,14 @@ async fn read_through_serves_what_the_tables_hold(resp3: bool) {
     // A row that expires while cached is served until its expiry, never
     // after, and is not loaded again.
     let short_at = now_ms() + 1_000;
+    let heard = figure(&mut con, "invalidations_received").await;
     hand.string("short", "brief", Some(short_at)).await;
+    // Its notification first: arriving during the first GET's load it
+    // would drop the copy before the GET runs (see the known failures).
+    while figure(&mut con, "invalidations_received").await == heard {
+        assert!(now_ms() < short_at, "the insert was not notified in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut served = 0;
     loop {
@@ -772,7 +802,6 @@ async fn a_thousand_concurrent_misses_are_one_query() {
         client: &client,
         schema: &name,
     };
-    hand.string("hot", "value", None).await;
     let server = strata(&url, &name, WriteMode::Behind, |s| {
         s.statement_timeout = DurationValue(Duration::from_secs(20));
     })
@@ -780,54 +809,73 @@ async fn a_thousand_concurrent_misses_are_one_query() {
     let mut admin = server.client(false).await;
     // Warm the pool: the first connection's setup is not under test.
     assert_eq!(text(&mut admin, &["GET", "warmup"]).await, None);
-    let before = load_calls(&client, &name).await;
-
     const CONNECTIONS: usize = 250;
     const PER_CONNECTION: usize = 4;
     let mut cons = Vec::new();
     for _ in 0..CONNECTIONS {
         cons.push(server.client(false).await);
     }
-    // The table is locked: the load waits on the server while every GET
-    // arrives and joins it.
-    let mut blocker = psql(&url).await;
-    let lock = blocker.transaction().await.expect("begin");
-    lock.batch_execute(&format!("LOCK TABLE {name}.keys IN ACCESS EXCLUSIVE MODE"))
-        .await
-        .expect("lock");
-    let mut tasks = Vec::new();
-    for con in cons {
-        for _ in 0..PER_CONNECTION {
-            let mut con = con.clone();
-            tasks.push(tokio::spawn(async move {
-                redis::cmd("GET")
-                    .arg("hot")
-                    .query_async::<Option<String>>(&mut con)
-                    .await
-            }));
+    // A fresh key each attempt, should pg_stat_statements lose count.
+    for attempt in 0..3 {
+        let key = format!("hot{attempt}");
+        // The row's notification is heard before the load, so it cannot
+        // drop the loaded copy (and cost a second query) later.
+        let heard = figure(&mut admin, "invalidations_received").await;
+        hand.string(&key, "value", None).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while figure(&mut admin, "invalidations_received").await == heard {
+            assert!(Instant::now() < deadline, "the insert was not notified");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let loads = figure(&mut admin, "source_loads").await;
+        let coalesced = figure(&mut admin, "coalesced_loads").await;
+        let before = load_calls(&client, &name).await;
+        // The table is locked: the load waits on the server while every
+        // GET arrives and joins it.
+        let mut blocker = psql(&url).await;
+        let lock = blocker.transaction().await.expect("begin");
+        lock.batch_execute(&format!("LOCK TABLE {name}.keys IN ACCESS EXCLUSIVE MODE"))
+            .await
+            .expect("lock");
+        let mut tasks = Vec::new();
+        for con in &cons {
+            for _ in 0..PER_CONNECTION {
+                let mut con = con.clone();
+                let key = key.clone();
+                tasks.push(tokio::spawn(async move {
+                    redis::cmd("GET")
+                        .arg(key)
+                        .query_async::<Option<String>>(&mut con)
+                        .await
+                }));
+            }
+        }
+        // Each connection's first GET waits for the load; its others queue
+        // behind it on the connection.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while figure(&mut admin, "coalesced_loads").await - coalesced < CONNECTIONS as i64 - 1 {
+            assert!(Instant::now() < deadline, "the GETs did not all wait");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lock.rollback().await.expect("unlock");
+        for task in tasks {
+            assert_eq!(
+                task.await.expect("task").expect("GET").as_deref(),
+                Some("value")
+            );
+        }
+        assert_eq!(figure(&mut admin, "source_loads").await - loads, 1);
+        assert_eq!(
+            figure(&mut admin, "coalesced_loads").await - coalesced,
+            CONNECTIONS as i64 - 1
+        );
+        if let Some(queries) = load_calls_since(&client, &name, before).await {
+            assert_eq!(queries, 1, "one query on the server");
+            drop_schema(&url, &name).await;
+            return;
         }
     }
-    // Each connection's first GET waits for the load; its others queue
-    // behind it on the connection.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while figure(&mut admin, "coalesced_loads").await < CONNECTIONS as i64 - 1 {
-        assert!(Instant::now() < deadline, "the GETs did not all wait");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    lock.rollback().await.expect("unlock");
-    for task in tasks {
-        assert_eq!(
-            task.await.expect("task").expect("GET").as_deref(),
-            Some("value")
-        );
-    }
-    assert_eq!(load_calls(&client, &name).await - before, 1, "one query");
-    assert_eq!(figure(&mut admin, "source_loads").await, 2, "warmup + hot");
-    assert_eq!(
-        figure(&mut admin, "coalesced_loads").await,
-        CONNECTIONS as i64 - 1
-    );
-    drop_schema(&url, &name).await;
+    panic!("pg_stat_statements evicted entries during every attempt");
 }
 
 // ------------------------------------------------------------ 3. negative cache
@@ -850,18 +898,36 @@ async fn absent_keys_are_remembered_for_the_negative_ttl() {
     })
     .await;
     let mut con = server.client(false).await;
-    let before = load_calls(&client, &name).await;
-    let started = Instant::now();
-    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
-    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
-    assert_eq!(int(&mut con, &["EXISTS", "missing"]).await, 0);
-    assert!(started.elapsed() < negative, "the test ran too slowly");
-    assert_eq!(load_calls(&client, &name).await - before, 1);
-    assert_eq!(figure(&mut con, "source_loads").await, 1);
-    assert_eq!(figure(&mut con, "negative_hits").await, 2);
-    tokio::time::sleep(negative).await;
-    assert_eq!(text(&mut con, &["GET", "missing"]).await, None);
-    assert_eq!(load_calls(&client, &name).await - before, 2, "asked again");
+    let mut counted = false;
+    // A fresh key each attempt, should pg_stat_statements lose count.
+    for attempt in 0..3 {
+        let key = format!("missing{attempt}");
+        let loads = figure(&mut con, "source_loads").await;
+        let hits = figure(&mut con, "negative_hits").await;
+        let before = load_calls(&client, &name).await;
+        let started = Instant::now();
+        assert_eq!(text(&mut con, &["GET", &key]).await, None);
+        assert_eq!(text(&mut con, &["GET", &key]).await, None);
+        assert_eq!(int(&mut con, &["EXISTS", &key]).await, 0);
+        assert!(started.elapsed() < negative, "the test ran too slowly");
+        let within = load_calls_since(&client, &name, before).await;
+        assert_eq!(figure(&mut con, "source_loads").await - loads, 1);
+        assert_eq!(figure(&mut con, "negative_hits").await - hits, 2);
+        tokio::time::sleep(negative).await;
+        assert_eq!(text(&mut con, &["GET", &key]).await, None);
+        assert_eq!(figure(&mut con, "source_loads").await - loads, 2);
+        let after = load_calls_since(&client, &name, before).await;
+        if let (Some(within), Some(after)) = (within, after) {
+            assert_eq!(within, 1, "one query within the negative TTL");
+            assert_eq!(after, 2, "asked again once it passed");
+            counted = true;
+            break;
+        }
+    }
+    assert!(
+        counted,
+        "pg_stat_statements evicted entries during every attempt"
+    );
 
     // Remembered absent for ten minutes; another strata writes it: the
     // notification makes it visible here.
@@ -1634,6 +1700,9 @@ async fn stats_and_outbox_figures(resp3: bool) {
 
 // ------------------------------------------------------------ more commands
 
+/// Commands that replace a key whole (the *STORE family, COPY, SORT
+/// STORE) or pop from it: the source holds what they leave, replaced
+/// collections included, after each reply.
 #[tokio::test]
 async fn store_pop_and_copy_commands_ship_what_they_leave() {
     let url = require_pg!();
@@ -1697,6 +1766,7 @@ async fn store_pop_and_copy_commands_ship_what_they_leave() {
     drop_schema(&url, &name).await;
 }
 
+/// MOVE and COPY ... DB change two databases: both ship.
 #[tokio::test]
 async fn move_and_copy_across_databases_ship_both_databases() {
     let url = require_pg!();
@@ -1726,6 +1796,8 @@ async fn move_and_copy_across_databases_ship_both_databases() {
     drop_schema(&url, &name).await;
 }
 
+/// EXEC loads the keys of its whole queue first, and its reply waits for
+/// the commit of its through writes.
 #[tokio::test]
 async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
     let url = require_pg!();
@@ -1760,6 +1832,8 @@ async fn a_transaction_loads_its_keys_and_waits_for_its_commit() {
     drop_schema(&url, &name).await;
 }
 
+/// Behind writes queued while the source is down survive a shutdown in the
+/// warm tier's outbox and ship after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_left_at_shutdown_ships_after_a_restart() {
     let url = require_pg!();
@@ -1799,6 +1873,9 @@ async fn an_outbox_left_at_shutdown_ships_after_a_restart() {
     drop_schema(&url, &name).await;
 }
 
+/// The source goes away under a through write (the breaker still
+/// closed): the reply says so, the write stays applied and queued, and
+/// ships once the source is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_through_write_the_source_did_not_confirm_ships_later() {
     let url = require_pg!();
@@ -1831,6 +1908,8 @@ async fn a_through_write_the_source_did_not_confirm_ships_later() {
     drop_schema(&url, &name).await;
 }
 
+/// A source down long enough fills the outbox: writes are refused (and
+/// not applied) while reads go on; once drained writes are taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_refuses_writes_until_it_drains() {
     let url = require_pg!();
@@ -1890,6 +1969,9 @@ async fn a_full_outbox_refuses_writes_until_it_drains() {
     drop_schema(&url, &name).await;
 }
 
+/// Changes made while the LISTEN connection was down are not heard: when
+/// it comes back every cached copy is dropped, so a row changed without a
+/// notification is read anew.
 #[tokio::test]
 async fn a_listen_reconnect_drops_every_cached_copy() {
     let url = require_pg!();
@@ -1978,10 +2060,11 @@ async fn read_through_off_never_asks_the_source() {
     hand.string("k", "v", None).await;
     let server = strata(&url, &name, WriteMode::Through, |s| s.read_through = false).await;
     let mut con = server.client(false).await;
-    let before = load_calls(&client, &name).await;
     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
     assert_eq!(int(&mut con, &["RPUSH", "l", "a"]).await, 1);
-    assert_eq!(load_calls(&client, &name).await, before);
+    // The load query never ran (an entry that never existed cannot have
+    // been evicted).
+    assert_eq!(load_calls(&client, &name).await.calls, 0);
     assert_eq!(figure(&mut con, "source_loads").await, 0);
     // Writes still ship.
     assert!(pg_state(&client, &name, 0)
@@ -2093,262 +2176,396 @@ async fn blpop_loads_a_list_only_the_source_holds() {
     drop_schema(&url, &name).await;
 }
 
+/// Dead letters are kept in the warm tier: listed again after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_outlive_a_restart() {
+    let url = require_pg!();
+    let name = schema("dlrestart");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {name}.keys ADD CONSTRAINT no_poison CHECK (key <> 'poison'::bytea)"
+        ))
+        .await
+        .expect("constraint");
+    let dir = tempfile::tempdir().expect("dir");
+    let source = source_config(&url, &name, WriteMode::Behind);
+    let first = source.clone();
+    let app = common::start_on(dir.path(), move |c| c.source = first.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    ok(&mut con, &["SET", "poison", "1"]).await;
+    drained(&mut con).await;
+    let letters = q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await;
+    assert_eq!(items(letters.clone()).len(), 1);
+    drop(con);
+    app.shutdown().await;
+    let app = common::start_on(dir.path(), move |c| c.source = source.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    assert_eq!(q(&mut con, &["CACHE.OUTBOX", "DEADLETTERS"]).await, letters);
+    assert_eq!(figure(&mut con, "dead_letters").await, 1);
+    assert_eq!(
+        figure(&mut con, "outbox_depth").await,
+        0,
+        "not shipped again"
+    );
+    app.shutdown().await;
+    drop_schema(&url, &name).await;
+}
+
+/// Holds `<schema>.keys` against writes (the drainer's shipments wait)
+/// while loads, which only read, could go on.
+async fn hold_writes(url: &str, name: &str) -> tokio_postgres::Client {
+    let blocker = psql(url).await;
+    blocker
+        .batch_execute(&format!("BEGIN; LOCK TABLE {name}.keys IN SHARE MODE"))
+        .await
+        .expect("lock");
+    blocker
+}
+
+async fn release(blocker: tokio_postgres::Client) {
+    blocker.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
+/// A GET sent now on `con`, answered whenever strata can.
+fn get_later(con: &Conn, key: &str) -> tokio::task::JoinHandle<Option<String>> {
+    let mut con = con.clone();
+    let key = key.to_string();
+    tokio::spawn(async move {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<String>>(&mut con)
+            .await
+            .expect("GET")
+    })
+}
+
+// ------------------------------------------------------------ the source lagging
+
+/// A behind DEL, then a read before the tombstone shipped: the read must
+/// not load the old row back (and keep it once the tombstone ships).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_behind_delete_is_not_undone_by_a_read_before_it_ships() {
+    let url = require_pg!();
+    let name = schema("lagdel");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "k", "old"]).await;
+    int(&mut con, &["SADD", "s", "m"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    assert_eq!(int(&mut con, &["DEL", "k"]).await, 1);
+    assert_eq!(int(&mut con, &["SREM", "s", "m"]).await, 1);
+    let k = get_later(&con, "k");
+    let other = server.client(false).await;
+    let k_elsewhere = get_later(&other, "k");
+    let mut scard = con.clone();
+    let s = tokio::spawn(async move { int(&mut scard, &["SCARD", "s"]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(k.await.expect("task"), None, "right after DEL");
+    assert_eq!(k_elsewhere.await.expect("task"), None, "another client");
+    assert_eq!(s.await.expect("task"), 0, "emptied by SREM");
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await, None, "once drained");
+    assert_eq!(int(&mut con, &["SCARD", "s"]).await, 0);
+    drop_schema(&url, &name).await;
+}
+
+/// A plain FLUSHALL (or CACHE.INVALIDATE) while a behind write waits in
+/// the outbox: the next read gets the acknowledged value, not the older
+/// one the source still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_copies_with_writes_waiting_does_not_bring_back_older_values() {
+    let url = require_pg!();
+    let name = schema("lagflush");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["MSET", "k", "v1", "j", "v1"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["MSET", "k", "v2", "j", "v2"]).await;
+    ok(&mut con, &["FLUSHALL"]).await;
+    let k = get_later(&con, "k");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(k.await.expect("task").as_deref(), Some("v2"));
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
+
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["SET", "j", "v3"]).await;
+    assert_eq!(int(&mut con, &["CACHE.INVALIDATE", "j"]).await, 1);
+    let j = get_later(&con, "j");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(j.await.expect("task").as_deref(), Some("v3"));
+    drop_schema(&url, &name).await;
+}
+
+/// FLUSHALL SOURCE in behind mode, then a read before the flush shipped:
+/// nothing flushed comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_behind_flushall_source_is_not_undone_by_a_read_before_it_ships() {
+    let url = require_pg!();
+    let name = schema("lagflushsrc");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "a", "1"]).await;
+    drained(&mut con).await;
+    let blocker = hold_writes(&url, &name).await;
+    ok(&mut con, &["FLUSHALL", "SOURCE"]).await;
+    let a = get_later(&con, "a");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(a.await.expect("task"), None);
+    drained(&mut con).await;
+    assert_eq!(text(&mut con, &["GET", "a"]).await, None);
+    drop_schema(&url, &name).await;
+}
+
+/// A through DEL waiting for its commit while another client reads the
+/// key: the reader must not cache the old row for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_a_through_delete_does_not_cache_the_old_row() {
+    let url = require_pg!();
+    let name = schema("lagrace");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let mut reader = server.client(false).await;
+    ok(&mut con, &["SET", "k", "old"]).await;
+    let blocker = hold_writes(&url, &name).await;
+    let mut deleter = con.clone();
+    let del = tokio::spawn(async move {
+        redis::cmd("DEL")
+            .arg("k")
+            .query_async::<i64>(&mut deleter)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = get_later(&reader, "k");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release(blocker).await;
+    assert_eq!(del.await.expect("task").expect("DEL"), 1);
+    let during = during.await.expect("task");
+    assert!(
+        during.is_none() || during.as_deref() == Some("old"),
+        "{during:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(text(&mut reader, &["GET", "k"]).await, None);
+    assert_eq!(text(&mut con, &["GET", "k"]).await, None);
+    drop_schema(&url, &name).await;
+}
+
+/// A rule's `ttl` bounds the cached copy only: the next write of the key
+/// does not ship it as the row's expiry.
+#[tokio::test]
+async fn a_rules_cache_ttl_is_not_written_to_the_source() {
+    let url = require_pg!();
+    let name = schema("bug_ttl");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.collection("t:h", "hash", &[(b"f".to_vec(), "v")], None)
+        .await;
+    hand.string("t:s", "1", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.rule = vec![rule("t:*", None, Some(Duration::from_secs(2)))];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    int(&mut con, &["HSET", "t:h", "g", "w"]).await;
+    int(&mut con, &["INCR", "t:s"]).await;
+    let pg = pg_state(&client, &name, 0).await;
+    assert_eq!(pg.get(b"t:h".as_slice()).map(|v| v.1), Some(None));
+    assert_eq!(pg.get(b"t:s".as_slice()).map(|v| v.1), Some(None));
+    drop_schema(&url, &name).await;
+}
+
+/// A list numbered from 0 by hand takes LPUSH (no position underflow).
+#[tokio::test]
+async fn lpush_onto_a_list_numbered_from_zero() {
+    let url = require_pg!();
+    let name = schema("bug_zero");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    let at = |i: u64| i.to_be_bytes().to_vec();
+    hand.collection("l", "list", &[(at(0), "a"), (at(1), "b")], None)
+        .await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(int(&mut con, &["LPUSH", "l", "z"]).await, 3);
+    assert_same(&client, &name, &mut con, "LPUSH").await;
+    drop_schema(&url, &name).await;
+}
+
+/// A list with a gap in its positions keeps every element when pushed to.
+#[tokio::test]
+async fn a_list_with_a_gap_keeps_every_element() {
+    let url = require_pg!();
+    let name = schema("bug_gap");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.collection("l", "list", &[(pos(0), "a"), (pos(2), "c")], None)
+        .await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    int(&mut con, &["RPUSH", "l", "d"]).await;
+    assert_same(&client, &name, &mut con, "RPUSH on a list with a gap").await;
+    drop_schema(&url, &name).await;
+}
+
+/// The first read on a new schema waits for strata's own tables.
+#[tokio::test]
+async fn a_read_right_after_start_on_a_new_schema() {
+    let url = require_pg!();
+    let name = schema("bug_start");
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(common::raw(&mut con, &[b"GET", b"k"]).await, Ok(Value::Nil));
+    drop_schema(&url, &name).await;
+}
+
+/// SWAPDB would swap the cached databases without the source's: with a
+/// source it is refused, and nothing changes.
+#[tokio::test]
+async fn swapdb_is_refused_with_a_source() {
+    let url = require_pg!();
+    let name = schema("swap");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    let client = psql(&url).await;
+    ok(&mut con, &["SET", "c", "0"]).await;
+    ok(&mut con, &["SELECT", "1"]).await;
+    ok(&mut con, &["SET", "a", "1"]).await;
+    let refused = err(&mut con, &["SWAPDB", "0", "1"]).await;
+    assert!(refused.contains("source"), "{refused}");
+    for db in 0..2 {
+        if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
+            panic!("after SWAPDB: {diff}");
+        }
+    }
+    ok(&mut con, &["SELECT", "0"]).await;
+    assert_eq!(text(&mut con, &["GET", "c"]).await.as_deref(), Some("0"));
+    drop_schema(&url, &name).await;
+}
+
+/// The listen connection's backend, once it is there.
+async fn kill_listener(client: &tokio_postgres::Client, app_name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let killed: i64 = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app_name],
+            )
+            .await
+            .expect("terminate")
+            .get(0);
+        if killed == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A LISTEN reconnect drops cached copies, but not keys whose rule says
+/// they never ship: those exist nowhere else.
+#[tokio::test]
+async fn a_listen_reconnect_keeps_keys_that_never_ship() {
+    let url = require_pg!();
+    let name = schema("relistennone");
+    ensure_tables(&url, &name).await;
+    let app_name = format!("l_{name}");
+    let server = strata(&url, &name, WriteMode::Through, |s| {
+        s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
+        s.rule = vec![rule("n:*", Some(WriteMode::None), None)];
+    })
+    .await;
+    let mut con = server.client(false).await;
+    ok(&mut con, &["SET", "n:local", "only here"]).await;
+    ok(&mut con, &["SET", "shipped", "1"]).await;
+    let client = psql(&url).await;
+    kill_listener(&client, &app_name).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while figure(&mut con, "listener_reconnects").await < 1 {
+        assert!(Instant::now() < deadline, "the listener never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while int(&mut con, &["DBSIZE"]).await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the shipped copy was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        text(&mut con, &["GET", "n:local"]).await.as_deref(),
+        Some("only here")
+    );
+    drop_schema(&url, &name).await;
+}
+
+/// A row deleted by hand (DELETE FROM keys) is dropped from the cache.
+#[tokio::test]
+async fn a_row_deleted_by_hand_is_seen() {
+    let url = require_pg!();
+    let name = schema("handdel");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("k", "v", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
+    hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(&mut con, &["GET", "k"]).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "served after its row was deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its
 // `FAILS:` note gives; they are commented out so the suite stays green.
-// Uncomment one to reproduce it (run with `cargo nextest run --test
-// source_keyspace <name>`).
+// Uncomment one to reproduce it (`cargo nextest run --test source_keyspace
+// <name>`).
 //
-// /// Holds `<schema>.keys` against writes (the drainer's shipments wait)
-// /// while loads, which only read, go on.
-// async fn hold_writes(url: &str, name: &str) -> (tokio_postgres::Client, ()) {
-//     let blocker = psql(url).await;
-//     blocker
-//         .batch_execute(&format!("BEGIN; LOCK TABLE {name}.keys IN SHARE MODE"))
-//         .await
-//         .expect("lock");
-//     (blocker, ())
-// }
-//
-// async fn release(blocker: tokio_postgres::Client) {
-//     blocker.batch_execute("ROLLBACK").await.expect("unlock");
-// }
-//
-// FAILS: a behind-mode DEL followed by a read before the tombstone shipped
-// loads the old row back from the source, and keeps serving it after the
-// tombstone ships (the drainer's own notification is ignored): GET returns
-// "old" right after DEL replied 1, and still "old" once drained, while the
-// source has no k. RENAME's old key, a collection emptied by SREM/LPOP,
-// FLUSHALL SOURCE, and a plain FLUSHALL / CACHE.INVALIDATE / LISTEN
-// reconnect while writes wait in the outbox do the same.
+// FAILS: elements changed by hand (UPDATE elements, even with a new
+// version) are never notified (the trigger is on keys only): strata
+// serves the old field value for ever.
 // #[tokio::test]
-// async fn a_behind_delete_is_not_undone_by_a_read_before_it_ships() {
-//     let url = require_pg!();
-//     let name = schema("bug_del");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "old"]).await;
-//     drained(&mut con).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     assert_eq!(int(&mut con, &["DEL", "k"]).await, 1);
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "right after DEL");
-//     release(blocker).await;
-//     drained(&mut con).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None, "once drained");
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: plain FLUSHALL while a behind write waits in the outbox: the next
-// read loads the source's older value, and keeps it after the write ships
-// (GET gives "v1" for ever; the source has "v2").
-// #[tokio::test]
-// async fn flushall_with_writes_waiting_does_not_bring_back_older_values() {
-//     let url = require_pg!();
-//     let name = schema("bug_flush");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Behind, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "v1"]).await;
-//     drained(&mut con).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     ok(&mut con, &["SET", "k", "v2"]).await;
-//     ok(&mut con, &["FLUSHALL"]).await;
-//     let during = text(&mut con, &["GET", "k"]).await;
-//     release(blocker).await;
-//     drained(&mut con).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
-//     assert_eq!(during.as_deref(), Some("v2"), "an acknowledged write");
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a through DEL waiting for its commit while another client reads
-// the key: the reader loads the old row (the key is gone locally), and
-// after the DEL commits both clients get "old" for ever; the source has
-// a tombstone.
-// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// async fn a_read_racing_a_through_delete_does_not_cache_the_old_row() {
-//     let url = require_pg!();
-//     let name = schema("bug_race");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     let mut reader = server.client(false).await;
-//     ok(&mut con, &["SET", "k", "old"]).await;
-//     let (blocker, ()) = hold_writes(&url, &name).await;
-//     let mut deleter = con.clone();
-//     let del = tokio::spawn(async move {
-//         redis::cmd("DEL")
-//             .arg("k")
-//             .query_async::<i64>(&mut deleter)
-//             .await
-//     });
-//     tokio::time::sleep(Duration::from_millis(200)).await;
-//     let _during = text(&mut reader, &["GET", "k"]).await;
-//     release(blocker).await;
-//     assert_eq!(del.await.expect("task").expect("DEL"), 1);
-//     tokio::time::sleep(Duration::from_millis(300)).await;
-//     assert_eq!(text(&mut reader, &["GET", "k"]).await, None);
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a rule's `ttl` (how long a loaded copy may be cached) is shipped
-// as the row's expiry by the next write of the key: HSET / INCR on keys
-// the source holds without expiry leave `expire_at` = now + 2 s in the
-// source, which then deletes the data.
-// #[tokio::test]
-// async fn a_rules_cache_ttl_is_not_written_to_the_source() {
-//     let url = require_pg!();
-//     let name = schema("bug_ttl");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     hand.collection("t:h", "hash", &[(b"f".to_vec(), "v")], None)
-//         .await;
-//     hand.string("t:s", "1", None).await;
-//     let server = strata(&url, &name, WriteMode::Through, |s| {
-//         s.rule = vec![rule("t:*", None, Some(Duration::from_secs(2)))];
-//     })
-//     .await;
-//     let mut con = server.client(false).await;
-//     int(&mut con, &["HSET", "t:h", "g", "w"]).await;
-//     int(&mut con, &["INCR", "t:s"]).await;
-//     let pg = pg_state(&client, &name, 0).await;
-//     assert_eq!(pg.get(b"t:h".as_slice()).map(|v| v.1), Some(None));
-//     assert_eq!(pg.get(b"t:s".as_slice()).map(|v| v.1), Some(None));
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a list whose positions start at 0 (as a person would number
-// them): LPUSH underflows the head position; in a debug build the
-// connection task panics at src/keyspace/types/list.rs:100 ("attempt to
-// subtract with overflow") and the client sees a broken pipe; in release
-// the position wraps to 2^64-1 and sorts last in the source.
-// #[tokio::test]
-// async fn lpush_onto_a_list_numbered_from_zero() {
-//     let url = require_pg!();
-//     let name = schema("bug_zero");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     let at = |i: u64| i.to_be_bytes().to_vec();
-//     hand.collection("l", "list", &[(at(0), "a"), (at(1), "b")], None)
-//         .await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     assert_eq!(int(&mut con, &["LPUSH", "l", "z"]).await, 3);
-//     assert_same(&client, &name, &mut con, "LPUSH").await;
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a list with a gap in its positions (rows a@0, c@2) is renumbered
-// in memory (a@0, c@1) but not in the source, so RPUSH d writes position 2
-// over c's row: the source has [a, d], strata [a, c, d].
-// #[tokio::test]
-// async fn a_list_with_a_gap_keeps_every_element() {
-//     let url = require_pg!();
-//     let name = schema("bug_gap");
-//     ensure_tables(&url, &name).await;
-//     let client = psql(&url).await;
-//     let hand = Hand {
-//         client: &client,
-//         schema: &name,
-//     };
-//     hand.collection("l", "list", &[(pos(0), "a"), (pos(2), "c")], None)
-//         .await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     int(&mut con, &["RPUSH", "l", "d"]).await;
-//     assert_same(&client, &name, &mut con, "RPUSH on a list with a gap").await;
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: the first read on a new schema races strata's own CREATE TABLE:
-// `SOURCEDOWN the source of truth is unavailable: source rejected the
-// write: relation "<schema>.keys" does not exist (42P01)` (also worded as
-// a write for a read).
-// #[tokio::test]
-// async fn a_read_right_after_start_on_a_new_schema() {
-//     let url = require_pg!();
-//     let name = schema("bug_start");
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     assert_eq!(common::raw(&mut con, &[b"GET", b"k"]).await, Ok(Value::Nil));
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: SWAPDB swaps the cached databases but ships nothing: db 0 serves
-// a, the source's db 0 has c; after FLUSHALL the swap is undone.
-// #[tokio::test]
-// async fn swapdb_with_a_source() {
-//     let url = require_pg!();
-//     let name = schema("bug_swap");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     let client = psql(&url).await;
-//     ok(&mut con, &["SET", "c", "0"]).await;
-//     ok(&mut con, &["SELECT", "1"]).await;
-//     ok(&mut con, &["SET", "a", "1"]).await;
-//     ok(&mut con, &["SWAPDB", "0", "1"]).await;
-//     for db in 0..2 {
-//         if let Err(diff) = same_state_in(&client, &name, &mut con, db).await {
-//             panic!("after SWAPDB: {diff}");
-//         }
-//     }
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: a LISTEN reconnect drops every cached copy, also of keys whose
-// rule says `write_mode = "none"`, which exist nowhere else: n:local is
-// gone (GET gives nil).
-// #[tokio::test]
-// async fn a_listen_reconnect_keeps_keys_that_never_ship() {
-//     let url = require_pg!();
-//     let name = schema("bug_none");
-//     ensure_tables(&url, &name).await;
-//     let app_name = format!("l_{name}");
-//     let server = strata(&url, &name, WriteMode::Through, |s| {
-//         s.listen_url = Secret::new(format!("{url}?application_name={app_name}"));
-//         s.rule = vec![rule("n:*", Some(WriteMode::None), None)];
-//     })
-//     .await;
-//     let mut con = server.client(false).await;
-//     ok(&mut con, &["SET", "n:local", "only here"]).await;
-//     let client = psql(&url).await;
-//     client
-//         .query_one(
-//             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-//             &[&app_name],
-//         )
-//         .await
-//         .expect("terminate");
-//     let deadline = Instant::now() + Duration::from_secs(10);
-//     while figure(&mut con, "listener_reconnects").await < 1 {
-//         assert!(Instant::now() < deadline, "the listener never came back");
-//         tokio::time::sleep(Duration::from_millis(20)).await;
-//     }
-//     tokio::time::sleep(Duration::from_millis(200)).await;
-//     assert_eq!(
-//         text(&mut con, &["GET", "n:local"]).await.as_deref(),
-//         Some("only here")
-//     );
-//     drop_schema(&url, &name).await;
-// }
-//
-// FAILS: rows deleted by hand (DELETE FROM keys) and elements changed by
-// hand (UPDATE elements) are never notified (the trigger is AFTER INSERT
-// OR UPDATE on keys only): strata serves k and the old field for ever.
-// #[tokio::test]
-// async fn rows_deleted_or_elements_changed_by_hand_are_seen() {
+// async fn elements_changed_by_hand_are_seen() {
 //     let url = require_pg!();
 //     let name = schema("bug_hand");
 //     ensure_tables(&url, &name).await;
@@ -2357,25 +2574,14 @@ async fn blpop_loads_a_list_only_the_source_holds() {
 //         client: &client,
 //         schema: &name,
 //     };
-//     hand.string("k", "v", None).await;
-//     hand.collection("h", "hash", &[(b"f".to_vec(), "v")], None)
-//         .await;
+//     hand.collection("h", "hash", &[(b"f".to_vec(), "v")], None).await;
 //     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
 //     let mut con = server.client(false).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
-//     assert_eq!(
-//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
-//         Some("v")
-//     );
-//     hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
+//     assert_eq!(text(&mut con, &["HGET", "h", "f"]).await.as_deref(), Some("v"));
 //     hand.exec("UPDATE {s}.elements SET value = 'w', version = version + 1 WHERE key = 'h'")
 //         .await;
 //     tokio::time::sleep(Duration::from_millis(500)).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await, None);
-//     assert_eq!(
-//         text(&mut con, &["HGET", "h", "f"]).await.as_deref(),
-//         Some("w")
-//     );
+//     assert_eq!(text(&mut con, &["HGET", "h", "f"]).await.as_deref(), Some("w"));
 //     drop_schema(&url, &name).await;
 // }
 //
@@ -2393,7 +2599,7 @@ async fn blpop_loads_a_list_only_the_source_holds() {
 //     let mut b = second.client(false).await;
 //     int(&mut a, &["RPUSH", "l", "a"]).await;
 //     assert_eq!(int(&mut b, &["LLEN", "l"]).await, 1);
-//     let (blocker, ()) = hold_writes(&url, &name).await;
+//     let blocker = hold_writes(&url, &name).await;
 //     let (mut xa, mut xb) = (a.clone(), b.clone());
 //     let pa = tokio::spawn(async move {
 //         redis::cmd("RPUSH")
@@ -2575,5 +2781,31 @@ async fn blpop_loads_a_list_only_the_source_holds() {
 //     for key in ["live", "dead", "never"] {
 //         assert_eq!(source.load(0, key.as_bytes()).await.expect("load"), None, "{key}");
 //     }
+//     drop_schema(&url, &name).await;
+// }
+//
+// FAILS: a key another instance just wrote comes back nil from a read
+// that loads it: B's load installs the copy, then A's notification for
+// that very write drops it before B's GET runs (a loaded command runs
+// "as it finds" its keys), so GET answers nil for a key the source holds.
+// 1 to 3 nil in 200 tries in most runs.
+// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// async fn a_read_right_after_another_instances_write_sees_it() {
+//     let url = require_pg!();
+//     let name = schema("bug_after");
+//     ensure_tables(&url, &name).await;
+//     let first = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let second = strata(&url, &name, WriteMode::Through, |_| {}).await;
+//     let mut a = first.client(false).await;
+//     let mut b = second.client(false).await;
+//     let mut misses = Vec::new();
+//     for i in 0..200 {
+//         let key = format!("k{i}");
+//         ok(&mut a, &["SET", &key, "v"]).await;
+//         if text(&mut b, &["GET", &key]).await.is_none() {
+//             misses.push(key);
+//         }
+//     }
+//     assert!(misses.is_empty(), "nil for {misses:?}");
 //     drop_schema(&url, &name).await;
 // }
