@@ -2627,22 +2627,22 @@ async fn a_row_deleted_by_hand_is_seen() {
 //     drop_schema(&url, &name).await;
 // }
 //
-// FAILS: CACHE.STATS RESET (and CONFIG RESETSTAT) leave the source's
+// Fixed: CACHE.STATS RESET (and CONFIG RESETSTAT) leave the source's
 // counters: source_loads and shipped_records stay 1.
-// #[tokio::test]
-// async fn cache_stats_reset_zeroes_the_source_counters() {
-//     let url = require_pg!();
-//     let name = schema("bug_reset");
-//     ensure_tables(&url, &name).await;
-//     let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     let mut con = server.client(false).await;
-//     assert_eq!(text(&mut con, &["GET", "x"]).await, None);
-//     ok(&mut con, &["SET", "y", "1"]).await;
-//     q(&mut con, &["CACHE.STATS", "RESET"]).await;
-//     assert_eq!(figure(&mut con, "source_loads").await, 0);
-//     assert_eq!(figure(&mut con, "shipped_records").await, 0);
-//     drop_schema(&url, &name).await;
-// }
+#[tokio::test]
+async fn cache_stats_reset_zeroes_the_source_counters() {
+    let url = require_pg!();
+    let name = schema("bug_reset");
+    ensure_tables(&url, &name).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(text(&mut con, &["GET", "x"]).await, None);
+    ok(&mut con, &["SET", "y", "1"]).await;
+    q(&mut con, &["CACHE.STATS", "RESET"]).await;
+    assert_eq!(figure(&mut con, "source_loads").await, 0);
+    assert_eq!(figure(&mut con, "shipped_records").await, 0);
+    drop_schema(&url, &name).await;
+}
 //
 // FAILS: a GET served by loading the key from the source counts as a
 // keyspace hit, not a miss: 1 hit / 1 miss for a loaded key and a key
@@ -2722,31 +2722,31 @@ async fn a_row_deleted_by_hand_is_seen() {
 //     drop_schema(&url, &name).await;
 // }
 //
-// FAILS: the warm tier's copies outlive a restart, but the notifications
+// Fixed: the warm tier's copies outlive a restart, but the notifications
 // sent while strata was down are lost (as after a LISTEN reconnect, which
 // does drop every copy): a key another instance changed meanwhile is
 // served stale for ever ("v1"; the source has "v2").
-// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// async fn a_restart_does_not_serve_what_changed_while_down() {
-//     let url = require_pg!();
-//     let name = schema("bug_restart");
-//     ensure_tables(&url, &name).await;
-//     let dir = tempfile::tempdir().expect("dir");
-//     let source = source_config(&url, &name, WriteMode::Through);
-//     let first = source.clone();
-//     let app = common::start_on(dir.path(), move |c| c.source = first.clone()).await;
-//     let mut con = common::connect(app.local_addr(), false).await;
-//     ok(&mut con, &["SET", "k", "v1"]).await;
-//     drop(con);
-//     app.shutdown().await;
-//     let other = strata(&url, &name, WriteMode::Through, |_| {}).await;
-//     ok(&mut other.client(false).await, &["SET", "k", "v2"]).await;
-//     let app = common::start_on(dir.path(), move |c| c.source = source.clone()).await;
-//     let mut con = common::connect(app.local_addr(), false).await;
-//     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
-//     app.shutdown().await;
-//     drop_schema(&url, &name).await;
-// }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_serve_what_changed_while_down() {
+    let url = require_pg!();
+    let name = schema("bug_restart");
+    ensure_tables(&url, &name).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let source = source_config(&url, &name, WriteMode::Through);
+    let first = source.clone();
+    let app = common::start_on(dir.path(), move |c| c.source = first.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    ok(&mut con, &["SET", "k", "v1"]).await;
+    drop(con);
+    app.shutdown().await;
+    let other = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    ok(&mut other.client(false).await, &["SET", "k", "v2"]).await;
+    let app = common::start_on(dir.path(), move |c| c.source = source.clone()).await;
+    let mut con = common::connect(app.local_addr(), false).await;
+    assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v2"));
+    app.shutdown().await;
+    drop_schema(&url, &name).await;
+}
 //
 // FAILS: FLUSHALL SOURCE (a FlushAll record at version 10) tombstones the
 // live rows only, so a write older than the flush that arrives late (from
