@@ -255,3 +255,11 @@ pub const NO_SOURCE: &str = "ERR no source of truth is configured (--source-url)
 
 pub const SWAPDB_WITH_SOURCE: &str =
     "ERR SWAPDB is not supported with a source of truth (--source-url)";
+
+/// A `through` write the source refused for good (a constraint): applied
+/// here, parked as a dead letter.
+pub fn source_refused(reason: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR the source refused the write ({reason}); it is applied here and parked as a dead letter (CACHE.OUTBOX DEADLETTERS)"
+    ))
+}

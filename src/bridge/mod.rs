@@ -127,7 +127,15 @@ impl Bridge {
 
     /// Decides, before a command runs, whether it needs keys from the
     /// source or must be refused because the source cannot take it.
-    pub fn prepare(&self, state: &ServerState, session: &Session, args: &[Bytes]) -> Prepared {
+    /// `again`: its keys were just loaded (a key known absent is not
+    /// counted as a negative hit twice).
+    pub fn prepare(
+        &self,
+        state: &ServerState,
+        session: &Session,
+        args: &[Bytes],
+        again: bool,
+    ) -> Prepared {
         let Some(call) = keyed_call(session, args) else {
             return Prepared::Ready;
         };
@@ -158,7 +166,7 @@ impl Bridge {
             .into_iter()
             .filter(|key| {
                 !state.keyspace.holds(db, key)
-                    && !self.link.known_absent(db, key, now)
+                    && !self.link.known_absent(db, key, now, !again)
                     && self.link.pending_state(db, key) != PendingState::Deleted
             })
             .collect();
@@ -244,7 +252,7 @@ impl Bridge {
             let shipped = self.link.wait_shipped(seq);
             match tokio::time::timeout(self.through_deadline(), shipped).await {
                 Ok(Ok(())) => {}
-                Ok(Err(reason)) => return Err(reason),
+                Ok(Err(failure)) => return Err(failure.reason().clone()),
                 Err(_) => {
                     return Err(Arc::from(
                         "writes of the key are still on their way to the source",

@@ -106,6 +106,23 @@ struct Queue {
     pending: HashMap<(usize, Bytes), (u64, bool)>,
 }
 
+/// Why a write did not reach the source.
+#[derive(Debug, Clone)]
+pub enum ShipFailure {
+    /// No commit was seen (the source is away); the write stays queued.
+    Unconfirmed(Arc<str>),
+    /// The source refused it (a constraint): it is parked as a dead letter.
+    Refused(Arc<str>),
+}
+
+impl ShipFailure {
+    pub fn reason(&self) -> &Arc<str> {
+        match self {
+            ShipFailure::Unconfirmed(reason) | ShipFailure::Refused(reason) => reason,
+        }
+    }
+}
+
 /// A key's writes still in the outbox, as read-through sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingState {
@@ -388,22 +405,26 @@ impl SourceLink {
     }
 
     /// Waits until the write with outbox sequence `seq` is committed
-    /// (`Ok`) or its shipping failed (`Err` with the reason).
-    pub async fn wait_shipped(&self, seq: u64) -> Result<(), Arc<str>> {
+    /// (`Ok`), its shipping failed, or the source refused it for good.
+    pub async fn wait_shipped(&self, seq: u64) -> Result<(), ShipFailure> {
         let mut progress = self.progress.subscribe();
         let outcome = progress
             .wait_for(|p| p.shipped >= seq || p.failed >= seq)
             .await
             .map(|p| {
                 if let Some((_, reason)) = p.poisoned.iter().find(|(s, _)| *s == seq) {
-                    Err(reason.clone())
+                    Err(ShipFailure::Refused(reason.clone()))
                 } else if p.shipped >= seq {
                     Ok(())
                 } else {
-                    Err(p.reason.clone())
+                    Err(ShipFailure::Unconfirmed(p.reason.clone()))
                 }
             });
-        outcome.unwrap_or_else(|_| Err(Arc::from("the server is stopping")))
+        outcome.unwrap_or_else(|_| {
+            Err(ShipFailure::Unconfirmed(Arc::from(
+                "the server is stopping",
+            )))
+        })
     }
 
     /// (writes queued, their bytes, age of the oldest in ms).
@@ -420,8 +441,9 @@ impl SourceLink {
         self.queue.lock().bytes >= self.config.outbox_max_bytes.0
     }
 
-    /// Whether `key` is known absent in the source (counted as a hit).
-    pub fn known_absent(&self, db: usize, key: &[u8], now_ms: u64) -> bool {
+    /// Whether `key` is known absent in the source (with `count`, counted
+    /// as a negative hit).
+    pub fn known_absent(&self, db: usize, key: &[u8], now_ms: u64, count: bool) -> bool {
         let mut negative = self.negative.lock();
         if negative.is_empty() {
             return false;
@@ -429,7 +451,9 @@ impl SourceLink {
         let probe = (db, Bytes::copy_from_slice(key));
         match negative.get(&probe) {
             Some(&until) if until > now_ms => {
-                self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                if count {
+                    self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                }
                 true
             }
             Some(_) => {

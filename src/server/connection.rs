@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::bridge::Prepared;
 use crate::clients::ClientHandle;
 use crate::cmd::{self, AfterReply, ReplyMode, Session};
+use crate::keyspace::link::ShipFailure;
 use crate::protocol::{encode, DecodeLimits, Decoder, Reply};
 use crate::state::ServerState;
 
@@ -93,21 +94,32 @@ impl Connection<'_> {
                 )
             };
             let mut outcome = self.run_batch(session, max_bulk_len as i64);
+            let mut loads = 0;
             while let BatchEnd::Load(args, keys) = outcome {
                 self.release_held(session).await;
+                loads += 1;
                 let loaded = match self.state.bridge.get() {
                     Some(bridge) => bridge.load(session.db, keys).await,
                     None => Ok(()),
                 };
-                outcome = match loaded {
-                    Ok(()) => self.run_command(session, &args, true),
+                let next = match loaded {
+                    // A key loaded and dropped again before the command ran
+                    // (another instance's notification of the very write
+                    // just loaded) is loaded again, a bounded number of times.
+                    Ok(()) => self.run_command(session, &args, Loads::Again(loads < MAX_LOADS)),
                     Err(reply) => {
                         let reply = cmd::refuse(self.state, session, &args, reply);
                         self.emit(session, reply, 0);
                         None
                     }
-                }
-                .unwrap_or_else(|| self.run_batch(session, max_bulk_len as i64));
+                };
+                outcome = match next {
+                    Some(end) => end,
+                    None => {
+                        loads = 0;
+                        self.run_batch(session, max_bulk_len as i64)
+                    }
+                };
             }
             self.release_held(session).await;
             session.pending_stats.flush(&self.state.stats);
@@ -213,7 +225,7 @@ impl Connection<'_> {
                     return BatchEnd::Close;
                 }
             };
-            if let Some(end) = self.run_command(session, &args, false) {
+            if let Some(end) = self.run_command(session, &args, Loads::First) {
                 return end;
             }
         }
@@ -226,12 +238,16 @@ impl Connection<'_> {
         &mut self,
         session: &mut Session,
         args: &[bytes::Bytes],
-        loaded: bool,
+        loads: Loads,
     ) -> Option<BatchEnd> {
-        // Once its keys are loaded a command runs as it finds them (one
-        // loaded and gone again, evicted or expired, is not loaded twice).
-        if let Some(bridge) = self.state.bridge.get().filter(|_| !loaded) {
-            match bridge.prepare(self.state, session, args) {
+        let check = match loads {
+            Loads::First => Some(false),
+            Loads::Again(true) => Some(true),
+            // Out of loads: the command runs as it finds its keys.
+            Loads::Again(false) => None,
+        };
+        if let (Some(bridge), Some(again)) = (self.state.bridge.get(), check) {
+            match bridge.prepare(self.state, session, args, again) {
                 Prepared::Ready => {}
                 Prepared::Load(keys) => {
                     return Some(BatchEnd::Load(args.to_vec(), keys));
@@ -301,7 +317,12 @@ impl Connection<'_> {
                             bridge.record_through_latency(started.elapsed().as_micros() as u64);
                             reply
                         }
-                        Ok(Err(reason)) => crate::error::source_unconfirmed(&reason),
+                        Ok(Err(ShipFailure::Unconfirmed(reason))) => {
+                            crate::error::source_unconfirmed(&reason)
+                        }
+                        Ok(Err(ShipFailure::Refused(reason))) => {
+                            crate::error::source_refused(&reason)
+                        }
                         Err(_) => crate::error::source_unconfirmed("no commit in time"),
                     }
                 }
@@ -453,6 +474,17 @@ impl Connection<'_> {
             }
         }
     }
+}
+
+/// Loads one request may start before it runs anyway.
+const MAX_LOADS: u32 = 3;
+
+/// Where a request stands with the source's read-through.
+#[derive(Clone, Copy)]
+enum Loads {
+    First,
+    /// Its keys were loaded; whether it may load again.
+    Again(bool),
 }
 
 enum BatchEnd {
