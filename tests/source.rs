@@ -3,17 +3,19 @@
 //! PgBouncer in transaction mode in front of it (`STRATA_TEST_PGBOUNCER_URL`).
 //! Each test works in a schema of its own, so they run side by side.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::relay::Relay;
 use strata::config::{Secret, SourceConfig};
 use strata::source::{
     BreakerState, CollectionKind, Invalidation, Loaded, Notice, Op, OutboxRecord, RetryPolicy,
     Source, SourceError,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// The database URL, or `None` when the developer asked to skip these
@@ -624,51 +626,6 @@ async fn the_trigger_notifies_listeners_with_the_writer() {
     assert_eq!(listener.stats().listener_reconnects, 1);
     drop(rx);
     drop_schema(&url, &name).await;
-}
-
-/// A TCP relay to PostgreSQL that can be switched off (every connection
-/// dropped, new ones refused) and on again: an outage on demand.
-struct Relay {
-    port: u16,
-    up: Arc<AtomicBool>,
-}
-
-impl Relay {
-    async fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let flag = flag.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let down = async {
-                        while flag.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = copy => {}
-                        _ = down => {}
-                    }
-                });
-            }
-        });
-        Relay { port, up }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test]

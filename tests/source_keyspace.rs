@@ -7,14 +7,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::relay::Relay;
 use common::{as_text, err, int, ok, q, text, Conn, TestServer};
 use redis::Value;
 use strata::config::{DurationValue, Secret, SourceConfig, SourceRule, WriteMode};
-use tokio::net::{TcpListener, TcpStream};
 
 // ------------------------------------------------------------ setup
 
@@ -504,51 +502,6 @@ async fn load_calls_since(
 ) -> Option<i64> {
     let now = load_calls(client, schema).await;
     (now.evictions == before.evictions).then_some(now.calls - before.calls)
-}
-
-/// A TCP relay to PostgreSQL that can be switched off (every connection
-/// dropped, new ones refused) and on again: an outage on demand.
-struct Relay {
-    port: u16,
-    up: Arc<AtomicBool>,
-}
-
-impl Relay {
-    async fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let flag = flag.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let down = async {
-                        while flag.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = copy => {}
-                        _ = down => {}
-                    }
-                });
-            }
-        });
-        Relay { port, up }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-    }
 }
 
 /// A relay in front of the PostgreSQL of `url`.
