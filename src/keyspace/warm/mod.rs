@@ -1001,8 +1001,14 @@ impl Store {
 
     /// Applies this applier's share of a chunk: the single-key records of
     /// keys in its part, and, between two barriers, the records every
-    /// applier must wait for (applied by part 0).
+    /// applier must wait for (applied by part 0). The single-key records
+    /// between two barriers are gathered and written once per sled key
+    /// ([`Gathered`]): a key changed by every command costs one sled write
+    /// per chunk, not one per command. The overlay keeps every key of the
+    /// chunk until the whole chunk is applied, so readers never see the
+    /// order of the writes.
     fn apply_part(&self, chunk: &Chunk, part: usize, barrier: &std::sync::Barrier) {
+        let mut gathered = Gathered::default();
         for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
             let seq = chunk.first_seq + i as u64;
             let owner = match &op {
@@ -1016,9 +1022,17 @@ impl Store {
                 _ => None,
             };
             match owner {
-                Some(owner) if owner == part => self.apply_op(seq, &op),
+                Some(owner) if owner == part => {
+                    if !gathered.add(&op) {
+                        // An index entry's removal keeps its place among the
+                        // key's writes: a later write may index it again.
+                        self.write_gathered(&mut gathered);
+                        self.apply_op(seq, &op);
+                    }
+                }
                 Some(_) => {}
                 None => {
+                    self.write_gathered(&mut gathered);
                     barrier.wait();
                     if part == 0 {
                         self.apply_op(seq, &op);
@@ -1027,6 +1041,7 @@ impl Store {
                 }
             }
         }
+        self.write_gathered(&mut gathered);
     }
 
     /// Applies one journal record to sled (the appliers, and replay).
@@ -1056,17 +1071,11 @@ impl Store {
     }
 
     fn store_put(&self, db: usize, key: &[u8], raw: &[u8]) {
-        let Some(tree) = self.tree(db) else { return };
-        if let Some(old) = self.put_record(&tree, key, raw) {
-            self.note_generations(&tree, &[old.as_deref()], &[Some(raw)]);
-        }
+        self.store_batch(db, &[(key, Some(raw))], &[]);
     }
 
     fn store_delete(&self, db: usize, key: &[u8]) {
-        let Some(tree) = self.tree(db) else { return };
-        if let Some(Some(old)) = self.delete_record(&tree, key) {
-            self.note_generations(&tree, &[Some(&old)], &[]);
-        }
+        self.store_batch(db, &[(key, None)], &[]);
     }
 
     /// Stores a key's record with its expiry index entry and figures;
@@ -1143,12 +1152,53 @@ impl Store {
         changes: &[(&[u8], Option<&[u8]>)],
         elements: &[(&[u8], Option<&[u8]>)],
     ) {
-        let Some(tree) = self.tree(db) else { return };
-        // Elements first: a reader that finds the metadata finds them.
+        let mut gathered = Gathered::default();
+        gathered.add_changes(db as u32, changes, elements);
+        self.write_gathered(&mut gathered);
+    }
+
+    /// Writes the final state of every sled key `gathered` holds, and
+    /// empties it. Elements first: a reader that finds the metadata finds
+    /// them. Garbage marks last, so no element of a marked generation is
+    /// written after its mark (the checkpointer collects concurrently).
+    ///
+    /// A generation becomes garbage when a state of its key that named it,
+    /// in sled or gathered, is replaced, unless a final state names it
+    /// (RENAME moves a generation from one key to another in one record).
+    fn write_gathered(&self, gathered: &mut Gathered<'_>) {
+        if gathered.keys.is_empty() && gathered.elements.is_empty() {
+            return;
+        }
+        // Stable: each sled key's states stay in journal order.
+        gathered.keys.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        gathered
+            .elements
+            .sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.write_final_states(gathered);
+        gathered.keys.clear();
+        gathered.elements.clear();
+    }
+
+    fn write_final_states(&self, gathered: &Gathered<'_>) {
+        let same_key = |a: &GatheredChange<'_>, b: &GatheredChange<'_>| a.0 == b.0 && a.1 == b.1;
+        let mut trees = TreeCache::default();
         let mut element_bytes = 0i64;
-        for (key, record) in elements {
+        let mut element_db = None;
+        for run in gathered.elements.chunk_by(same_key) {
+            let Some(&(db, key, record)) = run.last() else {
+                continue;
+            };
+            if element_db != Some(db) {
+                if let Some(tree) = element_db.and_then(|db| trees.get(self, db)) {
+                    tree.add([0, 0, std::mem::take(&mut element_bytes)]);
+                }
+                element_db = Some(db);
+            }
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
             let old = match record {
-                Some(record) => tree.tree.insert(key, *record),
+                Some(record) => tree.tree.insert(key, record),
                 None => tree.tree.remove(key),
             };
             match old {
@@ -1156,45 +1206,66 @@ impl Store {
                     element_bytes += record.map_or(0, |r| (key.len() + r.len()) as i64);
                     element_bytes -= old.map_or(0, |r| (key.len() + r.len()) as i64);
                 }
-                Err(error) => return self.io_error(&error),
+                Err(error) => {
+                    tree.add([0, 0, element_bytes]);
+                    return self.io_error(&error);
+                }
             }
         }
-        tree.add([0, 0, element_bytes]);
-        let mut olds: SmallVec<[Option<sled::IVec>; 2]> = SmallVec::new();
-        for (key, raw) in changes {
-            let old = match raw {
-                Some(raw) => self.put_record(&tree, key, raw),
-                None => self.delete_record(&tree, key),
-            };
-            match old {
-                Some(old) => olds.push(old),
-                None => return,
-            }
+        if let Some(tree) = element_db.and_then(|db| trees.get(self, db)) {
+            tree.add([0, 0, element_bytes]);
         }
-        let olds: SmallVec<[Option<&[u8]>; 2]> = olds.iter().map(|old| old.as_deref()).collect();
-        let news: SmallVec<[Option<&[u8]>; 2]> = changes.iter().map(|(_, raw)| *raw).collect();
-        self.note_generations(&tree, &olds, &news);
-    }
 
-    /// Keeps the generation mark above every collection written, and marks
-    /// as garbage the generations of replaced or deleted collections that
-    /// no new record names (RENAME keeps its generation).
-    fn note_generations(&self, tree: &DbTree, olds: &[Option<&[u8]>], news: &[Option<&[u8]>]) {
-        let new_generations: SmallVec<[u64; 2]> = news
-            .iter()
-            .filter_map(|raw| raw.and_then(record::peek_generation))
-            .collect();
-        if let Some(&highest) = new_generations.iter().max() {
+        // (db, generation) pairs replaced, and named by a final state.
+        let mut dropped: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut named: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut highest = 0;
+        for run in gathered.keys.chunk_by(same_key) {
+            let Some((&(db, key, last), earlier)) = run.split_last() else {
+                continue;
+            };
+            for &(_, _, state) in earlier {
+                if let Some(generation) = state.and_then(record::peek_generation) {
+                    highest = highest.max(generation);
+                    // A collection's every command repeats its generation.
+                    if dropped.last() != Some(&(db, generation)) {
+                        dropped.push((db, generation));
+                    }
+                }
+            }
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
+            let old = match last {
+                Some(raw) => self.put_record(tree, key, raw),
+                None => self.delete_record(tree, key),
+            };
+            let Some(old) = old else { return };
+            if let Some(generation) = old.as_deref().and_then(record::peek_generation) {
+                dropped.push((db, generation));
+            }
+            if let Some(generation) = last.and_then(record::peek_generation) {
+                highest = highest.max(generation);
+                named.push((db, generation));
+            }
+        }
+        if highest > 0 {
             self.max_generation.fetch_max(highest, Ordering::AcqRel);
         }
-        for old in olds
-            .iter()
-            .filter_map(|raw| raw.and_then(record::peek_generation))
-        {
-            if new_generations.contains(&old) {
+        named.sort_unstable();
+        dropped.sort_unstable();
+        dropped.dedup();
+        for (db, generation) in dropped {
+            if named.binary_search(&(db, generation)).is_ok() {
                 continue;
             }
-            if let Err(error) = tree.tree.insert(collections::garbage_key(old), &[][..]) {
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
+            if let Err(error) = tree
+                .tree
+                .insert(collections::garbage_key(generation), &[][..])
+            {
                 return self.io_error(&error);
             }
         }
@@ -1289,6 +1360,68 @@ impl Store {
             .iter()
             .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
             .sum()
+    }
+}
+
+/// A change gathered by an applier: database, sled key (a key's name for
+/// key records, the element key for elements), and the new state (`None`:
+/// deleted).
+type GatheredChange<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+
+/// The key changes of consecutive single-key journal records, borrowed from
+/// the journal bytes, gathered so that each sled key is written once, with
+/// its last state ([`Store::write_gathered`]). Every figure stays exact:
+/// what a key's final write replaces is what sled held before the first.
+#[derive(Default)]
+struct Gathered<'a> {
+    keys: Vec<GatheredChange<'a>>,
+    elements: Vec<GatheredChange<'a>>,
+}
+
+impl<'a> Gathered<'a> {
+    /// Gathers a record's changes; false for a record that is not a change
+    /// of keys, which the caller applies in its turn.
+    fn add(&mut self, op: &Op<'a>) -> bool {
+        match op {
+            Op::Put { db, key, raw } => self.keys.push((*db, key, Some(raw))),
+            Op::Delete { db, key } => self.keys.push((*db, key, None)),
+            Op::Batch {
+                db,
+                changes,
+                elements,
+                ..
+            } => self.add_changes(*db, changes, elements),
+            _ => return false,
+        }
+        true
+    }
+
+    fn add_changes(
+        &mut self,
+        db: u32,
+        changes: &[(&'a [u8], Option<&'a [u8]>)],
+        elements: &[(&'a [u8], Option<&'a [u8]>)],
+    ) {
+        self.keys
+            .extend(changes.iter().map(|&(key, raw)| (db, key, raw)));
+        self.elements
+            .extend(elements.iter().map(|&(key, record)| (db, key, record)));
+    }
+}
+
+/// The tree of the database last asked for, so a run of writes to one
+/// database takes its slot's lock once.
+#[derive(Default)]
+struct TreeCache {
+    current: Option<(u32, Arc<DbTree>)>,
+}
+
+impl TreeCache {
+    fn get(&mut self, store: &Store, db: u32) -> Option<&DbTree> {
+        if self.current.as_ref().is_none_or(|(at, _)| *at != db) {
+            self.current = store.tree(db as usize).map(|tree| (db, tree));
+        }
+        self.current.as_ref().map(|(_, tree)| &**tree)
     }
 }
 
@@ -1735,6 +1868,156 @@ mod tests {
         let figures = warm.tree(0).figures();
         warm.tree(0).recount();
         assert_eq!(warm.tree(0).figures(), figures);
+    }
+
+    /// A list's envelope: metadata of `generation` holding `len` elements.
+    fn list_envelope(key: &[u8], generation: u64, len: u64) -> Vec<u8> {
+        let mut meta = CollectionMeta::new(Kind::List, generation);
+        meta.len = len;
+        meta.list_tail = meta.list_head + len;
+        let header = Header {
+            kind: KIND_LIST,
+            expire_at: None,
+            version: 1,
+        };
+        record::encode(key, header, &meta.encode()).to_vec()
+    }
+
+    fn element(generation: u64, position: u64) -> (Vec<u8>, Vec<u8>) {
+        let key = collections::list_index_key(generation, position);
+        let record = collections::element_record(&key, b"item");
+        (key, record)
+    }
+
+    fn dump(warm: &Warm) -> Vec<(sled::IVec, sled::IVec)> {
+        warm.tree(0)
+            .tree
+            .iter()
+            .map(|entry| entry.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn gathered_records_leave_sled_as_one_at_a_time_would() {
+        let (gen_a, gen_b, gen_c) = (1 << 40, (1 << 40) + 1, (1 << 40) + 2);
+        let (a1, a2, a3) = (element(gen_a, 1), element(gen_a, 2), element(gen_a, 3));
+        let (b1, c1) = (element(gen_b, 1), element(gen_c, 1));
+        let list_a2 = list_envelope(b"list", gen_a, 2);
+        let list_a3 = list_envelope(b"list", gen_a, 3);
+        let list_a2_again = list_envelope(b"list", gen_a, 2);
+        let (list_b, list_c) = (
+            list_envelope(b"list", gen_b, 1),
+            list_envelope(b"list", gen_c, 1),
+        );
+        let (s1, s2, s3) = (
+            envelope(b"s", Some(1000), b"1"),
+            envelope(b"s", Some(2000), b"2"),
+            envelope(b"s", Some(3000), b"3"),
+        );
+        let t = envelope(b"t", Some(4000), b"short-lived");
+        let before = [
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a2))],
+                elements: vec![(&a1.0, Some(&a1.1)), (&a2.0, Some(&a2.1))],
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s1,
+            },
+        ];
+        let run = [
+            // A push and a pop: the metadata changes twice, generation A stays.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a3))],
+                elements: vec![(&a3.0, Some(&a3.1))],
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a2_again))],
+                elements: vec![(&a1.0, None)],
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s2,
+            },
+            // The list is dropped, made again (B), and replaced (C): A and
+            // B are garbage, C is not.
+            Op::Delete {
+                db: 0,
+                key: b"list",
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_b))],
+                elements: vec![(&b1.0, Some(&b1.1))],
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_c))],
+                elements: vec![(&c1.0, Some(&c1.1))],
+            },
+            Op::Unindex {
+                db: 0,
+                deadline: 1000,
+                key: b"s",
+            },
+            Op::Put {
+                db: 0,
+                key: b"t",
+                raw: &t,
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s3,
+            },
+            Op::Delete { db: 0, key: b"t" },
+        ];
+        let (dir_one, dir_gathered) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one = Warm::open(&options(dir_one.path())).unwrap();
+        let gathered = Warm::open(&options(dir_gathered.path())).unwrap();
+        for (seq, op) in before.iter().enumerate() {
+            one.store.apply_op(seq as u64 + 1, op);
+            gathered.store.apply_op(seq as u64 + 1, op);
+        }
+        for (seq, op) in run.iter().enumerate() {
+            one.store.apply_op(seq as u64 + 10, op);
+        }
+        let mut bytes = Vec::new();
+        for op in &run {
+            op.encode(&mut bytes);
+        }
+        let chunk = Chunk {
+            first_seq: 10,
+            bytes,
+            finished: Default::default(),
+        };
+        let barrier = std::sync::Barrier::new(1);
+        for part in 0..APPLIERS {
+            gathered.store.apply_part(&chunk, part, &barrier);
+        }
+
+        assert_eq!(dump(&gathered), dump(&one));
+        let figures = gathered.tree(0).figures();
+        assert_eq!(figures, one.tree(0).figures());
+        gathered.tree(0).recount();
+        assert_eq!(gathered.tree(0).figures(), figures);
+        assert_eq!(figures[..2], [2, 1]);
+        let tree = gathered.tree(0).tree.clone();
+        for (generation, garbage) in [(gen_a, true), (gen_b, true), (gen_c, false)] {
+            let marked = tree.contains_key(collections::garbage_key(generation));
+            assert_eq!(marked.unwrap(), garbage, "generation {generation}");
+        }
+        assert_eq!(gathered.store.max_generation.load(Ordering::Relaxed), gen_c);
+        // Only s's last deadline is indexed.
+        assert_eq!(
+            gathered.due_expiries(0, u64::MAX - 1, 10),
+            vec![(3000, Bytes::from_static(b"s"))]
+        );
     }
 
     #[test]
