@@ -65,6 +65,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 const GENERATION_KEY: &[u8] = b"generation";
 /// Element records of dropped collections deleted per checkpoint and tree.
 const GARBAGE_PER_CHECKPOINT: usize = 20_000;
+/// An applier takes the chunks waiting for it together, up to about this
+/// many bytes: one gathering of their records, one report when applied.
+const GROUP_BYTES: usize = 1 << 20;
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,12 +426,7 @@ impl Warm {
                     .name(format!("strata-applier-{part}"))
                     .spawn(move || {
                         yield_to_commands();
-                        for chunk in chunks {
-                            store.apply_part(&chunk, part, &barrier);
-                            if chunk.finished.fetch_add(1, Ordering::AcqRel) + 1 == APPLIERS {
-                                pipeline.applied(&chunk);
-                            }
-                        }
+                        store.run_applier(&pipeline, &chunks, part, &barrier);
                     })?,
             );
         }
@@ -999,18 +997,51 @@ impl Store {
         Ok((last, replayed))
     }
 
-    /// Applies this applier's share of a chunk: the single-key records of
-    /// keys in its part, and, between two barriers, the records every
-    /// applier must wait for (applied by part 0). The single-key records
-    /// between two barriers are gathered and written once per sled key
-    /// ([`Gathered`]): a key changed by every command costs one sled write
-    /// per chunk, not one per command. The overlay keeps every key of the
-    /// chunk until the whole chunk is applied, so readers never see the
-    /// order of the writes.
-    fn apply_part(&self, chunk: &Chunk, part: usize, barrier: &std::sync::Barrier) {
+    /// An applier thread: applies its share of every chunk the writer
+    /// sends, taking the chunks already waiting together, so the longer
+    /// the backlog, the more writes of one key are gathered into one.
+    fn run_applier(
+        &self,
+        pipeline: &Pipeline,
+        chunks: &mpsc::Receiver<Arc<Chunk>>,
+        part: usize,
+        barrier: &std::sync::Barrier,
+    ) {
+        let mut group = Vec::new();
+        while let Ok(first) = chunks.recv() {
+            let mut bytes = first.bytes.len();
+            group.push(first);
+            while bytes < GROUP_BYTES {
+                let Ok(next) = chunks.try_recv() else { break };
+                bytes += next.bytes.len();
+                group.push(next);
+            }
+            self.apply_part(&group, part, barrier);
+            for chunk in group.drain(..) {
+                if chunk.finished.fetch_add(1, Ordering::AcqRel) + 1 == APPLIERS {
+                    pipeline.applied(&chunk);
+                }
+            }
+        }
+    }
+
+    /// Applies this applier's share of some chunks: the single-key records
+    /// of keys in its part, and, between two barriers, the records every
+    /// applier must wait for (applied by part 0; consecutive ones share
+    /// their barriers). The records between two barriers are gathered and
+    /// written once per sled key ([`Gathered`]): a key changed by every
+    /// command costs one sled write per chunk, not one per command. The
+    /// overlay keeps every key of a chunk until the whole chunk is applied,
+    /// so readers never see the order of the writes.
+    fn apply_part(&self, chunks: &[Arc<Chunk>], part: usize, barrier: &std::sync::Barrier) {
         let mut gathered = Gathered::default();
-        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
-            let seq = chunk.first_seq + i as u64;
+        let mut in_barrier = false;
+        let records = chunks.iter().flat_map(|chunk| {
+            journal::Records::new(&chunk.bytes)
+                .enumerate()
+                .map(|(i, op)| (chunk.first_seq + i as u64, op))
+        });
+        for (seq, op) in records {
             let owner = match &op {
                 Op::Put { db, key, .. } | Op::Delete { db, key } | Op::Unindex { db, key, .. } => {
                     Some(applier_of(*db, key))
@@ -1022,26 +1053,48 @@ impl Store {
                 _ => None,
             };
             match owner {
-                Some(owner) if owner == part => {
-                    if !gathered.add(&op) {
-                        // An index entry's removal keeps its place among the
-                        // key's writes: a later write may index it again.
-                        self.write_gathered(&mut gathered);
-                        self.apply_op(seq, &op);
+                Some(owner) => {
+                    if in_barrier {
+                        if part == 0 {
+                            self.write_gathered(&mut gathered);
+                        }
+                        barrier.wait();
+                        in_barrier = false;
+                    }
+                    if owner == part {
+                        self.gather_or_apply(&mut gathered, seq, &op);
                     }
                 }
-                Some(_) => {}
                 None => {
-                    self.write_gathered(&mut gathered);
-                    barrier.wait();
-                    if part == 0 {
-                        self.apply_op(seq, &op);
+                    if !in_barrier {
+                        self.write_gathered(&mut gathered);
+                        barrier.wait();
+                        in_barrier = true;
                     }
-                    barrier.wait();
+                    if part == 0 {
+                        self.gather_or_apply(&mut gathered, seq, &op);
+                    }
                 }
             }
         }
+        if in_barrier {
+            if part == 0 {
+                self.write_gathered(&mut gathered);
+            }
+            barrier.wait();
+        }
         self.write_gathered(&mut gathered);
+    }
+
+    /// Gathers a record's key changes; applies any other record in its
+    /// turn, after what was gathered before it: an index entry's removal
+    /// must precede a later write that indexes it again, FLUSHDB and SWAPDB
+    /// change the trees the gathered writes go to.
+    fn gather_or_apply<'a>(&self, gathered: &mut Gathered<'a>, seq: u64, op: &Op<'a>) {
+        if !gathered.add(op) {
+            self.write_gathered(gathered);
+            self.apply_op(seq, op);
+        }
     }
 
     /// Applies one journal record to sled (the appliers, and replay).
@@ -1915,6 +1968,8 @@ mod tests {
             envelope(b"s", Some(3000), b"3"),
         );
         let t = envelope(b"t", Some(4000), b"short-lived");
+        let moved_c = list_envelope(b"moved", gen_c, 1);
+        let x = envelope(b"x", None, b"after the rename");
         let before = [
             Op::Batch {
                 db: 0,
@@ -1976,6 +2031,18 @@ mod tests {
                 raw: &s3,
             },
             Op::Delete { db: 0, key: b"t" },
+            // RENAME (a barrier, applied by part 0 with what follows it):
+            // generation C moves to another key and stays live.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", None), (b"moved", Some(&moved_c))],
+                elements: Vec::new(),
+            },
+            Op::Put {
+                db: 0,
+                key: b"x",
+                raw: &x,
+            },
         ];
         let (dir_one, dir_gathered) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let one = Warm::open(&options(dir_one.path())).unwrap();
@@ -1991,14 +2058,16 @@ mod tests {
         for op in &run {
             op.encode(&mut bytes);
         }
-        let chunk = Chunk {
+        let chunk = Arc::new(Chunk {
             first_seq: 10,
             bytes,
             finished: Default::default(),
-        };
+        });
         let barrier = std::sync::Barrier::new(1);
         for part in 0..APPLIERS {
-            gathered.store.apply_part(&chunk, part, &barrier);
+            gathered
+                .store
+                .apply_part(std::slice::from_ref(&chunk), part, &barrier);
         }
 
         assert_eq!(dump(&gathered), dump(&one));
@@ -2006,7 +2075,7 @@ mod tests {
         assert_eq!(figures, one.tree(0).figures());
         gathered.tree(0).recount();
         assert_eq!(gathered.tree(0).figures(), figures);
-        assert_eq!(figures[..2], [2, 1]);
+        assert_eq!(figures[..2], [3, 1]);
         let tree = gathered.tree(0).tree.clone();
         for (generation, garbage) in [(gen_a, true), (gen_b, true), (gen_c, false)] {
             let marked = tree.contains_key(collections::garbage_key(generation));
