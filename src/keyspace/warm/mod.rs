@@ -1035,13 +1035,25 @@ impl Store {
     /// so readers never see the order of the writes.
     fn apply_part(&self, chunks: &[Arc<Chunk>], part: usize, barrier: &std::sync::Barrier) {
         let mut gathered = Gathered::default();
+        for chunk in chunks {
+            self.apply_chunk_part(chunk, &mut gathered, part, barrier);
+        }
+        self.write_gathered(&mut gathered);
+    }
+
+    /// One chunk of [`Store::apply_part`]'s. Barriers never span two
+    /// chunks: the appliers may group chunks differently, and must still
+    /// wait at the same records.
+    fn apply_chunk_part<'a>(
+        &self,
+        chunk: &'a Chunk,
+        gathered: &mut Gathered<'a>,
+        part: usize,
+        barrier: &std::sync::Barrier,
+    ) {
         let mut in_barrier = false;
-        let records = chunks.iter().flat_map(|chunk| {
-            journal::Records::new(&chunk.bytes)
-                .enumerate()
-                .map(|(i, op)| (chunk.first_seq + i as u64, op))
-        });
-        for (seq, op) in records {
+        for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
+            let seq = chunk.first_seq + i as u64;
             let owner = match &op {
                 Op::Put { db, key, .. } | Op::Delete { db, key } | Op::Unindex { db, key, .. } => {
                     Some(applier_of(*db, key))
@@ -1056,34 +1068,33 @@ impl Store {
                 Some(owner) => {
                     if in_barrier {
                         if part == 0 {
-                            self.write_gathered(&mut gathered);
+                            self.write_gathered(gathered);
                         }
                         barrier.wait();
                         in_barrier = false;
                     }
                     if owner == part {
-                        self.gather_or_apply(&mut gathered, seq, &op);
+                        self.gather_or_apply(gathered, seq, &op);
                     }
                 }
                 None => {
                     if !in_barrier {
-                        self.write_gathered(&mut gathered);
+                        self.write_gathered(gathered);
                         barrier.wait();
                         in_barrier = true;
                     }
                     if part == 0 {
-                        self.gather_or_apply(&mut gathered, seq, &op);
+                        self.gather_or_apply(gathered, seq, &op);
                     }
                 }
             }
         }
         if in_barrier {
             if part == 0 {
-                self.write_gathered(&mut gathered);
+                self.write_gathered(gathered);
             }
             barrier.wait();
         }
-        self.write_gathered(&mut gathered);
     }
 
     /// Gathers a record's key changes; applies any other record in its
@@ -2087,6 +2098,82 @@ mod tests {
             gathered.due_expiries(0, u64::MAX - 1, 10),
             vec![(3000, Bytes::from_static(b"s"))]
         );
+    }
+
+    #[test]
+    fn appliers_grouping_chunks_differently_meet_at_the_same_barriers() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let (a, b, c) = (
+            envelope(b"a", None, b"1"),
+            envelope(b"b", None, b"2"),
+            envelope(b"c", None, b"3"),
+        );
+        let mset = |first: &[u8], second: &[u8]| {
+            let mut bytes = Vec::new();
+            Op::Put {
+                db: 0,
+                key: b"c",
+                raw: &c,
+            }
+            .encode(&mut bytes);
+            // Multi-key records at the end of one chunk and the start of
+            // the next: a barrier run cut by the chunk boundary.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"a", Some(first)), (b"b", Some(second))],
+                elements: Vec::new(),
+            }
+            .encode(&mut bytes);
+            bytes
+        };
+        let (a2, b2) = (envelope(b"a", None, b"2"), envelope(b"b", None, b"1"));
+        let mut second = Vec::new();
+        Op::Batch {
+            db: 0,
+            changes: vec![(b"a", Some(&a2)), (b"b", Some(&b2))],
+            elements: Vec::new(),
+        }
+        .encode(&mut second);
+        let chunks = [
+            Arc::new(Chunk {
+                first_seq: 1,
+                bytes: mset(&a, &b),
+                finished: Default::default(),
+            }),
+            Arc::new(Chunk {
+                first_seq: 3,
+                bytes: second,
+                finished: Default::default(),
+            }),
+        ];
+        let barrier = Arc::new(std::sync::Barrier::new(APPLIERS));
+        let (done_tx, done_rx) = mpsc::channel();
+        for part in 0..APPLIERS {
+            let (store, chunks, barrier, done) = (
+                warm.store.clone(),
+                chunks.clone(),
+                barrier.clone(),
+                done_tx.clone(),
+            );
+            std::thread::spawn(move || {
+                if part == 0 {
+                    store.apply_part(&chunks, part, &barrier);
+                } else {
+                    for chunk in &chunks {
+                        store.apply_part(std::slice::from_ref(chunk), part, &barrier);
+                    }
+                }
+                let _ = done.send(part);
+            });
+        }
+        for _ in 0..APPLIERS {
+            let finished = done_rx.recv_timeout(Duration::from_secs(20));
+            assert!(finished.is_ok(), "the appliers wait at different barriers");
+        }
+        assert_eq!(warm.get(0, b"a").unwrap().payload.as_ref(), b"2");
+        assert_eq!(warm.get(0, b"b").unwrap().payload.as_ref(), b"1");
+        assert_eq!(warm.tree(0).figures()[0], 3);
     }
 
     #[test]
