@@ -43,6 +43,7 @@ fn warm_keyspace(dir: &Path) -> Keyspace {
         maxmemory: 0,
         policy: EvictionPolicy::AllKeys(Rank::Lru),
         samples: 5,
+        source: None,
     })
     .expect("the warm tier opens")
 }

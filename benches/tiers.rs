@@ -72,6 +72,7 @@ fn warm_keyspace(dir: &Path, databases: usize, maxmemory: u64) -> Keyspace {
         maxmemory,
         policy: EvictionPolicy::AllKeys(Rank::Lru),
         samples: 5,
+        source: None,
     })
     .expect("the warm tier opens")
 }

@@ -27,11 +27,16 @@ impl App {
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         // Opening sled reads the disk: off the async workers.
         let state = tokio::task::spawn_blocking(move || {
-            ServerState::open(config, crate::cmd::command_count())
+            let state = ServerState::open(config, crate::cmd::command_count())?;
+            crate::bridge::Bridge::drop_stale_copies(&state);
+            Ok::<_, String>(state)
         })
         .await
         .map_err(|e| format!("cannot open the keyspace: {e}"))??;
         let state = Arc::new(state);
+        if let Some(bridge) = crate::bridge::Bridge::start(&state)? {
+            let _ = state.bridge.set(bridge);
+        }
         state
             .port
             .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);

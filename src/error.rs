@@ -231,3 +231,35 @@ fn truncate(bytes: &[u8], max: usize) -> String {
 pub fn error_code(text: &str) -> &str {
     text.split(' ').next().unwrap_or("ERR")
 }
+
+// The source of truth.
+/// `-SOURCEDOWN`: a call needs the source (a key in neither tier, a
+/// `through` write) and the source cannot answer; cached keys are still served.
+pub fn source_down(reason: &str) -> Reply {
+    Reply::Error(format!(
+        "SOURCEDOWN the source of truth is unavailable: {reason}"
+    ))
+}
+
+/// `-SOURCEDOWN` for a `behind` write when the outbox holds `outbox-max-bytes`.
+pub const OUTBOX_FULL: &str = "SOURCEDOWN the outbox of writes waiting for the source is full (outbox-max-bytes); try again once the source is back";
+
+/// A `through` write applied here whose commit in the source was not seen.
+pub fn source_unconfirmed(reason: &str) -> Reply {
+    Reply::Error(format!(
+        "SOURCEDOWN the write is applied here but the source did not confirm it ({reason}); it stays queued and ships when the source is back"
+    ))
+}
+
+pub const NO_SOURCE: &str = "ERR no source of truth is configured (--source-url)";
+
+pub const SWAPDB_WITH_SOURCE: &str =
+    "ERR SWAPDB is not supported with a source of truth (--source-url)";
+
+/// A `through` write the source refused for good (a constraint): applied
+/// here, parked as a dead letter.
+pub fn source_refused(reason: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR the source refused the write ({reason}); it is applied here and parked as a dead letter (CACHE.OUTBOX DEADLETTERS)"
+    ))
+}

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod blocking;
+pub mod bridge;
 pub mod clients;
 pub mod cmd;
 pub mod config;

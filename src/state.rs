@@ -38,6 +38,9 @@ pub struct ServerState {
     /// for its whole queue: no other client sees or interleaves with a
     /// transaction. Taken once per command, never across an await.
     pub exec_gate: ExecGate,
+    /// The source of truth's bridge, when one is configured (set once the
+    /// runtime runs: it starts tasks).
+    pub bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
 }
 
 impl ServerState {
@@ -78,6 +81,7 @@ impl ServerState {
             monitors: AtomicUsize::new(0),
             blocking: Default::default(),
             exec_gate: ExecGate::default(),
+            bridge: std::sync::OnceLock::new(),
         };
         state.apply_config();
         Ok(state)
@@ -167,6 +171,7 @@ fn keyspace_options(config: &Config) -> KeyspaceOptions {
         policy: EvictionPolicy::parse(&config.memory.maxmemory_policy)
             .unwrap_or(EvictionPolicy::AllKeys(crate::keyspace::Rank::Lru)),
         samples: config.memory.maxmemory_samples as u32,
+        source: Some(config.source.clone()),
     }
 }
 

@@ -327,6 +327,7 @@ fn try_open(dir: &std::path::Path) -> Result<Keyspace, String> {
         maxmemory: 1_200,
         policy: EvictionPolicy::AllKeys(Rank::Lru),
         samples: 5,
+        source: None,
     })
 }
 

@@ -448,6 +448,7 @@ const DEFAULT: &[&str] = &[
     "Cluster",
     "Keyspace",
     "Tiers",
+    "Source",
 ];
 
 const ALL: &[&str] = &[
@@ -465,6 +466,7 @@ const ALL: &[&str] = &[
     "Cluster",
     "Keyspace",
     "Tiers",
+    "Source",
 ];
 
 async fn info_sections(resp3: bool) {

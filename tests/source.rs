@@ -190,7 +190,10 @@ async fn schema_creation_is_idempotent_and_safe_to_race() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(triggers, 2, "one trigger, on INSERT and UPDATE");
+    assert_eq!(
+        triggers, 3,
+        "two triggers: on INSERT and UPDATE, and on DELETE, created once"
+    );
     drop_schema(&url, &name).await;
 }
 

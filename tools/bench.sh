@@ -38,6 +38,19 @@
 #            --save ''. One server runs at a time, each on a fresh dir, taking
 #            turns per depth. Any error reply, failed run or missing test
 #            against strata fails the script (after the table).
+#   source   (not in the default list: needs PostgreSQL) strata with
+#            --write-mode through on a fresh dir and schema: redis-benchmark
+#            SET -P 1 -r BENCH_KEYSPACE, every reply after PostgreSQL's commit,
+#            vs pgbench -c BENCH_CLIENTS -j 2 -T BENCH_SOURCE_SECS with one
+#            INSERT ... ON CONFLICT DO UPDATE per transaction into a table of
+#            the same shape as strata's keys table (same columns, key and
+#            notify trigger): one commit per write, the baseline strata's
+#            shared commits are measured against. Then read-through of cold
+#            keys: BENCH_SOURCE_COLD_KEYS rows put in the source first,
+#            strata started empty, GET -r over them (most GETs load a row);
+#            source_loads and coalesced_loads are INFO source deltas. Uses
+#            STRATA_TEST_PG_URL, or starts a cluster with tools/pg.sh (and
+#            stops it at the end); psql and pgbench must be installed.
 #
 # Environment:
 #   BENCH_SUITES      suites to run                     (default memory,durable,cold,types)
@@ -57,6 +70,11 @@
 #   BENCH_COLD_PIPELINES  cold: depths                  (default "1 16")
 #   BENCH_TYPES_REQUESTS  types: -n of every test, at every depth (default 20000)
 #   BENCH_TYPES_PIPELINES types: depths                 (default "1 16")
+#   BENCH_SOURCE_REQUESTS source: -n of the SET and GET runs (default 100000)
+#   BENCH_SOURCE_SECS     source: pgbench -T            (default 20)
+#   BENCH_SOURCE_COLD_KEYS source: rows put in the source for the cold GET
+#                     run, and its -r                   (default 100000)
+#   STRATA_TEST_PG_URL source: the PostgreSQL to use; unset = tools/pg.sh start
 #   STRATA_BIN        strata binary; unset = cargo build --release (and the
 #                     sled_ceiling example)
 #   SLED_CEILING_BIN  sled_ceiling binary; unset = target/release/examples/sled_ceiling
@@ -86,6 +104,9 @@ HOT_KEYS="${BENCH_HOT_KEYS:-1000}"
 COLD_PIPELINES="${BENCH_COLD_PIPELINES:-1 16}"
 TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-20000}"
 TYPES_PIPELINES="${BENCH_TYPES_PIPELINES:-1 16}"
+SOURCE_REQUESTS="${BENCH_SOURCE_REQUESTS:-100000}"
+SOURCE_SECS="${BENCH_SOURCE_SECS:-20}"
+SOURCE_COLD_KEYS="${BENCH_SOURCE_COLD_KEYS:-100000}"
 STRATA_BIN="${STRATA_BIN:-}"
 SLED_CEILING_BIN="${SLED_CEILING_BIN:-}"
 read -r -a STRATA_EXTRA <<<"${STRATA_ARGS:-}"
@@ -108,7 +129,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-$((REQUESTS / 2 > 0 ? REQUESTS / 2 : 1))}"
 # shellcheck disable=SC2086 # the depth lists are meant to split
 for n in "$REQUESTS" "$CLIENTS" "$RUN_TIMEOUT" "$KEYSPACE" "$ALWAYS_REQUESTS" "$COLD_KEYS" \
-    "$COLD_VALUE" "$HOT_KEYS" "$TYPES_REQUESTS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES \
+    "$COLD_VALUE" "$HOT_KEYS" "$TYPES_REQUESTS" "$SOURCE_REQUESTS" "$SOURCE_SECS" \
+    "$SOURCE_COLD_KEYS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES \
     $TYPES_PIPELINES; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "expected a positive number, got '$n'"
 done
@@ -121,8 +143,8 @@ IFS=', ' read -r -a SUITE_LIST <<<"$SUITES"
 declare -A WANT=()
 for suite in "${SUITE_LIST[@]}"; do
     case "$suite" in
-    memory | durable | cold | types) WANT[$suite]=1 ;;
-    *) die "unknown suite '$suite' (memory, durable, cold, types)" ;;
+    memory | durable | cold | types | source) WANT[$suite]=1 ;;
+    *) die "unknown suite '$suite' (memory, durable, cold, types, source)" ;;
     esac
 done
 for arg in "${STRATA_EXTRA[@]}"; do
@@ -135,6 +157,11 @@ done
 for tool in redis-server redis-cli redis-benchmark timeout awk; do
     command -v "$tool" >/dev/null || die "$tool not found (tools/test.sh installs redis-tools)"
 done
+if [ -n "${WANT[source]:-}" ]; then
+    for tool in psql pgbench; do
+        command -v "$tool" >/dev/null || die "$tool not found (the source suite needs PostgreSQL's client tools)"
+    done
+fi
 
 if [ -z "$STRATA_BIN" ]; then
     echo "building strata (release)..." >&2
@@ -178,14 +205,29 @@ reap() { # pid seconds
     wait "$1" 2>/dev/null || true
 }
 
+# The PostgreSQL cluster the source suite started (stopped on exit), and the
+# schemas it created (dropped on exit).
+PG_STARTED_DIR=
+PG_URL=
+PG_SCHEMAS=()
+
 cleanup() {
-    local name
+    local name schema
     for name in "${!SERVER_PID[@]}"; do
         kill "${SERVER_PID[$name]}" 2>/dev/null || true
     done
     for name in "${!SERVER_PID[@]}"; do
         reap "${SERVER_PID[$name]}" 10
     done
+    if [ -n "$PG_URL" ] && [ -z "$PG_STARTED_DIR" ]; then
+        for schema in "${PG_SCHEMAS[@]}"; do
+            timeout --foreground 30 psql "$PG_URL" -q -c "DROP SCHEMA IF EXISTS $schema CASCADE" \
+                >/dev/null 2>&1 || true
+        done
+    fi
+    if [ -n "$PG_STARTED_DIR" ]; then
+        tools/pg.sh stop "$PG_STARTED_DIR" >&2 || true
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -715,7 +757,159 @@ suite_types() {
     fi
 }
 
-for suite in memory durable cold types; do
+# INFO source of server $1 into SOURCE_INFO[name].
+declare -A SOURCE_INFO=()
+read_source_info() { # name
+    local line
+    SOURCE_INFO=()
+    while IFS= read -r line; do
+        line="${line%$'\r'}"
+        [[ "$line" == *:* ]] || continue
+        SOURCE_INFO["${line%%:*}"]="${line#*:}"
+    done < <(timeout --foreground 10 redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" info source)
+}
+
+pg_sql() { # sql: runs on the source, stops the script on an error
+    timeout --foreground "$RUN_TIMEOUT" psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt -c "$1" ||
+        die "psql failed: $1"
+}
+
+# Waits until strata created its tables in schema $1.
+wait_schema() { # schema
+    local deadline=$((SECONDS + 30))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        [ "$(pg_sql "SELECT to_regclass('$1.keys') IS NOT NULL")" = t ] && return 0
+        sleep 0.2
+    done
+    die "strata did not create $1.keys within 30 s"
+}
+
+# Any error reply redis-benchmark printed in the last run_bench.
+bench_errors() {
+    grep -v -e '^WARNING: Could not fetch server CONFIG' -e '^$' "$TMP/bench.err" || true
+}
+
+suite_source() {
+    echo "== source: strata --write-mode through vs one upsert per commit (pgbench)" >&2
+    if [ -z "${STRATA_TEST_PG_URL:-}" ]; then
+        local exports
+        echo "  STRATA_TEST_PG_URL is unset: starting a cluster with tools/pg.sh" >&2
+        exports="$(tools/pg.sh start)" || die "tools/pg.sh start failed"
+        PG_STARTED_DIR="$(sed -n "s/^export STRATA_PG_DIR='\(.*\)'$/\1/p" <<<"$exports")"
+        PG_URL="$(sed -n "s/^export STRATA_TEST_PG_URL='\(.*\)'$/\1/p" <<<"$exports")"
+        [ -n "$PG_STARTED_DIR" ] && [ -n "$PG_URL" ] || die "tools/pg.sh start printed no cluster"
+    else
+        PG_URL=$STRATA_TEST_PG_URL
+    fi
+    local stamp schema cold_schema dir errors
+    stamp="$(date +%s)_$$"
+    schema="bench_through_$stamp"
+    cold_schema="bench_cold_$stamp"
+    PG_SCHEMAS=("$schema" "$cold_schema")
+    new_table
+
+    # strata: every SET's reply comes after the source's commit.
+    dir="$TMP/source-through"
+    mkdir -p "$dir"
+    strata_cmd "$dir" --warm-tier yes --appendfsync everysec --maxmemory 0 \
+        --source-url "$PG_URL" --source-schema "$schema" --write-mode through
+    start_server strata "${STRATA_CMD[@]}"
+    wait_schema "$schema"
+    run_bench strata "${SERVER_PORT[strata]}" set 1 "$SOURCE_REQUESTS" -r "$KEYSPACE"
+    errors="$(bench_errors)"
+    [ -z "$errors" ] || die "redis-benchmark SET against strata: $(head -n 3 <<<"$errors")"
+    local strata_set=$LAST_RPS rows
+    read_source_info strata
+    local shipped=${SOURCE_INFO[shipped_records]:-} batches=${SOURCE_INFO[shipped_batches]:-}
+    local p50=${SOURCE_INFO[write_through_latency_p50_us]:-?}
+    local p99=${SOURCE_INFO[write_through_latency_p99_us]:-?}
+    rows="$(pg_sql "SELECT count(*) FROM $schema.keys")"
+    stop_server strata
+    rm -rf "$dir"
+
+    # The baseline: the upsert strata's rows get, one per commit, into a
+    # table with the keys table's columns, key and notify trigger.
+    pg_sql "CREATE TABLE $schema.pgbench_keys (LIKE $schema.keys INCLUDING ALL);
+        CREATE TRIGGER pgbench_keys_invalidate AFTER INSERT OR UPDATE ON $schema.pgbench_keys
+            FOR EACH ROW EXECUTE FUNCTION $schema.notify_invalidate();" >/dev/null
+    {
+        echo "\\set k random(0, $((KEYSPACE - 1)))"
+        echo "INSERT INTO $schema.pgbench_keys (db, key, kind, value, expire_at, version, writer)" \
+            "VALUES (0, convert_to('key:' || lpad(:k::text, 12, '0'), 'UTF8'), 'string'," \
+            "'\\x787878', NULL, (extract(epoch from clock_timestamp()) * 1000000)::bigint," \
+            "'pgbench') ON CONFLICT (db, key) DO UPDATE SET kind = EXCLUDED.kind," \
+            "value = EXCLUDED.value, expire_at = EXCLUDED.expire_at," \
+            "version = EXCLUDED.version, writer = EXCLUDED.writer, updated_at = now();"
+    } >"$TMP/upsert.sql"
+    echo -n "  pgbench: -c $CLIENTS -j 2 -T $SOURCE_SECS, one upsert per transaction" >&2
+    local out tps started=$SECONDS
+    out="$(timeout --foreground "$RUN_TIMEOUT" pgbench -n -c "$CLIENTS" -j 2 -T "$SOURCE_SECS" \
+        -f "$TMP/upsert.sql" "$PG_URL" 2>"$TMP/pgbench.err")" || {
+        echo >&2
+        tail -n 5 "$TMP/pgbench.err" >&2
+        die "pgbench failed"
+    }
+    echo " ($((SECONDS - started)) s)" >&2
+    tps="$(awk '/^tps = / { print $3; exit }' <<<"$out")"
+    record "SET, --write-mode through|1" strata "$strata_set"
+    record "SET, --write-mode through|1" pgbench "$tps"
+
+    # Read-through: rows only the source has, strata empty. A first strata
+    # creates the tables, the rows go in with it stopped (no notifications
+    # to hear), then an empty strata reads them.
+    dir="$TMP/source-cold"
+    mkdir -p "$dir"
+    strata_cmd "$dir" --warm-tier yes --appendfsync everysec --maxmemory 0 \
+        --source-url "$PG_URL" --source-schema "$cold_schema" --write-mode through
+    start_server strata "${STRATA_CMD[@]}"
+    wait_schema "$cold_schema"
+    stop_server strata
+    rm -rf "$dir"
+    echo "  inserting $SOURCE_COLD_KEYS rows into $cold_schema.keys" >&2
+    pg_sql "INSERT INTO $cold_schema.keys (db, key, kind, value, version, writer)
+        SELECT 0, convert_to('key:' || lpad(i::text, 12, '0'), 'UTF8'), 'string', '\\x787878', 1, 'bench'
+        FROM generate_series(0, $((SOURCE_COLD_KEYS - 1))) AS i;
+        ANALYZE $cold_schema.keys;" >/dev/null
+    mkdir -p "$dir"
+    start_server strata "${STRATA_CMD[@]}"
+    read_source_info strata
+    local loads0=${SOURCE_INFO[source_loads]:-0} coalesced0=${SOURCE_INFO[coalesced_loads]:-0}
+    run_bench strata "${SERVER_PORT[strata]}" get 1 "$SOURCE_REQUESTS" -r "$SOURCE_COLD_KEYS"
+    errors="$(bench_errors)"
+    [ -z "$errors" ] || die "redis-benchmark GET against strata: $(head -n 3 <<<"$errors")"
+    local cold_get=$LAST_RPS
+    read_source_info strata
+    local loads=$((${SOURCE_INFO[source_loads]:-0} - loads0))
+    local coalesced=$((${SOURCE_INFO[coalesced_loads]:-0} - coalesced0))
+    local load_errors=${SOURCE_INFO[source_load_errors]:-?}
+    stop_server strata
+    rm -rf "$dir"
+
+    echo "### source: strata --write-mode through vs pgbench, one upsert per commit"
+    echo
+    echo "PostgreSQL $(pg_sql 'SHOW server_version'), 127.0.0.1, $CORES cores. strata:" \
+        "redis-benchmark -c $CLIENTS -P 1 -n $SOURCE_REQUESTS -r $KEYSPACE, --appendfsync" \
+        "everysec; pgbench -n -c $CLIENTS -j 2 -T $SOURCE_SECS, one INSERT ... ON CONFLICT DO" \
+        "UPDATE per transaction$EXTRA_NOTE"
+    echo
+    print_table strata:"strata SET/s" pgbench:"pgbench upserts/s"
+    echo "strata's run: shipped_records $shipped in $batches transactions" \
+        "($(ratio "$shipped" "$batches") rows per commit), $rows rows in the source;" \
+        "write_through_latency p50 $p50 us, p99 $p99 us"
+    echo
+    echo "### source: read-through of cold keys"
+    echo
+    echo "$SOURCE_COLD_KEYS rows in the source, strata started empty; redis-benchmark" \
+        "-c $CLIENTS -P 1 -n $SOURCE_REQUESTS -r $SOURCE_COLD_KEYS -t get$EXTRA_NOTE"
+    echo
+    echo "| test | requests/s | source_loads | coalesced_loads | source_load_errors |"
+    echo "|---|---:|---:|---:|---:|"
+    echo "| GET cold (-r $SOURCE_COLD_KEYS) | $(number "$cold_get") | $loads | $coalesced |" \
+        "$load_errors |"
+    echo
+}
+
+for suite in memory durable cold types source; do
     if [ -n "${WANT[$suite]:-}" ]; then
         "suite_$suite"
     fi

@@ -98,6 +98,83 @@ pub fn execute(state: &ServerState, session: &mut Session, args: &[Bytes]) -> Re
     invoke(state, session, args, id, handler, started_us)
 }
 
+/// The keys a call will touch, as the source's read-through needs them.
+pub struct KeyedCall {
+    pub write: bool,
+    /// The call replaces its keys whatever they held (SET without options
+    /// that read the old value, MSET, SETEX): nothing needs loading first.
+    pub overwrite: bool,
+    pub keys: Vec<Bytes>,
+}
+
+/// The keys `args` names, or `None` when the call touches none now (no
+/// keys, an unknown command, a command queued by MULTI). EXEC names the
+/// keys of its whole queue.
+pub fn keyed_call(session: &Session, args: &[Bytes]) -> Option<KeyedCall> {
+    let registry: &'static Registry = &REGISTRY;
+    let id = registry.lookup(args.first()?)?;
+    let mut spec = registry.entries[id].spec;
+    if spec.name == "exec" {
+        let mut call = KeyedCall {
+            write: false,
+            overwrite: false,
+            keys: Vec::new(),
+        };
+        for queued in multi::queued(session) {
+            if let Some(inner) = keyed_call_of(queued) {
+                call.write |= inner.write;
+                call.keys.extend(inner.keys);
+            }
+        }
+        return (!call.keys.is_empty()).then_some(call);
+    }
+    if session.transaction.is_some() {
+        return None;
+    }
+    if !spec.subcommands.is_empty() {
+        let sub = registry.lookup_sub(id, args.get(1)?)?;
+        spec = registry.entries[sub].spec;
+    }
+    if spec.first_key <= 0 && spec.flags & table::MOVABLEKEYS == 0 {
+        return None;
+    }
+    keyed_call_of(args)
+}
+
+fn keyed_call_of(args: &[Bytes]) -> Option<KeyedCall> {
+    let registry: &'static Registry = &REGISTRY;
+    let id = registry.lookup(args.first()?)?;
+    let mut spec = registry.entries[id].spec;
+    if !spec.subcommands.is_empty() {
+        let sub = registry.lookup_sub(id, args.get(1)?)?;
+        spec = registry.entries[sub].spec;
+    }
+    let keys = table::keys_of(spec, args);
+    if keys.is_empty() {
+        return None;
+    }
+    let overwrite = match spec.name {
+        "mset" | "setex" | "psetex" => true,
+        "set" => args.iter().skip(3).all(|option| {
+            let option = option.to_ascii_lowercase();
+            !matches!(option.as_slice(), b"nx" | b"xx" | b"get" | b"keepttl")
+        }),
+        _ => false,
+    };
+    Some(KeyedCall {
+        write: spec.flags & WRITE != 0,
+        overwrite,
+        keys,
+    })
+}
+
+/// Refuses a request before it ran (the source cannot serve it), counted
+/// as Redis counts a rejected call.
+pub fn refuse(state: &ServerState, session: &mut Session, args: &[Bytes], reply: Reply) -> Reply {
+    let id = args.first().and_then(|name| REGISTRY.lookup(name));
+    reject(state, session, id, reply)
+}
+
 /// As Redis's processCommand: keep the bounds, then refuse what cannot run.
 /// `flags` are the command's, or for EXEC those of its queue.
 fn admit(state: &ServerState, session: &mut Session, id: usize, flags: u32) -> Result<(), Reply> {

@@ -35,6 +35,14 @@ struct Queued {
     args: Vec<Bytes>,
 }
 
+/// The argument vectors MULTI has queued on this session.
+pub fn queued(session: &Session) -> impl Iterator<Item = &[Bytes]> {
+    session
+        .transaction
+        .iter()
+        .flat_map(|t| t.queue.iter().map(|q| q.args.as_slice()))
+}
+
 /// Command-table ids the transaction logic tests against.
 struct Ids {
     exec: usize,

@@ -69,38 +69,59 @@ pub fn dbsize(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 }
 
 /// `[ASYNC|SYNC]`; without either, `lazyfree-lazy-user-flush` decides, as in Redis.
-fn flush_in_background(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<bool, Reply> {
-    let background = if args.eat("async") {
-        true
-    } else if args.eat("sync") {
-        false
-    } else if args.is_empty() {
-        ctx.state
-            .config
-            .read()
-            .get("lazyfree-lazy-user-flush")
-            .as_deref()
-            == Some("yes")
-    } else {
-        return Err(Reply::StaticError(error::SYNTAX));
+/// `[ASYNC|SYNC] [SOURCE]`: whether to free in the background, and whether
+/// the source is flushed too (strata's addition: a plain flush drops cached
+/// copies only).
+fn flush_options(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<(bool, bool), Reply> {
+    let mut source = false;
+    let mut mode = None;
+    while !args.is_empty() {
+        if args.eat("source") && !source {
+            source = true;
+        } else if mode.is_none() && args.eat("async") {
+            mode = Some(true);
+        } else if mode.is_none() && args.eat("sync") {
+            mode = Some(false);
+        } else {
+            return Err(Reply::StaticError(error::SYNTAX));
+        }
+    }
+    if source && ctx.ks().link().is_none() {
+        return Err(Reply::StaticError(error::NO_SOURCE));
+    }
+    let background = match mode {
+        Some(background) => background,
+        None => {
+            ctx.state
+                .config
+                .read()
+                .get("lazyfree-lazy-user-flush")
+                .as_deref()
+                == Some("yes")
+        }
     };
-    args.finish()?;
-    Ok(background)
+    Ok((background, source))
 }
 
 /// # Format
-/// `FLUSHDB [ASYNC|SYNC]`
+/// `FLUSHDB [ASYNC|SYNC] [SOURCE]`
 pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
-    let background = flush_in_background(ctx, args)?;
+    let (background, source) = flush_options(ctx, args)?;
     ctx.ks().flush_db(ctx.db(), background);
+    if source {
+        ctx.ks().ship_flush(Some(ctx.db()));
+    }
     Ok(Reply::OK)
 }
 
 /// # Format
-/// `FLUSHALL [ASYNC|SYNC]`
+/// `FLUSHALL [ASYNC|SYNC] [SOURCE]`
 pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
-    let background = flush_in_background(ctx, args)?;
+    let (background, source) = flush_options(ctx, args)?;
     ctx.ks().flush_all(background);
+    if source {
+        ctx.ks().ship_flush(None);
+    }
     Ok(Reply::OK)
 }
 
@@ -121,6 +142,11 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let (Some(a), Some(b)) = (index(first), index(second)) else {
         return Err(Reply::StaticError(error::DB_INDEX_OUT_OF_RANGE));
     };
+    if ctx.ks().link().is_some() {
+        // The source keeps each key under its database: a swap would have
+        // to rewrite both databases there.
+        return Err(Reply::StaticError(error::SWAPDB_WITH_SOURCE));
+    }
     ctx.ks().swap_db(a, b);
     Ok(Reply::OK)
 }
@@ -342,6 +368,7 @@ const SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "tiers",
+    "source",
 ];
 
 /// What `INFO` and `INFO default` print.
@@ -358,6 +385,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "tiers",
+    "source",
 ];
 
 /// # Format
@@ -418,6 +446,25 @@ pub fn info_text(state: &ServerState, wanted: &HashSet<&'static str>) -> String 
                 info.header("Tiers");
                 for (name, value) in crate::metrics::tier_figures(&totals) {
                     info.field(name, value);
+                }
+            }
+            "source" => {
+                info.header("Source");
+                match state.bridge.get() {
+                    Some(bridge) => {
+                        info.field("source", "postgres");
+                        info.field(
+                            "write_mode",
+                            state
+                                .keyspace
+                                .link()
+                                .map_or("none", |l| l.config().write_mode.name()),
+                        );
+                        for (name, value) in bridge.figures(state.keyspace.warm()) {
+                            info.field(name, value);
+                        }
+                    }
+                    None => info.field("source", "none"),
                 }
             }
             _ => info_keyspace(state, &mut info),
@@ -879,6 +926,9 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
     ctx.state.stats.reset();
     ctx.ks().reset_stats();
+    if let Some(bridge) = ctx.state.bridge.get() {
+        bridge.reset_figures();
+    }
     Ok(Reply::OK)
 }
 
@@ -1434,7 +1484,7 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(Reply::StaticError(error::INVALID_ARG_COUNT));
     }
-    let keys = key_positions(spec.first_key, spec.last_key, spec.step, argv.len());
+    let keys = super::table::key_positions(spec.first_key, spec.last_key, spec.step, argv.len());
     if keys.is_empty() {
         return Err(Reply::StaticError(error::INVALID_ARGUMENTS));
     }
@@ -1443,24 +1493,6 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             .filter_map(|i| argv.get(i).cloned().map(Reply::Bulk))
             .collect(),
     ))
-}
-
-/// Positions of the keys in an argument vector of `argc` items (the command name included).
-fn key_positions(first: i32, last: i32, step: i32, argc: usize) -> Vec<usize> {
-    let argc = argc as i64;
-    let first = i64::from(first);
-    let last = match i64::from(last) {
-        last if last < 0 => argc + last,
-        last => last.min(argc - 1),
-    };
-    let step = i64::from(step).max(1);
-    let mut positions = Vec::new();
-    let mut i = first;
-    while first > 0 && i <= last {
-        positions.push(i as usize);
-        i += step;
-    }
-    positions
 }
 
 /// # Format
@@ -1492,6 +1524,7 @@ pub fn command_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::table::key_positions;
 
     #[test]
     fn human_bytes_like_redis() {

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use bytes::Bytes;
+
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
 use super::{bits, cache, connection, hashes, keys, lists, pubsub, server, sets, strings, zsets};
@@ -696,6 +698,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("swapdb", 3, W | F, 0, 0, 0, "server", server::swapdb),
     cmd!("info", -1, LS, 0, 0, 0, "server", server::info),
     cmd!("cache.stats", -1, LS, 0, 0, 0, "server", cache::stats),
+    cmd!(
+        "cache.invalidate",
+        -2,
+        W,
+        0,
+        0,
+        0,
+        "server",
+        cache::invalidate
+    ),
+    cmd!("cache.outbox", -1, LS, 0, 0, 0, "server", cache::outbox),
     cmd!("time", 1, F | LS, 0, 0, 0, "server", server::time),
     cmd!("lastsave", 1, F | LS, 0, 0, 0, "server", server::lastsave),
     cmd!(
@@ -1180,5 +1193,62 @@ impl Registry {
             .iter()
             .enumerate()
             .filter(move |(_, entry)| entry.parent == Some(parent))
+    }
+}
+
+/// Positions of the keys in an argument vector of `argc` items (the command name included).
+pub fn key_positions(first: i32, last: i32, step: i32, argc: usize) -> Vec<usize> {
+    let argc = argc as i64;
+    let first = i64::from(first);
+    let last = match i64::from(last) {
+        last if last < 0 => argc + last,
+        last => last.min(argc - 1),
+    };
+    let step = i64::from(step).max(1);
+    let mut positions = Vec::new();
+    let mut i = first;
+    while first > 0 && i <= last {
+        positions.push(i as usize);
+        i += step;
+    }
+    positions
+}
+
+/// The keys a call names, for the commands whose keys move with their
+/// arguments (a numkeys argument, SORT's STORE) as well as the fixed ones.
+/// Malformed calls give what can be read; the handler reports the error.
+pub fn keys_of(spec: &CommandSpec, argv: &[Bytes]) -> Vec<Bytes> {
+    let numkeys_at = |at: usize, first: usize| -> Vec<Bytes> {
+        let count = argv
+            .get(at)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        argv.iter().skip(first).take(count).cloned().collect()
+    };
+    if spec.flags & MOVABLEKEYS == 0 {
+        return key_positions(spec.first_key, spec.last_key, spec.step, argv.len())
+            .into_iter()
+            .filter_map(|i| argv.get(i).cloned())
+            .collect();
+    }
+    match spec.name {
+        "blmpop" | "bzmpop" => numkeys_at(2, 3),
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            let mut keys = numkeys_at(2, 3);
+            keys.extend(argv.get(1).cloned());
+            keys
+        }
+        "sort" | "sort_ro" => {
+            let mut keys: Vec<Bytes> = argv.get(1).cloned().into_iter().collect();
+            let mut rest = argv.iter().skip(2);
+            while let Some(word) = rest.next() {
+                if word.eq_ignore_ascii_case(b"store") {
+                    keys.extend(rest.next().cloned());
+                }
+            }
+            keys
+        }
+        _ => numkeys_at(1, 2),
     }
 }

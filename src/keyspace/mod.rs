@@ -12,6 +12,7 @@
 //! counted at the one spot where the outcome is known.
 
 pub mod events;
+pub mod link;
 mod shard;
 pub mod types;
 mod value;
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
+use crate::config::{SourceConfig, WriteMode};
 use events::EventKind;
 use shard::Shard;
 pub use shard::ShardCounters;
@@ -221,6 +223,8 @@ pub struct KeyspaceOptions {
     pub maxmemory: u64,
     pub policy: EvictionPolicy,
     pub samples: u32,
+    /// The `[source]` section when a source of truth is configured.
+    pub source: Option<SourceConfig>,
 }
 
 pub struct Keyspace {
@@ -247,6 +251,8 @@ pub struct Keyspace {
     ready_keys: Mutex<Vec<(usize, Bytes)>>,
     watches: std::sync::Arc<watch::Registry>,
     events: events::EventHook,
+    /// The source of truth's side of the keyspace: rules, outbox, versions.
+    link: Option<std::sync::Arc<link::SourceLink>>,
 }
 
 /// Where a key stands once its shard is locked.
@@ -282,13 +288,32 @@ impl Keyspace {
     /// Opens the keyspace, and the warm tier when the options ask for one.
     pub fn open(options: KeyspaceOptions) -> Result<Keyspace, String> {
         let warm = options.warm.as_ref().map(Warm::open).transpose()?;
-        Ok(Keyspace::build(
+        let mut keyspace = Keyspace::build(
             options.databases,
             warm,
             options.maxmemory,
             options.policy,
             options.samples,
-        ))
+        );
+        if let Some(config) = options.source.filter(SourceConfig::enabled) {
+            let link = link::SourceLink::new(config);
+            if let Some(warm) = &keyspace.warm {
+                link.restore(warm);
+            }
+            keyspace.link = Some(std::sync::Arc::new(link));
+        }
+        Ok(keyspace)
+    }
+
+    /// The source of truth's side, when one is configured.
+    pub fn link(&self) -> Option<&std::sync::Arc<link::SourceLink>> {
+        self.link.as_ref()
+    }
+
+    /// Whether collections record which elements change: a warm tier or a
+    /// source writes only those.
+    fn tracks_changes(&self) -> bool {
+        self.warm.is_some() || self.link.is_some()
     }
 
     fn build(
@@ -317,6 +342,7 @@ impl Keyspace {
             ready_keys: Mutex::new(Vec::new()),
             watches: Default::default(),
             events: Default::default(),
+            link: None,
         }
     }
 
@@ -376,7 +402,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
             return Presence::Absent;
         }
         let Some(warm) = self.warm_behind() else {
@@ -388,7 +414,7 @@ impl Keyspace {
         if stored.expire_at.is_some_and(|at| at <= now) {
             warm.delete_expired(db, key);
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
             return Presence::Absent;
         }
         let preloaded = PRELOADED.with(|slot| slot.borrow_mut().take());
@@ -550,7 +576,7 @@ impl Keyspace {
                 warm.delete_expired(db, key);
             }
             self.signal_deleted(db, hash, key);
-            self.events.emit(EventKind::Expired, db, key);
+            self.note_expired(db, key);
         }
         self.account(db, &shard, before);
         if let Some(entry) = shard.get(hash, key) {
@@ -563,7 +589,7 @@ impl Keyspace {
             Some(stored) if stored.expire_at.is_some_and(|at| at <= now) => {
                 warm.delete_expired(db, key);
                 self.signal_deleted(db, hash, key);
-                self.events.emit(EventKind::Expired, db, key);
+                self.note_expired(db, key);
                 f(None)
             }
             Some(stored) => {
@@ -578,6 +604,124 @@ impl Keyspace {
             }
             None => f(None),
         }
+    }
+
+    /// Whether either tier holds a live `key`, without counting, touching
+    /// or promoting it: the source is asked only about keys neither has.
+    pub fn holds(&self, db: usize, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let now = now_ms();
+        let shard = self.lock(db, hash);
+        if let Some(entry) = shard.get(hash, key) {
+            return entry.expire_at().is_none_or(|at| at > now);
+        }
+        match self.warm_behind() {
+            Some(warm) => warm
+                .get(db, key)
+                .is_some_and(|stored| stored.expire_at.is_none_or(|at| at > now)),
+            None => false,
+        }
+    }
+
+    /// Stores a key loaded from the source unless a tier holds it by now
+    /// (a write got there first). Nothing ships back, unless `write_back`
+    /// (the value was repaired on the way in). True when stored.
+    pub fn install_loaded(
+        &self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expire_at: Option<u64>,
+        write_back: bool,
+    ) -> bool {
+        let install = || {
+            self.write(db, key, |txn| {
+                if txn.exists(0) || expire_at.is_some_and(|at| at <= txn.now_ms()) {
+                    return false;
+                }
+                txn.insert(0, value, expire_at);
+                true
+            })
+        };
+        if write_back {
+            install()
+        } else {
+            link::loading(install)
+        }
+    }
+
+    /// Drops the cached copies of `key` (both tiers) so the next read loads
+    /// it from the source; nothing ships. True when a tier held it.
+    pub fn drop_cached(&self, db: usize, key: &[u8]) -> bool {
+        if let Some(link) = &self.link {
+            link.forget_absent(db, key);
+        }
+        link::dropping(|| self.write(db, key, |txn| txn.remove(0).is_some()))
+    }
+
+    /// A key expired (found due by a read or the sweep, with its shard
+    /// locked): tell subscribers, and delete it in the source too. The
+    /// source's row carries the deadline, so it never loads again anyway;
+    /// the delete keeps the tables from filling with dead rows.
+    fn note_expired(&self, db: usize, key: &[u8]) {
+        self.events.emit(EventKind::Expired, db, key);
+        let Some(link) = &self.link else { return };
+        // A copy whose rule's cache TTL ran out: the source keeps the key.
+        if link.take_cache_deadline(db, key) || link.policy(key).write_mode == WriteMode::None {
+            return;
+        }
+        let record = crate::source::OutboxRecord {
+            db: db as u32,
+            key: Bytes::copy_from_slice(key),
+            version: link.next_version(),
+            op: crate::source::Op::DeleteKey,
+        };
+        let mut encoded = Vec::new();
+        crate::source::outbox::encode(std::slice::from_ref(&record), &mut encoded);
+        let seq = link.enqueue(vec![record], false);
+        if let Some(warm) = &self.warm {
+            warm.apply(db, &[], &[], Some((seq, &encoded)));
+        }
+    }
+
+    /// Queues `FLUSHDB SOURCE` (`Some(db)`) or `FLUSHALL SOURCE` for the
+    /// source, journaled like any write; false without a source.
+    pub fn ship_flush(&self, db: Option<usize>) -> bool {
+        let Some(link) = &self.link else {
+            return false;
+        };
+        let record = crate::source::OutboxRecord {
+            db: db.unwrap_or(0) as u32,
+            key: Bytes::new(),
+            version: link.next_version(),
+            op: match db {
+                Some(_) => crate::source::Op::FlushDb,
+                None => crate::source::Op::FlushAll,
+            },
+        };
+        let mut encoded = Vec::new();
+        crate::source::outbox::encode(std::slice::from_ref(&record), &mut encoded);
+        link.forget_all_absent(db);
+        let through = link.config().write_mode == WriteMode::Through;
+        // The journal record and the queue take the same order: hold one
+        // shard lock of the database across both.
+        let _order = self.lock(db.unwrap_or(0), 0);
+        let seq = link.enqueue(vec![record], through);
+        if let Some(warm) = &self.warm {
+            warm.apply(db.unwrap_or(0), &[], &[], Some((seq, &encoded)));
+        }
+        true
+    }
+
+    /// Drops the cached copies of every key of `db` matching `pattern`.
+    pub fn drop_cached_matching(&self, db: usize, pattern: &[u8]) -> usize {
+        if let Some(link) = &self.link {
+            link.forget_all_absent(Some(db));
+        }
+        self.keys(db, pattern)
+            .iter()
+            .filter(|key| self.drop_cached(db, key))
+            .count()
     }
 
     /// Reads several keys atomically (MGET): every shard involved is locked
@@ -664,6 +808,7 @@ impl Keyspace {
             pending_resize: SmallVec::new(),
             changed: SmallVec::new(),
             removed_generations: SmallVec::new(),
+            whole: SmallVec::new(),
         };
         for (db, key) in keys {
             let hash = self.hash(key);
@@ -833,7 +978,7 @@ impl Keyspace {
                 let key = Bytes::copy_from_slice(entry.key());
                 let before = shard.bytes;
                 self.purge_at_if_expired(&mut shard, db, at, now);
-                self.events.emit(EventKind::Expired, db, &key);
+                self.note_expired(db, &key);
                 self.account(db, &shard, before);
                 found_expired = true;
                 break;
@@ -904,7 +1049,7 @@ impl Keyspace {
                     let mut shard = shard.lock();
                     let before = shard.bytes;
                     removed += shard.sweep_expired(now, SWEEP_BUDGET_PER_SHARD, |key| {
-                        self.events.emit(EventKind::Expired, db, key)
+                        self.note_expired(db, key)
                     });
                     self.account(db, &shard, before);
                 }
@@ -923,7 +1068,7 @@ impl Keyspace {
                 self.account(db, &shard, before);
                 if warm.expire_due(db, deadline, &key, now) {
                     self.signal_deleted(db, hash, &key);
-                    self.events.emit(EventKind::Expired, db, &key);
+                    self.note_expired(db, &key);
                 }
             }
         }
@@ -1260,6 +1405,9 @@ pub struct Txn<'a> {
     /// (database, generation) of collections removed by this transaction:
     /// one inserted again in the same database (RENAME) keeps its elements.
     removed_generations: SmallVec<[(usize, u64); 1]>,
+    /// Keys stored or removed whole (not changed in place): the source
+    /// replaces what it holds for them.
+    whole: SmallVec<[usize; 2]>,
 }
 
 impl<'a> Txn<'a> {
@@ -1336,7 +1484,7 @@ impl<'a> Txn<'a> {
     /// tree) it gets a new generation and all its elements are written.
     pub fn insert_entry(&mut self, i: usize, mut entry: Entry) -> Option<Entry> {
         let db = self.keys[i].db;
-        let track = self.keyspace.warm.is_some();
+        let track = self.keyspace.tracks_changes();
         if let Some(collection) = entry.collection_mut() {
             let generation = collection.common().generation;
             if generation == 0 || !self.removed_generations.contains(&(db, generation)) {
@@ -1347,6 +1495,9 @@ impl<'a> Txn<'a> {
         }
         self.pending_resize.retain(|(index, _)| *index != i);
         self.mark_changed(i);
+        if !self.whole.contains(&i) {
+            self.whole.push(i);
+        }
         let TxnKey {
             key, hash, guard, ..
         } = self.keys[i];
@@ -1407,21 +1558,28 @@ impl<'a> Txn<'a> {
     }
 
     /// Writes every changed key to the warm tier: its entry as it now is in
-    /// memory, or its absence. The changes of one database go in one atomic
-    /// batch; across databases (MOVE, COPY ... DB) databases that gain a key
-    /// go first, so a crash between them may leave a copy, never a loss.
+    /// memory, or its absence, with the records that ship it to the source.
+    /// The changes of one database go in one atomic batch; across databases
+    /// (MOVE, COPY ... DB) databases that gain a key go first, so a crash
+    /// between them may leave a copy, never a loss.
     fn write_through(&mut self) {
-        let Some(warm) = &self.keyspace.warm else {
+        let link = self
+            .keyspace
+            .link
+            .as_deref()
+            .filter(|_| !link::shipping_off());
+        let warm = self.keyspace.warm.as_ref();
+        if warm.is_none() && link.is_none() {
             return;
-        };
-        if let [i] = self.changed[..] {
+        }
+        if let ([i], Some(warm), None) = (&self.changed[..], warm, link) {
             let TxnKey {
                 key,
                 hash,
                 guard,
                 db,
                 ..
-            } = self.keys[i];
+            } = self.keys[*i];
             match self.guards[guard].get_mut(hash, key) {
                 Some(entry) => {
                     let mut elements = Vec::new();
@@ -1432,7 +1590,7 @@ impl<'a> Txn<'a> {
                                 expire_at: entry.expire_at(),
                                 payload: &meta,
                             };
-                            warm.apply(db, &[(key, Some(record))], &elements);
+                            warm.apply(db, &[(key, Some(record))], &elements, None);
                         }
                         None => {
                             let (kind, payload) = entry_payload(entry);
@@ -1461,21 +1619,50 @@ impl<'a> Txn<'a> {
             // entries mutably), then every key's record.
             let mut elements: Vec<ElementWrite> = Vec::new();
             let mut metas: SmallVec<[(usize, u8, Vec<u8>); 2]> = SmallVec::new();
+            let mut records: Vec<crate::source::OutboxRecord> = Vec::new();
+            let mut through = false;
+            let mut done: SmallVec<[&[u8]; 4]> = SmallVec::new();
             for &i in &self.changed {
                 let k = &self.keys[i];
-                if k.db != db || metas.iter().any(|(j, ..)| self.keys[*j].key == k.key) {
+                // A key named twice (MSET k 1 k 2) is written once, as it ends.
+                if k.db != db || done.contains(&k.key) {
                     continue;
                 }
+                done.push(k.key);
+                let start = elements.len();
                 if let Some(entry) = self.guards[k.guard].get_mut(k.hash, k.key) {
                     if let Some((kind, meta)) = entry.collection_changes(&mut elements) {
                         metas.push((i, kind, meta));
                     }
                 }
+                let Some(link) = link else { continue };
+                let mode = link.policy(k.key).write_mode;
+                if mode == WriteMode::None {
+                    continue;
+                }
+                through |= mode == WriteMode::Through;
+                let change = link::KeyChange {
+                    db,
+                    key: k.key,
+                    entry: self.guards[k.guard].get(k.hash, k.key),
+                    whole: self.whole.contains(&i),
+                    elements: &elements[start..],
+                };
+                link::records_for(link, &change, &mut records);
+                link.forget_absent(db, k.key);
             }
+            let mut encoded = Vec::new();
+            let outbox = match link {
+                Some(link) if !records.is_empty() => {
+                    crate::source::outbox::encode(&records, &mut encoded);
+                    Some((link.enqueue(records, through), encoded.as_slice()))
+                }
+                _ => None,
+            };
+            let Some(warm) = warm else { continue };
             let mut changes: SmallVec<[(&[u8], Option<warm::Record<'_>>); 4]> = SmallVec::new();
             for &i in &self.changed {
                 let k = &self.keys[i];
-                // A key named twice (MSET k 1 k 2) is written once, as it ends.
                 if k.db != db || changes.iter().any(|(key, _)| *key == k.key) {
                     continue;
                 }
@@ -1493,7 +1680,7 @@ impl<'a> Txn<'a> {
                 });
                 changes.push((k.key, record));
             }
-            warm.apply(db, &changes, &elements);
+            warm.apply(db, &changes, &elements, outbox);
         }
     }
 }
@@ -1529,7 +1716,9 @@ impl Drop for Txn<'_> {
         }
         if !self.changed.is_empty() {
             self.write_through();
-            self.signal_changes();
+            if !link::is_loading() {
+                self.signal_changes();
+            }
         }
         for (shard, &(db, before)) in self.guards.iter().zip(self.bytes_before.iter()) {
             self.keyspace.account(db, shard, before);
@@ -1619,6 +1808,7 @@ mod tests {
             maxmemory: 400 * 1024,
             policy: EvictionPolicy::AllKeys(Rank::Random),
             samples: 5,
+            source: None,
         })
         .unwrap();
         let value = "v".repeat(100);
@@ -1662,6 +1852,7 @@ mod tests {
             maxmemory: 0,
             policy: EvictionPolicy::AllKeys(Rank::Lru),
             samples: 5,
+            source: None,
         })
         .unwrap()
     }

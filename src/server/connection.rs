@@ -12,8 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::bridge::Prepared;
 use crate::clients::ClientHandle;
 use crate::cmd::{self, AfterReply, ReplyMode, Session};
+use crate::keyspace::link::ShipFailure;
 use crate::protocol::{encode, DecodeLimits, Decoder, Reply};
 use crate::state::ServerState;
 
@@ -44,6 +46,7 @@ pub(super) async fn serve(
         out: BytesMut::with_capacity(READ_CHUNK),
         decoder: Decoder::new(),
         drained: 0,
+        held: Vec::new(),
     };
     let ending = connection
         .run(&mut stream, &mut session, &client, &mut shutdown)
@@ -65,6 +68,10 @@ struct Connection<'a> {
     /// Cost of the pub/sub frames moved from the mailbox into `out` and not
     /// yet written: they count against the client's output limit until then.
     drained: u64,
+    /// Replies held until the source commits a `through` write: (reply,
+    /// the write's outbox sequence or 0), in order. Once one is held, the
+    /// replies after it wait too, so their order stays.
+    held: Vec<(Reply, u64)>,
 }
 
 impl Connection<'_> {
@@ -86,7 +93,35 @@ impl Connection<'_> {
                     server.timeout,
                 )
             };
-            let outcome = self.run_batch(session, max_bulk_len as i64);
+            let mut outcome = self.run_batch(session, max_bulk_len as i64);
+            let mut loads = 0;
+            while let BatchEnd::Load(args, keys) = outcome {
+                self.release_held(session).await;
+                loads += 1;
+                let loaded = match self.state.bridge.get() {
+                    Some(bridge) => bridge.load(session.db, keys).await,
+                    None => Ok(()),
+                };
+                let next = match loaded {
+                    // A key loaded and dropped again before the command ran
+                    // (another instance's notification of the very write
+                    // just loaded) is loaded again, a bounded number of times.
+                    Ok(()) => self.run_command(session, &args, Loads::Again(loads < MAX_LOADS)),
+                    Err(reply) => {
+                        let reply = cmd::refuse(self.state, session, &args, reply);
+                        self.emit(session, reply, 0);
+                        None
+                    }
+                };
+                outcome = match next {
+                    Some(end) => end,
+                    None => {
+                        loads = 0;
+                        self.run_batch(session, max_bulk_len as i64)
+                    }
+                };
+            }
+            self.release_held(session).await;
             session.pending_stats.flush(&self.state.stats);
             self.wait_durable(session).await;
             self.drain_mailbox(session);
@@ -95,7 +130,7 @@ impl Connection<'_> {
             }
             client.mailbox.written(std::mem::take(&mut self.drained));
             match outcome {
-                BatchEnd::NeedInput => {}
+                BatchEnd::NeedInput | BatchEnd::Load(..) => {}
                 BatchEnd::Close => return Ending::Closed,
                 BatchEnd::Monitor => return Ending::Monitor,
                 BatchEnd::Blocked => {
@@ -190,26 +225,109 @@ impl Connection<'_> {
                     return BatchEnd::Close;
                 }
             };
-            let skipping = session.reply_mode == ReplyMode::Skip;
-            let reply = cmd::execute(self.state, session, &args);
-            let suppressed = skipping || session.reply_mode == ReplyMode::Off;
-            if skipping && session.reply_mode == ReplyMode::Skip {
-                session.reply_mode = ReplyMode::On;
+            if let Some(end) = self.run_command(session, &args, Loads::First) {
+                return end;
             }
-            // Confirmations and messages the command caused (a client's own
-            // PUBLISH or keyspace event) come before its reply, as in Redis.
-            self.drain_mailbox(session);
-            if !suppressed {
-                encode(&reply, session.version, &mut self.out);
+        }
+    }
+
+    /// Runs one request and queues its reply; `Some` ends the batch. With
+    /// a source, a command naming keys neither tier holds first ends the
+    /// batch to load them (`loaded`: that is done).
+    fn run_command(
+        &mut self,
+        session: &mut Session,
+        args: &[bytes::Bytes],
+        loads: Loads,
+    ) -> Option<BatchEnd> {
+        let check = match loads {
+            Loads::First => Some(false),
+            Loads::Again(true) => Some(true),
+            // Out of loads: the command runs as it finds its keys.
+            Loads::Again(false) => None,
+        };
+        if let (Some(bridge), Some(again)) = (self.state.bridge.get(), check) {
+            match bridge.prepare(self.state, session, args, again) {
+                Prepared::Ready => {}
+                Prepared::Load(keys) => {
+                    return Some(BatchEnd::Load(args.to_vec(), keys));
+                }
+                Prepared::Refuse(reply) => {
+                    let reply = cmd::refuse(self.state, session, args, reply);
+                    self.emit(session, reply, 0);
+                    return None;
+                }
             }
-            match std::mem::take(&mut session.after_reply) {
-                AfterReply::Continue => {}
-                AfterReply::Close | AfterReply::Shutdown => return BatchEnd::Close,
-                AfterReply::Monitor => return BatchEnd::Monitor,
+        }
+        let skipping = session.reply_mode == ReplyMode::Skip;
+        let reply = cmd::execute(self.state, session, args);
+        let through = crate::keyspace::link::take_through_wait();
+        let suppressed = skipping || session.reply_mode == ReplyMode::Off;
+        if skipping && session.reply_mode == ReplyMode::Skip {
+            session.reply_mode = ReplyMode::On;
+        }
+        // Confirmations and messages the command caused (a client's own
+        // PUBLISH or keyspace event) come before its reply, as in Redis.
+        self.drain_mailbox(session);
+        if !suppressed {
+            self.emit(session, reply, through);
+        }
+        match std::mem::take(&mut session.after_reply) {
+            AfterReply::Continue => {}
+            AfterReply::Close | AfterReply::Shutdown => return Some(BatchEnd::Close),
+            AfterReply::Monitor => return Some(BatchEnd::Monitor),
+        }
+        if session.blocked.is_some() {
+            return Some(BatchEnd::Blocked);
+        }
+        None
+    }
+
+    /// Queues a reply, or holds it while a `through` write waits.
+    fn emit(&mut self, session: &Session, reply: Reply, through: u64) {
+        if through == 0 && self.held.is_empty() {
+            encode(&reply, session.version, &mut self.out);
+        } else {
+            self.held.push((reply, through));
+        }
+    }
+
+    /// Waits for the source to commit the held `through` writes, then
+    /// queues their replies: an error for a write it did not confirm.
+    async fn release_held(&mut self, session: &Session) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let Some(bridge) = self.state.bridge.get() else {
+            for (reply, _) in &held {
+                encode(reply, session.version, &mut self.out);
             }
-            if session.blocked.is_some() {
-                return BatchEnd::Blocked;
-            }
+            return;
+        };
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + bridge.through_deadline();
+        for (reply, seq) in held {
+            let reply = match seq {
+                0 => reply,
+                seq => {
+                    let shipped = bridge.link().wait_shipped(seq);
+                    match tokio::time::timeout_at(deadline, shipped).await {
+                        Ok(Ok(())) => {
+                            bridge.record_through_latency(started.elapsed().as_micros() as u64);
+                            reply
+                        }
+                        Ok(Err(ShipFailure::Unconfirmed(reason))) => {
+                            crate::error::source_unconfirmed(&reason)
+                        }
+                        Ok(Err(ShipFailure::Refused(reason))) => {
+                            crate::error::source_refused(&reason)
+                        }
+                        Err(_) => crate::error::source_unconfirmed("no commit in time"),
+                    }
+                }
+            };
+            encode(&reply, session.version, &mut self.out);
         }
     }
 
@@ -358,10 +476,23 @@ impl Connection<'_> {
     }
 }
 
+/// Loads one request may start before it runs anyway.
+const MAX_LOADS: u32 = 3;
+
+/// Where a request stands with the source's read-through.
+#[derive(Clone, Copy)]
+enum Loads {
+    First,
+    /// Its keys were loaded; whether it may load again.
+    Again(bool),
+}
+
 enum BatchEnd {
     NeedInput,
     Close,
     Monitor,
     /// A blocking command waits (`Session::blocked`).
     Blocked,
+    /// The request must wait for these keys to load from the source.
+    Load(Vec<bytes::Bytes>, Vec<bytes::Bytes>),
 }

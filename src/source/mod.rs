@@ -10,6 +10,7 @@
 //! row, so a replayed batch, or an old record arriving late, changes nothing.
 
 pub mod breaker;
+pub mod outbox;
 pub mod postgres;
 pub mod schema;
 
@@ -226,6 +227,23 @@ impl SourceStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Zeroes every counter (CACHE.STATS RESET, CONFIG RESETSTAT).
+    pub fn reset(&self) {
+        for counter in [
+            &self.loads,
+            &self.load_errors,
+            &self.shipped_records,
+            &self.shipped_batches,
+            &self.ship_errors,
+            &self.retries,
+            &self.breaker_refusals,
+            &self.invalidations,
+            &self.listener_reconnects,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -330,6 +348,10 @@ impl Source {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    pub fn reset_stats(&self) {
+        self.stats.reset();
     }
 
     pub fn breaker_state(&self) -> BreakerState {

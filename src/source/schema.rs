@@ -78,13 +78,25 @@ CREATE TABLE IF NOT EXISTS {s}.elements (
 COMMENT ON TABLE {s}.elements IS 'strata: one row per collection element. element = list position (8-byte big-endian), hash field, set or zset member; value = list item, hash value, empty for a set, the score as text for a zset.';
 CREATE INDEX IF NOT EXISTS keys_expire_at ON {s}.keys (expire_at) WHERE expire_at IS NOT NULL;
 CREATE OR REPLACE FUNCTION {s}.notify_invalidate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    changed {s}.keys;
+    writer text;
 BEGIN
-    IF NEW.version = 0 OR (TG_OP = 'UPDATE' AND NEW.version = OLD.version) THEN
-        RETURN NULL;
+    IF TG_OP = 'DELETE' THEN
+        -- strata never deletes rows (it keeps tombstones): a person did,
+        -- so every instance must drop the key.
+        changed := OLD;
+        writer := '-';
+    ELSE
+        IF NEW.version = 0 OR (TG_OP = 'UPDATE' AND NEW.version = OLD.version) THEN
+            RETURN NULL;
+        END IF;
+        changed := NEW;
+        writer := NEW.writer;
     END IF;
-    PERFORM pg_notify('{channel}', NEW.db::text || ' ' || NEW.writer || ' ' ||
-        CASE WHEN octet_length(NEW.key) <= {NOTIFY_MAX_KEY_BYTES}
-             THEN encode(NEW.key, 'hex') ELSE '*' END);
+    PERFORM pg_notify('{channel}', changed.db::text || ' ' || writer || ' ' ||
+        CASE WHEN octet_length(changed.key) <= {NOTIFY_MAX_KEY_BYTES}
+             THEN encode(changed.key, 'hex') ELSE '*' END);
     RETURN NULL;
 END
 $fn$;
@@ -95,6 +107,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger
                    WHERE tgname = 'keys_invalidate' AND tgrelid = '{s}.keys'::regclass) THEN
         CREATE TRIGGER keys_invalidate AFTER INSERT OR UPDATE ON {s}.keys
+            FOR EACH ROW EXECUTE FUNCTION {s}.notify_invalidate();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgname = 'keys_invalidate_delete' AND tgrelid = '{s}.keys'::regclass) THEN
+        CREATE TRIGGER keys_invalidate_delete AFTER DELETE ON {s}.keys
             FOR EACH ROW EXECUTE FUNCTION {s}.notify_invalidate();
     END IF;
 END

@@ -14,6 +14,7 @@
 //! | `D` | delete a key's record | db, key |
 //! | `B` | several changes to one db, atomically | db, count (u32), then per change a flag (0 delete, 1 store), key, [envelope] |
 //! | `E` | `B` with collection elements | `B`'s fields, then count (u32) and per element a flag, element record key, [element record] |
+//! | `O` | `E` with the write's outbox records for the source | `E`'s fields, then outbox sequence (u64 LE), the records' bytes |
 //! | `U` | drop an expiry index entry | db, deadline (u64 LE), key |
 //! | `F` | FLUSHDB: the db gets a new tree | db, new tree name, background (u8) |
 //! | `S` | SWAPDB | db a, db b |
@@ -55,6 +56,10 @@ pub enum Op<'a> {
         /// Collection element records (sled keys and records, `None`:
         /// deleted) changed with the keys.
         elements: Vec<Change<'a>>,
+        /// The write's records for the source (outbox sequence, records as
+        /// `source::outbox` encodes them), in the same journal record as
+        /// the change, so after a crash both are there or neither.
+        outbox: Option<(u64, &'a [u8])>,
     },
     Unindex {
         db: u32,
@@ -106,12 +111,21 @@ impl Op<'_> {
                 db,
                 changes,
                 elements,
+                outbox,
             } => {
-                out.push(if elements.is_empty() { b'B' } else { b'E' });
+                out.push(match (outbox, elements.is_empty()) {
+                    (Some(_), _) => b'O',
+                    (None, true) => b'B',
+                    (None, false) => b'E',
+                });
                 put_u32(out, *db);
                 put_changes(out, changes);
-                if !elements.is_empty() {
+                if outbox.is_some() || !elements.is_empty() {
                     put_changes(out, elements);
+                }
+                if let Some((seq, records)) = outbox {
+                    out.extend_from_slice(&seq.to_le_bytes());
+                    put_bytes(out, records);
                 }
             }
             Op::Unindex { db, deadline, key } => {
@@ -286,11 +300,19 @@ fn parse(body: &[u8]) -> Option<Op<'_>> {
             db: r.u32()?,
             changes: r.changes()?,
             elements: Vec::new(),
+            outbox: None,
         },
         b'E' => Op::Batch {
             db: r.u32()?,
             changes: r.changes()?,
             elements: r.changes()?,
+            outbox: None,
+        },
+        b'O' => Op::Batch {
+            db: r.u32()?,
+            changes: r.changes()?,
+            elements: r.changes()?,
+            outbox: Some((r.u64()?, r.bytes()?)),
         },
         b'U' => Op::Unindex {
             db: r.u32()?,
@@ -392,11 +414,19 @@ mod tests {
                 db: 1,
                 changes: vec![(b"a", Some(b"1")), (b"b", None)],
                 elements: Vec::new(),
+                outbox: None,
             },
             Op::Batch {
                 db: 1,
                 changes: vec![(b"l", Some(b"meta"))],
                 elements: vec![(b"e1", Some(b"x")), (b"e2", None)],
+                outbox: None,
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"s", Some(b"v"))],
+                elements: Vec::new(),
+                outbox: Some((1 << 50, b"records")),
             },
             Op::Unindex {
                 db: 2,

@@ -41,6 +41,12 @@ pub use record::{is_collection, KIND_HASH, KIND_LIST, KIND_SET, KIND_STRING, KIN
 use record::{Header, EXPIRY_PREFIX, KEY_PREFIX};
 
 const META_TREE: &[u8] = b"strata:meta";
+/// Writes waiting to be shipped to the source: outbox sequence (u64 BE) →
+/// the write's records (`source::outbox`).
+const OUTBOX_TREE: &[u8] = b"strata:outbox";
+/// Records the source refused (poison): outbox sequence (u64 BE) →
+/// reason length (u32 LE), reason, records.
+const DEAD_LETTER_TREE: &[u8] = b"strata:dead-letters";
 const DBMAP_KEY: &[u8] = b"dbmap";
 /// Present only between a clean close and the next open: the figures it
 /// holds are then exact and no recount is needed.
@@ -246,6 +252,12 @@ struct Store {
     guard: DiskGuard,
     /// The highest collection generation applied to sled.
     max_generation: AtomicU64,
+    outbox: sled::Tree,
+    dead_letters: sled::Tree,
+    /// Every outbox sequence up to this one is in the source: the applier
+    /// does not store those records (the drainer shipped them from memory
+    /// before the applier reached them).
+    shipped: AtomicU64,
 }
 
 pub struct Warm {
@@ -288,6 +300,12 @@ impl Warm {
         let meta = db
             .open_tree(META_TREE)
             .map_err(|e| fail(describe_sled_error(&e)))?;
+        let outbox = db
+            .open_tree(OUTBOX_TREE)
+            .map_err(|e| fail(describe_sled_error(&e)))?;
+        let dead_letters = db
+            .open_tree(DEAD_LETTER_TREE)
+            .map_err(|e| fail(describe_sled_error(&e)))?;
 
         let mut names = match meta.get(DBMAP_KEY).map_err(|e| fail(e.to_string()))? {
             Some(raw) => {
@@ -327,6 +345,9 @@ impl Warm {
             counters: WarmCounters::default(),
             guard,
             max_generation: AtomicU64::new(stored_generation),
+            outbox,
+            dead_letters,
+            shipped: AtomicU64::new(0),
         };
 
         let journal_dir = journal::dir(&options.dir);
@@ -560,6 +581,7 @@ impl Warm {
         db: usize,
         changes: &[(&[u8], Option<Record<'_>>)],
         elements: &[(Vec<u8>, Option<Vec<u8>>)],
+        outbox: Option<(u64, &[u8])>,
     ) {
         let raws: Vec<Option<record::Buf>> = changes
             .iter()
@@ -585,8 +607,83 @@ impl Warm {
                 .iter()
                 .map(|(key, record)| (key.as_slice(), record.as_deref()))
                 .collect(),
+            outbox,
         };
         self.append(&op, true);
+    }
+
+    /// The writes not yet shipped to the source, oldest first (at open: the
+    /// drainer starts from these).
+    pub fn outbox_pending(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut pending = Vec::new();
+        for item in self.store.outbox.iter() {
+            match item {
+                Ok((seq, records)) => {
+                    if let Some(seq) = decode_outbox_seq(&seq) {
+                        pending.push((seq, records.to_vec()));
+                    }
+                }
+                Err(error) => {
+                    self.store.io_error(&error);
+                    break;
+                }
+            }
+        }
+        pending
+    }
+
+    /// Every write up to outbox sequence `seq` is in the source: forget them.
+    pub fn outbox_shipped(&self, seq: u64) {
+        self.store.shipped.fetch_max(seq, Ordering::AcqRel);
+        let shipped: Vec<sled::IVec> = self
+            .store
+            .outbox
+            .range(..=seq.to_be_bytes())
+            .keys()
+            .filter_map(Result::ok)
+            .collect();
+        for key in shipped {
+            if let Err(error) = self.store.outbox.remove(key) {
+                return self.store.io_error(&error);
+            }
+        }
+    }
+
+    /// Parks a write the source refused, with the reason.
+    pub fn dead_letter(&self, seq: u64, records: &[u8], reason: &str) {
+        let mut entry = Vec::with_capacity(4 + reason.len() + records.len());
+        entry.extend_from_slice(&(reason.len() as u32).to_le_bytes());
+        entry.extend_from_slice(reason.as_bytes());
+        entry.extend_from_slice(records);
+        if let Err(error) = self.store.dead_letters.insert(seq.to_be_bytes(), entry) {
+            self.store.io_error(&error);
+        }
+    }
+
+    /// Parked writes, oldest first: (outbox sequence, reason, records).
+    pub fn dead_letters(&self, limit: usize) -> Vec<(u64, String, Vec<u8>)> {
+        self.store
+            .dead_letters
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(seq, entry)| {
+                let seq = decode_outbox_seq(&seq)?;
+                let (len, rest) = entry.split_first_chunk::<4>()?;
+                let len = u32::from_le_bytes(*len) as usize;
+                let reason = rest.get(..len)?;
+                let records = rest.get(len..)?;
+                Some((
+                    seq,
+                    String::from_utf8_lossy(reason).into_owned(),
+                    records.to_vec(),
+                ))
+            })
+            .take(limit)
+            .collect()
+    }
+
+    pub fn dead_letter_count(&self) -> usize {
+        self.store.dead_letters.len()
     }
 
     fn append(&self, op: &Op<'_>, with_state: bool) {
@@ -1062,6 +1159,11 @@ impl Store {
                 Op::Batch { db, changes, .. } if changes.len() == 1 => {
                     changes.first().map(|(key, _)| applier_of(*db, key))
                 }
+                // Records for the source alone (an expiry, a flush): they
+                // touch no key, so any applier may store them, unordered.
+                Op::Batch {
+                    changes, elements, ..
+                } if changes.is_empty() && elements.is_empty() => Some(0),
                 _ => None,
             };
             match owner {
@@ -1105,6 +1207,16 @@ impl Store {
         if !gathered.add(op) {
             self.write_gathered(gathered);
             self.apply_op(seq, op);
+            return;
+        }
+        // The source's records have a tree of their own, in no order with
+        // the keys' writes: stored at once, as `apply_op` stores them.
+        if let Op::Batch {
+            outbox: Some((outbox_seq, records)),
+            ..
+        } = op
+        {
+            self.store_outbox(*outbox_seq, records);
         }
     }
 
@@ -1117,7 +1229,13 @@ impl Store {
                 db,
                 changes,
                 elements,
-            } => self.store_batch(*db as usize, changes, elements),
+                outbox,
+            } => {
+                self.store_batch(*db as usize, changes, elements);
+                if let Some((outbox_seq, records)) = outbox {
+                    self.store_outbox(*outbox_seq, records);
+                }
+            }
             Op::Unindex { db, deadline, key } => {
                 if let Some(tree) = self.tree(*db as usize) {
                     if let Err(error) = tree.tree.remove(record::expiry_key(*deadline, key)) {
@@ -1131,6 +1249,16 @@ impl Store {
                 background,
             } => self.store_flush_db(seq, *db as usize, name, *background),
             Op::SwapDb { a, b } => self.store_swap_db(seq, *a as usize, *b as usize),
+        }
+    }
+
+    /// Keeps a write's records for the source until they are shipped.
+    fn store_outbox(&self, outbox_seq: u64, records: &[u8]) {
+        if outbox_seq <= self.shipped.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(error) = self.outbox.insert(outbox_seq.to_be_bytes(), records) {
+            self.io_error(&error);
         }
     }
 
@@ -1510,6 +1638,10 @@ fn applier_of(db: u32, key: &[u8]) -> usize {
     (record::key_hash(key) as usize ^ db as usize) % APPLIERS
 }
 
+fn decode_outbox_seq(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(raw.try_into().ok()?))
+}
+
 fn decode_seq(raw: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(raw.try_into().ok()?))
 }
@@ -1546,6 +1678,8 @@ fn drop_unmapped_trees(db: &sled::Db, names: &[Vec<u8>]) {
         .into_iter()
         .filter(|name| {
             name.as_ref() != META_TREE
+                && name.as_ref() != OUTBOX_TREE
+                && name.as_ref() != DEAD_LETTER_TREE
                 && name.as_ref() != b"__sled__default"
                 && !names.iter().any(|n| n.as_slice() == name.as_ref())
         })
@@ -1813,6 +1947,7 @@ mod tests {
                     db: 1,
                     changes: vec![(b"b", Some(&b)), (b"c", Some(&c))],
                     elements: Vec::new(),
+                    outbox: None,
                 },
                 Op::Delete { db: 1, key: b"c" },
                 Op::SwapDb { a: 0, b: 1 },
@@ -1894,6 +2029,7 @@ mod tests {
                     }),
                 )],
                 &[],
+                None,
             );
             assert_eq!(
                 warm.get(0, b"k").unwrap().payload.as_ref(),
@@ -1901,6 +2037,50 @@ mod tests {
             );
         }
         assert_eq!(warm.dbsize(0), 1);
+    }
+
+    #[test]
+    fn outbox_records_wait_on_disk_until_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Record {
+            kind: KIND_STRING,
+            expire_at: None,
+            payload: b"v",
+        };
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            for seq in [10, 11, 12] {
+                let records = format!("records {seq}");
+                warm.apply(
+                    0,
+                    &[(b"k", Some(record))],
+                    &[],
+                    Some((seq, records.as_bytes())),
+                );
+            }
+            warm.catch_up();
+            assert_eq!(warm.outbox_pending().len(), 3);
+            warm.outbox_shipped(11);
+            let pending = warm.outbox_pending();
+            assert_eq!(pending, [(12, b"records 12".to_vec())]);
+            // A record the drainer shipped before the applier reached it
+            // is never stored.
+            warm.apply(0, &[(b"k", Some(record))], &[], Some((5, b"old")));
+            warm.dead_letter(12, b"records 12", "refused");
+            warm.catch_up();
+            assert_eq!(warm.outbox_pending().len(), 1);
+            assert_eq!(warm.dead_letter_count(), 1);
+            // No clean close: the journal is replayed at the next open.
+        }
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let pending: Vec<u64> = warm.outbox_pending().iter().map(|p| p.0).collect();
+        // Replay stores what the journal holds again: shipping is
+        // idempotent at the source, so a repeat is harmless.
+        assert!(pending.contains(&12), "{pending:?}");
+        assert_eq!(
+            warm.dead_letters(10),
+            [(12, "refused".to_string(), b"records 12".to_vec())]
+        );
     }
 
     #[test]
@@ -1922,6 +2102,7 @@ mod tests {
                 (b"b", Some(record(b"4", None))),
             ],
             &[],
+            None,
         );
         assert_eq!(warm.get(0, b"a"), None);
         assert_eq!(warm.get(0, b"b").unwrap().payload.as_ref(), b"4");
@@ -1986,6 +2167,7 @@ mod tests {
                 db: 0,
                 changes: vec![(b"list", Some(&list_a2))],
                 elements: vec![(&a1.0, Some(&a1.1)), (&a2.0, Some(&a2.1))],
+                outbox: None,
             },
             Op::Put {
                 db: 0,
@@ -1999,11 +2181,13 @@ mod tests {
                 db: 0,
                 changes: vec![(b"list", Some(&list_a3))],
                 elements: vec![(&a3.0, Some(&a3.1))],
+                outbox: Some((7, b"for the source")),
             },
             Op::Batch {
                 db: 0,
                 changes: vec![(b"list", Some(&list_a2_again))],
                 elements: vec![(&a1.0, None)],
+                outbox: None,
             },
             Op::Put {
                 db: 0,
@@ -2020,11 +2204,13 @@ mod tests {
                 db: 0,
                 changes: vec![(b"list", Some(&list_b))],
                 elements: vec![(&b1.0, Some(&b1.1))],
+                outbox: None,
             },
             Op::Batch {
                 db: 0,
                 changes: vec![(b"list", Some(&list_c))],
                 elements: vec![(&c1.0, Some(&c1.1))],
+                outbox: None,
             },
             Op::Unindex {
                 db: 0,
@@ -2048,6 +2234,7 @@ mod tests {
                 db: 0,
                 changes: vec![(b"list", None), (b"moved", Some(&moved_c))],
                 elements: Vec::new(),
+                outbox: None,
             },
             Op::Put {
                 db: 0,
@@ -2082,6 +2269,7 @@ mod tests {
         }
 
         assert_eq!(dump(&gathered), dump(&one));
+        assert_eq!(gathered.outbox_pending(), [(7, b"for the source".to_vec())]);
         let figures = gathered.tree(0).figures();
         assert_eq!(figures, one.tree(0).figures());
         gathered.tree(0).recount();
@@ -2123,6 +2311,7 @@ mod tests {
                 db: 0,
                 changes: vec![(b"a", Some(first)), (b"b", Some(second))],
                 elements: Vec::new(),
+                outbox: None,
             }
             .encode(&mut bytes);
             bytes
@@ -2133,6 +2322,7 @@ mod tests {
             db: 0,
             changes: vec![(b"a", Some(&a2)), (b"b", Some(&b2))],
             elements: Vec::new(),
+            outbox: None,
         }
         .encode(&mut second);
         let chunks = [
