@@ -1,7 +1,7 @@
 //! What every connection and command shares: the keyspace, the run-time
 //! configuration, the figures, the client registry and the shutdown switch.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ pub struct ServerState {
     /// Every command runs holding this shared, EXEC holds it exclusively
     /// for its whole queue: no other client sees or interleaves with a
     /// transaction. Taken once per command, never across an await.
-    pub exec_gate: RwLock<()>,
+    pub exec_gate: ExecGate,
     /// The source of truth's bridge, when one is configured (set once the
     /// runtime runs: it starts tasks).
     pub bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
@@ -80,7 +80,7 @@ impl ServerState {
             monitor_feed,
             monitors: AtomicUsize::new(0),
             blocking: Default::default(),
-            exec_gate: RwLock::new(()),
+            exec_gate: ExecGate::default(),
             bridge: std::sync::OnceLock::new(),
         };
         state.apply_config();
@@ -172,5 +172,141 @@ fn keyspace_options(config: &Config) -> KeyspaceOptions {
             .unwrap_or(EvictionPolicy::AllKeys(crate::keyspace::Rank::Lru)),
         samples: config.memory.maxmemory_samples as u32,
         source: Some(config.source.clone()),
+    }
+}
+
+/// Reader stripes of the [`ExecGate`]: threads spread over them, so the
+/// worker threads of the runtime each count on a cache line of their own.
+const GATE_STRIPES: usize = 16;
+
+/// One stripe's count of commands running, alone on its cache line.
+#[derive(Default)]
+#[repr(align(128))]
+struct GateStripe(AtomicUsize);
+
+/// A reader-writer gate for the price of a private counter per command.
+/// A single `RwLock` word, written by every command on every worker
+/// thread, bounces between the cores; here a reader counts itself on its
+/// thread's stripe and then checks the writer flag, and the writer (EXEC)
+/// raises the flag and then waits for every stripe to drain. The flag and
+/// the counts are sequentially consistent, so of a reader and a writer
+/// arriving together at least one sees the other: no command runs while an
+/// EXEC does. Readers that meet the flag step back and wait on the
+/// writer's mutex, which EXEC holds for its whole queue.
+#[derive(Default)]
+pub struct ExecGate {
+    stripes: [GateStripe; GATE_STRIPES],
+    writing: AtomicBool,
+    /// Held by EXEC throughout: serializes EXECs and parks waiting readers.
+    writer: parking_lot::Mutex<()>,
+}
+
+/// A command's hold on the gate (shared).
+pub struct ExecGateRead<'a> {
+    stripe: &'a AtomicUsize,
+}
+
+/// EXEC's hold on the gate (exclusive).
+pub struct ExecGateWrite<'a> {
+    gate: &'a ExecGate,
+    _writer: parking_lot::MutexGuard<'a, ()>,
+}
+
+fn gate_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % GATE_STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
+impl ExecGate {
+    /// Waits while an EXEC runs, then holds the gate shared. Not
+    /// reentrant: a thread holding it must not take it again.
+    pub fn read(&self) -> ExecGateRead<'_> {
+        let stripe = &self.stripes[gate_stripe() % GATE_STRIPES].0;
+        loop {
+            stripe.fetch_add(1, Ordering::SeqCst);
+            if !self.writing.load(Ordering::SeqCst) {
+                return ExecGateRead { stripe };
+            }
+            stripe.fetch_sub(1, Ordering::SeqCst);
+            // Parks until the EXEC in progress ends.
+            drop(self.writer.lock());
+        }
+    }
+
+    /// Holds the gate exclusively: returns once no command runs, and no
+    /// command starts until the guard is dropped.
+    pub fn write(&self) -> ExecGateWrite<'_> {
+        let writer = self.writer.lock();
+        self.writing.store(true, Ordering::SeqCst);
+        for stripe in &self.stripes {
+            // Commands in flight finish without awaiting anything.
+            let mut spins = 0u32;
+            while stripe.0.load(Ordering::SeqCst) != 0 {
+                if spins < 64 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        ExecGateWrite {
+            gate: self,
+            _writer: writer,
+        }
+    }
+}
+
+impl Drop for ExecGateRead<'_> {
+    fn drop(&mut self) {
+        self.stripe.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Drop for ExecGateWrite<'_> {
+    fn drop(&mut self) {
+        // Before the mutex is released (the field drops after this), so a
+        // reader woken by it finds the flag down.
+        self.gate.writing.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn no_reader_runs_while_the_writer_holds_the_gate() {
+        let gate = Arc::new(ExecGate::default());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let violations = Arc::new(AtomicUsize::new(0));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (gate, inside, violations) = (gate.clone(), inside.clone(), violations.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        let _read = gate.read();
+                        if inside.load(Ordering::SeqCst) != 0 {
+                            violations.fetch_add(1, Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..500 {
+            let _write = gate.write();
+            inside.store(1, Ordering::SeqCst);
+            std::hint::spin_loop();
+            inside.store(0, Ordering::SeqCst);
+        }
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        assert_eq!(violations.load(Relaxed), 0);
+        assert!(gate.stripes.iter().all(|s| s.0.load(Relaxed) == 0));
     }
 }

@@ -232,7 +232,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             return Reply::Array(Vec::new());
         };
         match clamp_range(start, stop, list.len()) {
-            Some((start, stop)) => Reply::bulks_copied(list.range(start, stop)),
+            Some((start, stop)) => Reply::bulk_array(list.range(start, stop)),
             None => Reply::Array(Vec::new()),
         }
     })

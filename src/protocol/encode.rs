@@ -92,7 +92,20 @@ pub fn encode(reply: &Reply, version: Version, out: &mut BytesMut) {
             Version::Resp2 => bulk(out, data),
         },
         Reply::NoReply => {}
+        Reply::Encoded(wire) => out.put_slice(wire),
     }
+}
+
+/// `*<len>\r\n`: the start of an array (the same in RESP2 and RESP3).
+pub(super) fn array_header(out: &mut BytesMut, len: usize) {
+    header(out, b'*', len);
+}
+
+/// One bulk string.
+pub(super) fn bulk_bytes(out: &mut BytesMut, data: &[u8]) {
+    header(out, b'$', data.len());
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
 }
 
 fn aggregate(out: &mut BytesMut, marker: u8, items: &[Reply], version: Version) {

@@ -36,6 +36,9 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Nothing is written (e.g. `CLIENT REPLY OFF`, `QUIT` is handled by the session).
     NoReply,
+    /// A reply already in wire form, the same in RESP2 and RESP3 (an array
+    /// of bulk strings, see [`Reply::bulk_array`]).
+    Encoded(Bytes),
 }
 
 impl Reply {
@@ -94,6 +97,24 @@ impl Reply {
                 })
                 .collect(),
         )
+    }
+}
+
+impl Reply {
+    /// An array of bulk strings copied from borrowed slices (LRANGE),
+    /// encoded at once: one buffer, no reply per element, and the same
+    /// bytes in RESP2 and RESP3.
+    pub fn bulk_array<'a>(items: impl Iterator<Item = &'a [u8]> + Clone) -> Reply {
+        // "$<len>\r\n" + "\r\n": at most 16 bytes around an element.
+        let (count, total) = items.clone().fold((0, 0), |(count, total), item| {
+            (count + 1, total + item.len() + 16)
+        });
+        let mut out = bytes::BytesMut::with_capacity(total + 16);
+        super::encode::array_header(&mut out, count);
+        for item in items {
+            super::encode::bulk_bytes(&mut out, item);
+        }
+        Reply::Encoded(out.freeze())
     }
 }
 

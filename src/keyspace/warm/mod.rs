@@ -71,6 +71,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 const GENERATION_KEY: &[u8] = b"generation";
 /// Element records of dropped collections deleted per checkpoint and tree.
 const GARBAGE_PER_CHECKPOINT: usize = 20_000;
+/// An applier takes the chunks waiting for it together, up to about this
+/// many bytes: one gathering of their records, one report when applied.
+const GROUP_BYTES: usize = 1 << 20;
 
 /// Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,12 +447,7 @@ impl Warm {
                     .name(format!("strata-applier-{part}"))
                     .spawn(move || {
                         yield_to_commands();
-                        for chunk in chunks {
-                            store.apply_part(&chunk, part, &barrier);
-                            if chunk.finished.fetch_add(1, Ordering::AcqRel) + 1 == APPLIERS {
-                                pipeline.applied(&chunk);
-                            }
-                        }
+                        store.run_applier(&pipeline, &chunks, part, &barrier);
                     })?,
             );
         }
@@ -1096,10 +1094,61 @@ impl Store {
         Ok((last, replayed))
     }
 
-    /// Applies this applier's share of a chunk: the single-key records of
-    /// keys in its part, and, between two barriers, the records every
-    /// applier must wait for (applied by part 0).
-    fn apply_part(&self, chunk: &Chunk, part: usize, barrier: &std::sync::Barrier) {
+    /// An applier thread: applies its share of every chunk the writer
+    /// sends, taking the chunks already waiting together, so the longer
+    /// the backlog, the more writes of one key are gathered into one.
+    fn run_applier(
+        &self,
+        pipeline: &Pipeline,
+        chunks: &mpsc::Receiver<Arc<Chunk>>,
+        part: usize,
+        barrier: &std::sync::Barrier,
+    ) {
+        let mut group = Vec::new();
+        while let Ok(first) = chunks.recv() {
+            let mut bytes = first.bytes.len();
+            group.push(first);
+            while bytes < GROUP_BYTES {
+                let Ok(next) = chunks.try_recv() else { break };
+                bytes += next.bytes.len();
+                group.push(next);
+            }
+            self.apply_part(&group, part, barrier);
+            for chunk in group.drain(..) {
+                if chunk.finished.fetch_add(1, Ordering::AcqRel) + 1 == APPLIERS {
+                    pipeline.applied(&chunk);
+                }
+            }
+        }
+    }
+
+    /// Applies this applier's share of some chunks: the single-key records
+    /// of keys in its part, and, between two barriers, the records every
+    /// applier must wait for (applied by part 0; consecutive ones share
+    /// their barriers). The records between two barriers are gathered and
+    /// written once per sled key ([`Gathered`]): a key changed by every
+    /// command costs one sled write per chunk, not one per command. The
+    /// overlay keeps every key of a chunk until the whole chunk is applied,
+    /// so readers never see the order of the writes.
+    fn apply_part(&self, chunks: &[Arc<Chunk>], part: usize, barrier: &std::sync::Barrier) {
+        let mut gathered = Gathered::default();
+        for chunk in chunks {
+            self.apply_chunk_part(chunk, &mut gathered, part, barrier);
+        }
+        self.write_gathered(&mut gathered);
+    }
+
+    /// One chunk of [`Store::apply_part`]'s. Barriers never span two
+    /// chunks: the appliers may group chunks differently, and must still
+    /// wait at the same records.
+    fn apply_chunk_part<'a>(
+        &self,
+        chunk: &'a Chunk,
+        gathered: &mut Gathered<'a>,
+        part: usize,
+        barrier: &std::sync::Barrier,
+    ) {
+        let mut in_barrier = false;
         for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
             let seq = chunk.first_seq + i as u64;
             let owner = match &op {
@@ -1118,16 +1167,56 @@ impl Store {
                 _ => None,
             };
             match owner {
-                Some(owner) if owner == part => self.apply_op(seq, &op),
-                Some(_) => {}
-                None => {
-                    barrier.wait();
-                    if part == 0 {
-                        self.apply_op(seq, &op);
+                Some(owner) => {
+                    if in_barrier {
+                        if part == 0 {
+                            self.write_gathered(gathered);
+                        }
+                        barrier.wait();
+                        in_barrier = false;
                     }
-                    barrier.wait();
+                    if owner == part {
+                        self.gather_or_apply(gathered, seq, &op);
+                    }
+                }
+                None => {
+                    if !in_barrier {
+                        self.write_gathered(gathered);
+                        barrier.wait();
+                        in_barrier = true;
+                    }
+                    if part == 0 {
+                        self.gather_or_apply(gathered, seq, &op);
+                    }
                 }
             }
+        }
+        if in_barrier {
+            if part == 0 {
+                self.write_gathered(gathered);
+            }
+            barrier.wait();
+        }
+    }
+
+    /// Gathers a record's key changes; applies any other record in its
+    /// turn, after what was gathered before it: an index entry's removal
+    /// must precede a later write that indexes it again, FLUSHDB and SWAPDB
+    /// change the trees the gathered writes go to.
+    fn gather_or_apply<'a>(&self, gathered: &mut Gathered<'a>, seq: u64, op: &Op<'a>) {
+        if !gathered.add(op) {
+            self.write_gathered(gathered);
+            self.apply_op(seq, op);
+            return;
+        }
+        // The source's records have a tree of their own, in no order with
+        // the keys' writes: stored at once, as `apply_op` stores them.
+        if let Op::Batch {
+            outbox: Some((outbox_seq, records)),
+            ..
+        } = op
+        {
+            self.store_outbox(*outbox_seq, records);
         }
     }
 
@@ -1174,17 +1263,11 @@ impl Store {
     }
 
     fn store_put(&self, db: usize, key: &[u8], raw: &[u8]) {
-        let Some(tree) = self.tree(db) else { return };
-        if let Some(old) = self.put_record(&tree, key, raw) {
-            self.note_generations(&tree, &[old.as_deref()], &[Some(raw)]);
-        }
+        self.store_batch(db, &[(key, Some(raw))], &[]);
     }
 
     fn store_delete(&self, db: usize, key: &[u8]) {
-        let Some(tree) = self.tree(db) else { return };
-        if let Some(Some(old)) = self.delete_record(&tree, key) {
-            self.note_generations(&tree, &[Some(&old)], &[]);
-        }
+        self.store_batch(db, &[(key, None)], &[]);
     }
 
     /// Stores a key's record with its expiry index entry and figures;
@@ -1261,12 +1344,53 @@ impl Store {
         changes: &[(&[u8], Option<&[u8]>)],
         elements: &[(&[u8], Option<&[u8]>)],
     ) {
-        let Some(tree) = self.tree(db) else { return };
-        // Elements first: a reader that finds the metadata finds them.
+        let mut gathered = Gathered::default();
+        gathered.add_changes(db as u32, changes, elements);
+        self.write_gathered(&mut gathered);
+    }
+
+    /// Writes the final state of every sled key `gathered` holds, and
+    /// empties it. Elements first: a reader that finds the metadata finds
+    /// them. Garbage marks last, so no element of a marked generation is
+    /// written after its mark (the checkpointer collects concurrently).
+    ///
+    /// A generation becomes garbage when a state of its key that named it,
+    /// in sled or gathered, is replaced, unless a final state names it
+    /// (RENAME moves a generation from one key to another in one record).
+    fn write_gathered(&self, gathered: &mut Gathered<'_>) {
+        if gathered.keys.is_empty() && gathered.elements.is_empty() {
+            return;
+        }
+        // Stable: each sled key's states stay in journal order.
+        gathered.keys.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        gathered
+            .elements
+            .sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.write_final_states(gathered);
+        gathered.keys.clear();
+        gathered.elements.clear();
+    }
+
+    fn write_final_states(&self, gathered: &Gathered<'_>) {
+        let same_key = |a: &GatheredChange<'_>, b: &GatheredChange<'_>| a.0 == b.0 && a.1 == b.1;
+        let mut trees = TreeCache::default();
         let mut element_bytes = 0i64;
-        for (key, record) in elements {
+        let mut element_db = None;
+        for run in gathered.elements.chunk_by(same_key) {
+            let Some(&(db, key, record)) = run.last() else {
+                continue;
+            };
+            if element_db != Some(db) {
+                if let Some(tree) = element_db.and_then(|db| trees.get(self, db)) {
+                    tree.add([0, 0, std::mem::take(&mut element_bytes)]);
+                }
+                element_db = Some(db);
+            }
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
             let old = match record {
-                Some(record) => tree.tree.insert(key, *record),
+                Some(record) => tree.tree.insert(key, record),
                 None => tree.tree.remove(key),
             };
             match old {
@@ -1274,45 +1398,66 @@ impl Store {
                     element_bytes += record.map_or(0, |r| (key.len() + r.len()) as i64);
                     element_bytes -= old.map_or(0, |r| (key.len() + r.len()) as i64);
                 }
-                Err(error) => return self.io_error(&error),
+                Err(error) => {
+                    tree.add([0, 0, element_bytes]);
+                    return self.io_error(&error);
+                }
             }
         }
-        tree.add([0, 0, element_bytes]);
-        let mut olds: SmallVec<[Option<sled::IVec>; 2]> = SmallVec::new();
-        for (key, raw) in changes {
-            let old = match raw {
-                Some(raw) => self.put_record(&tree, key, raw),
-                None => self.delete_record(&tree, key),
-            };
-            match old {
-                Some(old) => olds.push(old),
-                None => return,
-            }
+        if let Some(tree) = element_db.and_then(|db| trees.get(self, db)) {
+            tree.add([0, 0, element_bytes]);
         }
-        let olds: SmallVec<[Option<&[u8]>; 2]> = olds.iter().map(|old| old.as_deref()).collect();
-        let news: SmallVec<[Option<&[u8]>; 2]> = changes.iter().map(|(_, raw)| *raw).collect();
-        self.note_generations(&tree, &olds, &news);
-    }
 
-    /// Keeps the generation mark above every collection written, and marks
-    /// as garbage the generations of replaced or deleted collections that
-    /// no new record names (RENAME keeps its generation).
-    fn note_generations(&self, tree: &DbTree, olds: &[Option<&[u8]>], news: &[Option<&[u8]>]) {
-        let new_generations: SmallVec<[u64; 2]> = news
-            .iter()
-            .filter_map(|raw| raw.and_then(record::peek_generation))
-            .collect();
-        if let Some(&highest) = new_generations.iter().max() {
+        // (db, generation) pairs replaced, and named by a final state.
+        let mut dropped: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut named: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut highest = 0;
+        for run in gathered.keys.chunk_by(same_key) {
+            let Some((&(db, key, last), earlier)) = run.split_last() else {
+                continue;
+            };
+            for &(_, _, state) in earlier {
+                if let Some(generation) = state.and_then(record::peek_generation) {
+                    highest = highest.max(generation);
+                    // A collection's every command repeats its generation.
+                    if dropped.last() != Some(&(db, generation)) {
+                        dropped.push((db, generation));
+                    }
+                }
+            }
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
+            let old = match last {
+                Some(raw) => self.put_record(tree, key, raw),
+                None => self.delete_record(tree, key),
+            };
+            let Some(old) = old else { return };
+            if let Some(generation) = old.as_deref().and_then(record::peek_generation) {
+                dropped.push((db, generation));
+            }
+            if let Some(generation) = last.and_then(record::peek_generation) {
+                highest = highest.max(generation);
+                named.push((db, generation));
+            }
+        }
+        if highest > 0 {
             self.max_generation.fetch_max(highest, Ordering::AcqRel);
         }
-        for old in olds
-            .iter()
-            .filter_map(|raw| raw.and_then(record::peek_generation))
-        {
-            if new_generations.contains(&old) {
+        named.sort_unstable();
+        dropped.sort_unstable();
+        dropped.dedup();
+        for (db, generation) in dropped {
+            if named.binary_search(&(db, generation)).is_ok() {
                 continue;
             }
-            if let Err(error) = tree.tree.insert(collections::garbage_key(old), &[][..]) {
+            let Some(tree) = trees.get(self, db) else {
+                continue;
+            };
+            if let Err(error) = tree
+                .tree
+                .insert(collections::garbage_key(generation), &[][..])
+            {
                 return self.io_error(&error);
             }
         }
@@ -1407,6 +1552,68 @@ impl Store {
             .iter()
             .map(|tree| tree.read().bytes.load(Ordering::Relaxed).max(0) as u64)
             .sum()
+    }
+}
+
+/// A change gathered by an applier: database, sled key (a key's name for
+/// key records, the element key for elements), and the new state (`None`:
+/// deleted).
+type GatheredChange<'a> = (u32, &'a [u8], Option<&'a [u8]>);
+
+/// The key changes of consecutive single-key journal records, borrowed from
+/// the journal bytes, gathered so that each sled key is written once, with
+/// its last state ([`Store::write_gathered`]). Every figure stays exact:
+/// what a key's final write replaces is what sled held before the first.
+#[derive(Default)]
+struct Gathered<'a> {
+    keys: Vec<GatheredChange<'a>>,
+    elements: Vec<GatheredChange<'a>>,
+}
+
+impl<'a> Gathered<'a> {
+    /// Gathers a record's changes; false for a record that is not a change
+    /// of keys, which the caller applies in its turn.
+    fn add(&mut self, op: &Op<'a>) -> bool {
+        match op {
+            Op::Put { db, key, raw } => self.keys.push((*db, key, Some(raw))),
+            Op::Delete { db, key } => self.keys.push((*db, key, None)),
+            Op::Batch {
+                db,
+                changes,
+                elements,
+                ..
+            } => self.add_changes(*db, changes, elements),
+            _ => return false,
+        }
+        true
+    }
+
+    fn add_changes(
+        &mut self,
+        db: u32,
+        changes: &[(&'a [u8], Option<&'a [u8]>)],
+        elements: &[(&'a [u8], Option<&'a [u8]>)],
+    ) {
+        self.keys
+            .extend(changes.iter().map(|&(key, raw)| (db, key, raw)));
+        self.elements
+            .extend(elements.iter().map(|&(key, record)| (db, key, record)));
+    }
+}
+
+/// The tree of the database last asked for, so a run of writes to one
+/// database takes its slot's lock once.
+#[derive(Default)]
+struct TreeCache {
+    current: Option<(u32, Arc<DbTree>)>,
+}
+
+impl TreeCache {
+    fn get(&mut self, store: &Store, db: u32) -> Option<&DbTree> {
+        if self.current.as_ref().is_none_or(|(at, _)| *at != db) {
+            self.current = store.tree(db as usize).map(|tree| (db, tree));
+        }
+        self.current.as_ref().map(|(_, tree)| &**tree)
     }
 }
 
@@ -1906,6 +2113,257 @@ mod tests {
         let figures = warm.tree(0).figures();
         warm.tree(0).recount();
         assert_eq!(warm.tree(0).figures(), figures);
+    }
+
+    /// A list's envelope: metadata of `generation` holding `len` elements.
+    fn list_envelope(key: &[u8], generation: u64, len: u64) -> Vec<u8> {
+        let mut meta = CollectionMeta::new(Kind::List, generation);
+        meta.len = len;
+        meta.list_tail = meta.list_head + len;
+        let header = Header {
+            kind: KIND_LIST,
+            expire_at: None,
+            version: 1,
+        };
+        record::encode(key, header, &meta.encode()).to_vec()
+    }
+
+    fn element(generation: u64, position: u64) -> (Vec<u8>, Vec<u8>) {
+        let key = collections::list_index_key(generation, position);
+        let record = collections::element_record(&key, b"item");
+        (key, record)
+    }
+
+    fn dump(warm: &Warm) -> Vec<(sled::IVec, sled::IVec)> {
+        warm.tree(0)
+            .tree
+            .iter()
+            .map(|entry| entry.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn gathered_records_leave_sled_as_one_at_a_time_would() {
+        let (gen_a, gen_b, gen_c) = (1 << 40, (1 << 40) + 1, (1 << 40) + 2);
+        let (a1, a2, a3) = (element(gen_a, 1), element(gen_a, 2), element(gen_a, 3));
+        let (b1, c1) = (element(gen_b, 1), element(gen_c, 1));
+        let list_a2 = list_envelope(b"list", gen_a, 2);
+        let list_a3 = list_envelope(b"list", gen_a, 3);
+        let list_a2_again = list_envelope(b"list", gen_a, 2);
+        let (list_b, list_c) = (
+            list_envelope(b"list", gen_b, 1),
+            list_envelope(b"list", gen_c, 1),
+        );
+        let (s1, s2, s3) = (
+            envelope(b"s", Some(1000), b"1"),
+            envelope(b"s", Some(2000), b"2"),
+            envelope(b"s", Some(3000), b"3"),
+        );
+        let t = envelope(b"t", Some(4000), b"short-lived");
+        let moved_c = list_envelope(b"moved", gen_c, 1);
+        let x = envelope(b"x", None, b"after the rename");
+        let before = [
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a2))],
+                elements: vec![(&a1.0, Some(&a1.1)), (&a2.0, Some(&a2.1))],
+                outbox: None,
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s1,
+            },
+        ];
+        let run = [
+            // A push and a pop: the metadata changes twice, generation A stays.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a3))],
+                elements: vec![(&a3.0, Some(&a3.1))],
+                outbox: Some((7, b"for the source")),
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_a2_again))],
+                elements: vec![(&a1.0, None)],
+                outbox: None,
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s2,
+            },
+            // The list is dropped, made again (B), and replaced (C): A and
+            // B are garbage, C is not.
+            Op::Delete {
+                db: 0,
+                key: b"list",
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_b))],
+                elements: vec![(&b1.0, Some(&b1.1))],
+                outbox: None,
+            },
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", Some(&list_c))],
+                elements: vec![(&c1.0, Some(&c1.1))],
+                outbox: None,
+            },
+            Op::Unindex {
+                db: 0,
+                deadline: 1000,
+                key: b"s",
+            },
+            Op::Put {
+                db: 0,
+                key: b"t",
+                raw: &t,
+            },
+            Op::Put {
+                db: 0,
+                key: b"s",
+                raw: &s3,
+            },
+            Op::Delete { db: 0, key: b"t" },
+            // RENAME (a barrier, applied by part 0 with what follows it):
+            // generation C moves to another key and stays live.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", None), (b"moved", Some(&moved_c))],
+                elements: Vec::new(),
+                outbox: None,
+            },
+            Op::Put {
+                db: 0,
+                key: b"x",
+                raw: &x,
+            },
+        ];
+        let (dir_one, dir_gathered) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one = Warm::open(&options(dir_one.path())).unwrap();
+        let gathered = Warm::open(&options(dir_gathered.path())).unwrap();
+        for (seq, op) in before.iter().enumerate() {
+            one.store.apply_op(seq as u64 + 1, op);
+            gathered.store.apply_op(seq as u64 + 1, op);
+        }
+        for (seq, op) in run.iter().enumerate() {
+            one.store.apply_op(seq as u64 + 10, op);
+        }
+        let mut bytes = Vec::new();
+        for op in &run {
+            op.encode(&mut bytes);
+        }
+        let chunk = Arc::new(Chunk {
+            first_seq: 10,
+            bytes,
+            finished: Default::default(),
+        });
+        let barrier = std::sync::Barrier::new(1);
+        for part in 0..APPLIERS {
+            gathered
+                .store
+                .apply_part(std::slice::from_ref(&chunk), part, &barrier);
+        }
+
+        assert_eq!(dump(&gathered), dump(&one));
+        assert_eq!(gathered.outbox_pending(), [(7, b"for the source".to_vec())]);
+        let figures = gathered.tree(0).figures();
+        assert_eq!(figures, one.tree(0).figures());
+        gathered.tree(0).recount();
+        assert_eq!(gathered.tree(0).figures(), figures);
+        assert_eq!(figures[..2], [3, 1]);
+        let tree = gathered.tree(0).tree.clone();
+        for (generation, garbage) in [(gen_a, true), (gen_b, true), (gen_c, false)] {
+            let marked = tree.contains_key(collections::garbage_key(generation));
+            assert_eq!(marked.unwrap(), garbage, "generation {generation}");
+        }
+        assert_eq!(gathered.store.max_generation.load(Ordering::Relaxed), gen_c);
+        // Only s's last deadline is indexed.
+        assert_eq!(
+            gathered.due_expiries(0, u64::MAX - 1, 10),
+            vec![(3000, Bytes::from_static(b"s"))]
+        );
+    }
+
+    #[test]
+    fn appliers_grouping_chunks_differently_meet_at_the_same_barriers() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let (a, b, c) = (
+            envelope(b"a", None, b"1"),
+            envelope(b"b", None, b"2"),
+            envelope(b"c", None, b"3"),
+        );
+        let mset = |first: &[u8], second: &[u8]| {
+            let mut bytes = Vec::new();
+            Op::Put {
+                db: 0,
+                key: b"c",
+                raw: &c,
+            }
+            .encode(&mut bytes);
+            // Multi-key records at the end of one chunk and the start of
+            // the next: a barrier run cut by the chunk boundary.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"a", Some(first)), (b"b", Some(second))],
+                elements: Vec::new(),
+                outbox: None,
+            }
+            .encode(&mut bytes);
+            bytes
+        };
+        let (a2, b2) = (envelope(b"a", None, b"2"), envelope(b"b", None, b"1"));
+        let mut second = Vec::new();
+        Op::Batch {
+            db: 0,
+            changes: vec![(b"a", Some(&a2)), (b"b", Some(&b2))],
+            elements: Vec::new(),
+            outbox: None,
+        }
+        .encode(&mut second);
+        let chunks = [
+            Arc::new(Chunk {
+                first_seq: 1,
+                bytes: mset(&a, &b),
+                finished: Default::default(),
+            }),
+            Arc::new(Chunk {
+                first_seq: 3,
+                bytes: second,
+                finished: Default::default(),
+            }),
+        ];
+        let barrier = Arc::new(std::sync::Barrier::new(APPLIERS));
+        let (done_tx, done_rx) = mpsc::channel();
+        for part in 0..APPLIERS {
+            let (store, chunks, barrier, done) = (
+                warm.store.clone(),
+                chunks.clone(),
+                barrier.clone(),
+                done_tx.clone(),
+            );
+            std::thread::spawn(move || {
+                if part == 0 {
+                    store.apply_part(&chunks, part, &barrier);
+                } else {
+                    for chunk in &chunks {
+                        store.apply_part(std::slice::from_ref(chunk), part, &barrier);
+                    }
+                }
+                let _ = done.send(part);
+            });
+        }
+        for _ in 0..APPLIERS {
+            let finished = done_rx.recv_timeout(Duration::from_secs(20));
+            assert!(finished.is_ok(), "the appliers wait at different barriers");
+        }
+        assert_eq!(warm.get(0, b"a").unwrap().payload.as_ref(), b"2");
+        assert_eq!(warm.get(0, b"b").unwrap().payload.as_ref(), b"1");
+        assert_eq!(warm.tree(0).figures()[0], 3);
     }
 
     #[test]
