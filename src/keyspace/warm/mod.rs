@@ -1059,12 +1059,27 @@ impl Store {
             // its file in the background) before writing to it.
             self.db.flush().map_err(std::io::Error::other)?;
         }
+        // Collections the replayed records leave named: (db, key, generation).
+        let mut named: Vec<(usize, Vec<u8>, u64)> = Vec::new();
         for (first, path) in segments {
             let buf = journal::read_segment(&path)?;
             let mut records = journal::Records::new(&buf);
             let mut seq = first;
             for op in records.by_ref() {
                 if seq > applied_before {
+                    let states: Vec<(u32, &[u8], &[u8])> = match &op {
+                        Op::Put { db, key, raw } => vec![(*db, *key, *raw)],
+                        Op::Batch { db, changes, .. } => changes
+                            .iter()
+                            .filter_map(|(key, raw)| raw.map(|raw| (*db, *key, raw)))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    for (db, key, raw) in states {
+                        if let Some(generation) = record::peek_generation(raw) {
+                            named.push((db as usize, key.to_vec(), generation));
+                        }
+                    }
                     self.apply_op(seq, &op);
                     replayed += 1;
                     if replayed % REPLAY_FLUSH_EVERY == 0 {
@@ -1088,10 +1103,40 @@ impl Store {
                 break;
             }
         }
+        self.unmark_live_generations(named);
         if replayed > 0 {
             tracing::info!("warm tier: replayed {replayed} journal records");
         }
         Ok((last, replayed))
+    }
+
+    /// sled may hold states newer than the checkpoint's mark (the appliers
+    /// go on while it flushes), so replay applies older records over newer
+    /// ones: replaying a DEL marks as garbage the generation of the list
+    /// created after it, and the later record brings the list back but not
+    /// the mark away. A mark whose generation a key's final record still
+    /// names is removed, or the collector would delete live elements.
+    fn unmark_live_generations(&self, mut named: Vec<(usize, Vec<u8>, u64)>) {
+        named.sort_unstable();
+        named.dedup();
+        for (db, key, generation) in named {
+            let Some(tree) = self.tree(db) else { continue };
+            let mark = collections::garbage_key(generation);
+            if !tree.tree.contains_key(mark).unwrap_or(false) {
+                continue;
+            }
+            let live = tree
+                .tree
+                .get(record::record_key(&key))
+                .ok()
+                .flatten()
+                .and_then(|raw| record::peek_generation(&raw));
+            if live == Some(generation) {
+                if let Err(error) = tree.tree.remove(mark) {
+                    return self.io_error(&error);
+                }
+            }
+        }
     }
 
     /// An applier thread: applies its share of every chunk the writer
@@ -1915,6 +1960,55 @@ mod tests {
             version: 1,
         };
         record::encode(key, header, payload).to_vec()
+    }
+
+    #[test]
+    fn replaying_an_older_delete_leaves_the_live_collection_unmarked() {
+        let dir = tempfile::tempdir().unwrap();
+        let generation = 1 << 40;
+        let live = list_envelope(b"l", generation, 1);
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            let (element_key, element_record) =
+                element(generation, crate::keyspace::types::LIST_ORIGIN);
+            warm.apply(
+                0,
+                &[(
+                    b"l",
+                    Some(Record {
+                        kind: KIND_LIST,
+                        expire_at: None,
+                        payload: record::decode(b"l", &live).unwrap().1,
+                    }),
+                )],
+                &[(element_key, Some(element_record))],
+                None,
+            );
+        }
+        // sled holds the list; the journal still has the DEL of an older
+        // list under the key and the record that created this one.
+        write_journal(
+            dir.path(),
+            1 << 30,
+            &[
+                Op::Delete { db: 0, key: b"l" },
+                Op::Put {
+                    db: 0,
+                    key: b"l",
+                    raw: &live,
+                },
+            ],
+        );
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let tree = warm.tree(0);
+        assert!(!tree
+            .tree
+            .contains_key(collections::garbage_key(generation))
+            .unwrap());
+        assert_eq!(
+            warm.load_elements(0, b"l", generation).map(|e| e.len()),
+            Some(1)
+        );
     }
 
     #[test]
