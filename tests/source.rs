@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::pg::{drop_schema, pg_url, psql, schema};
 use common::relay::Relay;
 use strata::config::{Secret, SourceConfig};
 use strata::source::{
@@ -17,36 +18,6 @@ use strata::source::{
     Source, SourceError,
 };
 use tokio::sync::mpsc;
-
-/// The database URL, or `None` when the developer asked to skip these
-/// tests; without either the test fails, it never passes silently.
-fn pg_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("STRATA_SKIP_PG").as_deref() == Ok("1") => {
-            eprintln!("skipped: STRATA_SKIP_PG=1 and {var} is not set");
-            None
-        }
-        _ => panic!(
-            "{var} is not set: run tools/test.sh, or `eval \"$(tools/pg.sh start)\"` first \
-             (or set STRATA_SKIP_PG=1 to skip the PostgreSQL tests)"
-        ),
-    }
-}
-
-macro_rules! require_pg {
-    () => {
-        match pg_url("STRATA_TEST_PG_URL") {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
-
-/// A schema name no other test or earlier run uses.
-fn schema(test: &str) -> String {
-    format!("t_{test}_{:08x}", rand::random::<u32>())
-}
 
 fn config(url: &str, schema: &str) -> SourceConfig {
     SourceConfig {
@@ -60,22 +31,6 @@ async fn open(url: &str, schema: &str, instance: &str) -> Source {
     let source = Source::new(&config(url, schema), instance).expect("source config");
     source.ensure_schema().await.expect("schema");
     source
-}
-
-/// A plain connection for looking at the tables as a person would.
-async fn psql(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let client = psql(url).await;
-    let _ = client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await;
 }
 
 fn rec(db: u32, key: &str, version: u64, op: Op) -> OutboxRecord {

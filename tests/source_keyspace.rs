@@ -9,58 +9,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use common::pg::{drop_schema, psql, schema};
 use common::relay::Relay;
 use common::{as_text, err, int, ok, q, text, Conn, TestServer};
 use redis::Value;
 use strata::config::{DurationValue, Secret, SourceConfig, SourceRule, WriteMode};
 
 // ------------------------------------------------------------ setup
-
-/// The database URL, or `None` when the developer asked to skip these
-/// tests; without either the test fails, it never passes silently.
-fn pg_url() -> Option<String> {
-    match std::env::var("STRATA_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("STRATA_SKIP_PG").as_deref() == Ok("1") => {
-            eprintln!("skipped: STRATA_SKIP_PG=1 and STRATA_TEST_PG_URL is not set");
-            None
-        }
-        _ => panic!(
-            "STRATA_TEST_PG_URL is not set: run tools/test.sh, or `eval \"$(tools/pg.sh start)\"` \
-             first (or set STRATA_SKIP_PG=1 to skip the PostgreSQL tests)"
-        ),
-    }
-}
-
-macro_rules! require_pg {
-    () => {
-        match pg_url() {
-            Some(url) => url,
-            None => return,
-        }
-    };
-}
-
-/// A schema name no other test or earlier run uses.
-fn schema(test: &str) -> String {
-    format!("t_{test}_{:08x}", rand::random::<u32>())
-}
-
-/// A plain connection for looking at the tables as a person would.
-async fn psql(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let client = psql(url).await;
-    let _ = client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await;
-}
 
 fn source_config(url: &str, schema: &str, mode: WriteMode) -> SourceConfig {
     SourceConfig {

@@ -1,6 +1,7 @@
 //! Shared test harness: an in-process strata on port 0 and real clients.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod relay;
 
 use std::net::SocketAddr;
