@@ -689,8 +689,10 @@ impl Warm {
     fn append(&self, op: &Op<'_>, with_state: bool) {
         let len = self.pipeline.append(op, with_state);
         self.journal_bytes.fetch_add(len as u64, Ordering::Relaxed);
-        // The bytes land twice: in the journal, then in sled.
-        self.store.guard.spend(2 * len as u64);
+        // The bytes land twice (journal, then sled), and sled rewrites the
+        // pages around them: counted four times, so the free space is read
+        // again well before a burst can eat the margin.
+        self.store.guard.spend(4 * len as u64);
     }
 
     /// Every element of a collection, read from sled once the appliers
@@ -1840,7 +1842,7 @@ impl DiskGuard {
         let spent = self.spent.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let free = self.free.load(Ordering::Relaxed);
         let margin = free.saturating_sub(self.min_free.load(Ordering::Relaxed));
-        if spent > margin / 4 {
+        if spent > margin / 8 {
             self.refresh();
         }
     }
