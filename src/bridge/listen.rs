@@ -57,14 +57,7 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
                     Some(key) => {
                         state.keyspace.drop_cached(db, &key);
                     }
-                    None => {
-                        let pending = link.pending_keys();
-                        for key in state.keyspace.keys(db, b"*") {
-                            if !keeps(&link, &pending, db, &key) {
-                                state.keyspace.drop_cached(db, &key);
-                            }
-                        }
-                    }
+                    None => drop_db_copies(&state, &link, &link.pending_keys(), db),
                 }
             }
             Notice::Listening { reconnected: true } => {
@@ -106,14 +99,24 @@ pub(super) fn drop_stale_copies(state: &ServerState, link: &SourceLink) {
         || link.config().write_mode == WriteMode::None;
     for db in 0..state.databases() {
         if keeps_some {
-            for key in state.keyspace.keys(db, b"*") {
-                if !keeps(link, &pending, db, &key) {
-                    state.keyspace.drop_cached(db, &key);
-                }
-            }
+            drop_db_copies(state, link, &pending, db);
         } else {
             state.keyspace.flush_db(db, true);
         }
         link.forget_all_absent(Some(db));
+    }
+}
+
+/// Drops the cached copies of `db`'s keys but those [`keeps`] spares.
+fn drop_db_copies(
+    state: &ServerState,
+    link: &SourceLink,
+    pending: &std::collections::HashSet<(usize, bytes::Bytes)>,
+    db: usize,
+) {
+    for key in state.keyspace.keys(db, b"*") {
+        if !keeps(link, pending, db, &key) {
+            state.keyspace.drop_cached(db, &key);
+        }
     }
 }

@@ -676,9 +676,21 @@ impl Keyspace {
             version: link.next_version(),
             op: crate::source::Op::DeleteKey,
         };
+        self.ship_alone(link, db, record, false);
+    }
+
+    /// Queues one record for the source that changes no key here (an
+    /// expiry's tombstone, a flush), journaled as a record of its own.
+    fn ship_alone(
+        &self,
+        link: &link::SourceLink,
+        db: usize,
+        record: crate::source::OutboxRecord,
+        through: bool,
+    ) {
         let mut encoded = Vec::new();
         crate::source::outbox::encode(std::slice::from_ref(&record), &mut encoded);
-        let seq = link.enqueue(vec![record], false);
+        let seq = link.enqueue(vec![record], through);
         if let Some(warm) = &self.warm {
             warm.apply(db, &[], &[], Some((seq, &encoded)));
         }
@@ -699,17 +711,12 @@ impl Keyspace {
                 None => crate::source::Op::FlushAll,
             },
         };
-        let mut encoded = Vec::new();
-        crate::source::outbox::encode(std::slice::from_ref(&record), &mut encoded);
         link.forget_all_absent(db);
         let through = link.config().write_mode == WriteMode::Through;
         // The journal record and the queue take the same order: hold one
         // shard lock of the database across both.
         let _order = self.lock(db.unwrap_or(0), 0);
-        let seq = link.enqueue(vec![record], through);
-        if let Some(warm) = &self.warm {
-            warm.apply(db.unwrap_or(0), &[], &[], Some((seq, &encoded)));
-        }
+        self.ship_alone(link, db.unwrap_or(0), record, through);
         true
     }
 
