@@ -1793,8 +1793,12 @@ fn decode_clean(raw: &[u8]) -> Option<(u64, CleanFigures)> {
     Some((version, figures))
 }
 
+/// sled's log segment: the guard keeps this much free beyond `min-free-disk`.
+const SLED_SEGMENT: u64 = 8 << 20;
+
 /// Keeps sled away from a full disk: writes are refused while free space is
-/// under `min-free-disk`, and accepted again once there is room.
+/// under `min-free-disk` plus one sled segment, and accepted again once
+/// there is room.
 struct DiskGuard {
     dir: PathBuf,
     min_free: AtomicU64,
@@ -1826,7 +1830,10 @@ impl DiskGuard {
         };
         self.free.store(free, Ordering::Relaxed);
         self.spent.store(0, Ordering::Relaxed);
-        let low = free < self.min_free.load(Ordering::Relaxed);
+        // sled writes its log a segment (8 MiB) at a time: that much must
+        // stay free beyond the bound, or a segment started just above it
+        // hits a full disk.
+        let low = free < self.min_free.load(Ordering::Relaxed) + SLED_SEGMENT;
         if self.low.swap(low, Ordering::Relaxed) != low {
             if low {
                 tracing::warn!("warm tier: {free} bytes free on disk; refusing writes");
@@ -1841,7 +1848,7 @@ impl DiskGuard {
     fn spend(&self, bytes: u64) {
         let spent = self.spent.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let free = self.free.load(Ordering::Relaxed);
-        let margin = free.saturating_sub(self.min_free.load(Ordering::Relaxed));
+        let margin = free.saturating_sub(self.min_free.load(Ordering::Relaxed) + SLED_SEGMENT);
         if spent > margin / 8 {
             self.refresh();
         }
