@@ -424,6 +424,157 @@ async fn records_of_a_key_apply_in_order_within_a_batch() {
     drop_schema(&url, &name).await;
 }
 
+/// Calls of statements naming `schema` whose text contains `fragment`, as
+/// the server counted them.
+async fn statement_calls(client: &tokio_postgres::Client, schema: &str, fragment: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements \
+             WHERE query LIKE $1 AND query LIKE $2",
+            &[&format!("%{schema}.%"), &format!("%{fragment}%")],
+        )
+        .await
+        .expect("pg_stat_statements")
+        .get(0)
+}
+
+fn list(elements: &[(&'static [u8], &'static str)], version: u64) -> Option<Loaded> {
+    Some(Loaded::Collection {
+        kind: CollectionKind::List,
+        elements: elements
+            .iter()
+            .map(|(element, value)| {
+                (
+                    Bytes::from_static(element),
+                    Bytes::from_static(value.as_bytes()),
+                )
+            })
+            .collect(),
+        expire_at_ms: None,
+        version,
+    })
+}
+
+/// A batch ships without reading its rows when it can guess them (each
+/// key's first record replaces the key, or changes elements of a live
+/// collection of that kind), and reads them first when a guess is wrong;
+/// either way the result is the same as applying every newer record.
+#[tokio::test]
+async fn a_batch_that_guesses_its_rows_ends_as_one_that_reads_them() {
+    let url = require_pg!();
+    let name = schema("guess");
+    let source = open(&url, &name, "a").await;
+    let client = psql(&url).await;
+    let lock = "FOR UPDATE OF k";
+    let reads = "k.kind, k.version, k.expire_at";
+
+    // Strings and a new list, then a push onto the list: no row is read.
+    source
+        .ship(&[
+            rec(0, "s", 1, put("one")),
+            rec(0, "l", 1, Op::DeleteKey),
+            rec(0, "l", 2, put_el(CollectionKind::List, b"a", "A")),
+        ])
+        .await
+        .unwrap();
+    source
+        .ship(&[
+            rec(0, "s", 3, put("two")),
+            rec(0, "l", 3, put_el(CollectionKind::List, b"b", "B")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(statement_calls(&client, &name, reads).await, 0);
+    assert_eq!(source.load(0, b"s").await.unwrap(), string("two", 3));
+    assert_eq!(
+        source.load(0, b"l").await.unwrap(),
+        list(&[(b"a", "A"), (b"b", "B")], 3)
+    );
+
+    // Shipped again after a crash, split differently: what the source
+    // holds is newer than the first records, older than the last.
+    let history = [
+        rec(0, "l", 4, Op::DeleteKey),
+        rec(0, "l", 5, put_el(CollectionKind::List, b"c", "C")),
+        rec(0, "l", 6, put_el(CollectionKind::List, b"d", "D")),
+    ];
+    source.ship(&history[..2]).await.unwrap();
+    let before = snapshot(&client, &name).await;
+    source.ship(&history[..2]).await.unwrap();
+    assert_eq!(snapshot(&client, &name).await, before, "no row rewritten");
+    source.ship(&history).await.unwrap();
+    assert_eq!(
+        source.load(0, b"l").await.unwrap(),
+        list(&[(b"c", "C"), (b"d", "D")], 6)
+    );
+    // An old push, after the DEL that followed it has shipped: its guess
+    // (a list older than the push) is wrong, and nothing comes back.
+    source
+        .ship(&[rec(0, "l", 3, put_el(CollectionKind::List, b"b", "B"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        source.load(0, b"l").await.unwrap(),
+        list(&[(b"c", "C"), (b"d", "D")], 6)
+    );
+    assert!(statement_calls(&client, &name, lock).await >= 1);
+
+    // Another writer made the key a hash: a set member guessed onto a set
+    // replaces it, as when the row is read first.
+    source
+        .ship(&[
+            rec(0, "w", 1, Op::DeleteKey),
+            rec(0, "w", 2, put_el(CollectionKind::Hash, b"f", "1")),
+        ])
+        .await
+        .unwrap();
+    source
+        .ship(&[rec(0, "w", 3, put_el(CollectionKind::Set, b"m", ""))])
+        .await
+        .unwrap();
+    assert_eq!(
+        source.load(0, b"w").await.unwrap(),
+        Some(Loaded::Collection {
+            kind: CollectionKind::Set,
+            elements: vec![(Bytes::from_static(b"m"), Bytes::new())],
+            expire_at_ms: None,
+            version: 3,
+        })
+    );
+
+    // An element change keeps the key's expiry, which the guess never saw.
+    let later = now_ms() + 3_600_000;
+    source
+        .ship(&[rec(
+            0,
+            "w",
+            4,
+            Op::SetExpire {
+                expire_at_ms: Some(later),
+            },
+        )])
+        .await
+        .unwrap();
+    source
+        .ship(&[rec(0, "w", 5, put_el(CollectionKind::Set, b"n", ""))])
+        .await
+        .unwrap();
+    match source.load(0, b"w").await.unwrap() {
+        Some(Loaded::Collection {
+            elements,
+            expire_at_ms,
+            version,
+            ..
+        }) => {
+            assert_eq!(elements.len(), 2);
+            assert_eq!(expire_at_ms, Some(later));
+            assert_eq!(version, 5);
+        }
+        other => panic!("{other:?}"),
+    }
+    drop_schema(&url, &name).await;
+}
+
 #[tokio::test]
 async fn flush_source_deletes_what_came_before_it_only() {
     let url = require_pg!();

@@ -9,14 +9,14 @@
 //! ships them from this queue and tells the warm tier what it may forget.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use crate::config::{KeyPolicy, SourceConfig};
 use crate::source::{outbox, CollectionKind, Op, OutboxRecord};
@@ -186,6 +186,10 @@ pub struct SourceLink {
     /// Wakes the drainer.
     pub wake: Notify,
     progress: watch::Sender<Progress>,
+    /// The `through` replies waiting, by the outbox sequence they wait for:
+    /// a commit wakes only the replies it covers (a watch would wake every
+    /// waiting connection at every commit).
+    waiters: Mutex<BTreeMap<u64, Vec<oneshot::Sender<()>>>>,
     /// (db, key) → Unix ms until which the key is known absent in the source.
     negative: Mutex<HashMap<(usize, Bytes), u64>>,
     /// Keys loaded with a rule's `ttl`: (db, key) → (that deadline, the
@@ -207,6 +211,7 @@ impl SourceLink {
             }),
             wake: Notify::new(),
             progress: watch::channel(Progress::default()).0,
+            waiters: Mutex::new(BTreeMap::new()),
             negative: Mutex::new(HashMap::new()),
             cache_deadlines: Mutex::new(HashMap::new()),
             counters: LinkCounters::default(),
@@ -343,6 +348,20 @@ impl SourceLink {
         }
         self.progress
             .send_modify(|p| p.shipped = p.shipped.max(seq));
+        self.wake_waiters(seq);
+    }
+
+    /// Wakes the replies waiting for sequences up to `seq`; each reads the
+    /// outcome from `progress`, updated before this.
+    fn wake_waiters(&self, seq: u64) {
+        let woken = {
+            let mut waiters = self.waiters.lock();
+            let later = waiters.split_off(&seq.saturating_add(1));
+            std::mem::replace(&mut *waiters, later)
+        };
+        for sender in woken.into_values().flatten() {
+            let _ = sender.send(());
+        }
     }
 
     /// The newest queued write's outbox sequence (0: none queued).
@@ -392,6 +411,7 @@ impl SourceLink {
             p.failed = p.failed.max(seq);
             p.reason = Arc::from(reason);
         });
+        self.wake_waiters(seq);
     }
 
     /// The source refused the write `seq` for good (it is parked).
@@ -407,24 +427,32 @@ impl SourceLink {
     /// Waits until the write with outbox sequence `seq` is committed
     /// (`Ok`), its shipping failed, or the source refused it for good.
     pub async fn wait_shipped(&self, seq: u64) -> Result<(), ShipFailure> {
-        let mut progress = self.progress.subscribe();
-        let outcome = progress
-            .wait_for(|p| p.shipped >= seq || p.failed >= seq)
-            .await
-            .map(|p| {
-                if let Some((_, reason)) = p.poisoned.iter().find(|(s, _)| *s == seq) {
-                    Err(ShipFailure::Refused(reason.clone()))
-                } else if p.shipped >= seq {
-                    Ok(())
-                } else {
-                    Err(ShipFailure::Unconfirmed(p.reason.clone()))
-                }
-            });
-        outcome.unwrap_or_else(|_| {
-            Err(ShipFailure::Unconfirmed(Arc::from(
-                "the server is stopping",
-            )))
-        })
+        let settled = |p: &Progress| p.shipped >= seq || p.failed >= seq;
+        let woken = {
+            let mut waiters = self.waiters.lock();
+            if settled(&self.progress.borrow()) {
+                None
+            } else {
+                let (sender, receiver) = oneshot::channel();
+                waiters.entry(seq).or_default().push(sender);
+                Some(receiver)
+            }
+        };
+        if let Some(receiver) = woken {
+            if receiver.await.is_err() {
+                return Err(ShipFailure::Unconfirmed(Arc::from(
+                    "the server is stopping",
+                )));
+            }
+        }
+        let p = self.progress.borrow();
+        if let Some((_, reason)) = p.poisoned.iter().find(|(s, _)| *s == seq) {
+            Err(ShipFailure::Refused(reason.clone()))
+        } else if p.shipped >= seq {
+            Ok(())
+        } else {
+            Err(ShipFailure::Unconfirmed(p.reason.clone()))
+        }
     }
 
     /// (writes queued, their bytes, age of the oldest in ms).

@@ -26,7 +26,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::schema::{parse_payload, Schema};
+use super::schema::{parse_payload, Schema, KEEP_EXPIRY, STALE_GUESS_SQLSTATE};
 use super::{
     CollectionKind, Invalidation, Loaded, Notice, Op, OutboxRecord, Result, SourceError,
     SourceStats,
@@ -225,6 +225,17 @@ impl Postgres {
         writer: &str,
         statement_timeout: Duration,
     ) -> Result<()> {
+        if let Some(guess) = Guess::new(batch)? {
+            if self
+                .ship_guessed(client, guess, writer, statement_timeout)
+                .await?
+            {
+                return Ok(());
+            }
+            tracing::debug!(
+                "source: a batch's rows were not as guessed; shipping it again, reading them first"
+            );
+        }
         let txn = client.build_transaction().start().await.map_err(classify)?;
         // Server-side bound too: a transaction that outlives the client's
         // timeout must not hold its row locks on. Sent in the same round
@@ -247,6 +258,57 @@ impl Postgres {
         };
         tokio::try_join!(biased; bound, body)?;
         txn.commit().await.map_err(classify)
+    }
+
+    /// Ships a guessed batch in one round trip: BEGIN, the check of the
+    /// guesses, the changes and COMMIT go out back to back, and the server
+    /// runs them in order. `Ok(false)`: a guess was wrong, the check
+    /// aborted the transaction (COMMIT then rolls back), nothing changed.
+    async fn ship_guessed(
+        &self,
+        client: &tokio_postgres::Client,
+        guess: Guess<'_>,
+        writer: &str,
+        statement_timeout: Duration,
+    ) -> Result<bool> {
+        let s = &self.schema;
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = {}",
+            statement_timeout.as_millis().max(1)
+        );
+        let expected = i64::try_from(guess.expect_keys.len()).unwrap_or(i64::MAX);
+        let begun = client.batch_execute(&begin);
+        let checked = async {
+            if expected == 0 {
+                return Ok(0);
+            }
+            client
+                .execute_typed(
+                    &s.expect_current,
+                    &[
+                        (&guess.expect_dbs, Type::INT4_ARRAY),
+                        (&guess.expect_keys, Type::BYTEA_ARRAY),
+                        (&guess.expect_versions, Type::INT8_ARRAY),
+                        (&guess.expect_kinds, Type::TEXT_ARRAY),
+                        (&expected, Type::INT8),
+                    ],
+                )
+                .await
+        };
+        let written = guess.changes.write(client, s, writer);
+        let committed = client.batch_execute("COMMIT");
+        let (begun, checked, written, committed) =
+            tokio::join!(biased; begun, checked, written, committed);
+        begun.map_err(classify)?;
+        if let Err(error) = checked {
+            if error.code().map(|code| code.code()) == Some(STALE_GUESS_SQLSTATE) {
+                return Ok(false);
+            }
+            return Err(classify(error));
+        }
+        written?;
+        committed.map_err(classify)?;
+        Ok(true)
     }
 
     async fn apply_flush(
@@ -346,7 +408,7 @@ impl Postgres {
             }
             changes.add(*db, key, plan);
         }
-        changes.write(txn, s, writer).await
+        changes.write(txn.client(), s, writer).await
     }
 
     pub fn spawn_listener(&self, tx: mpsc::Sender<Notice>, stats: Arc<SourceStats>) {
@@ -354,6 +416,64 @@ impl Postgres {
         let tls = self.tls.clone();
         let channel = self.schema.channel().to_string();
         tokio::spawn(listen_loop(config, tls, channel, tx, stats));
+    }
+}
+
+/// A flush-free batch folded without reading its rows. Each key's first
+/// record either replaces the whole key (a string's write, a DEL, the
+/// tombstone a new collection starts with), so its row does not matter, or
+/// changes elements of a collection strata expects the row to hold: live,
+/// of that kind, older than the record ([`Schema::expect_current`] checks
+/// it in the same transaction). A key changed otherwise first (an EXPIRE)
+/// makes no guess: the batch reads its rows.
+struct Guess<'a> {
+    changes: Changes<'a>,
+    expect_dbs: Vec<i32>,
+    expect_keys: Vec<&'a [u8]>,
+    expect_versions: Vec<i64>,
+    expect_kinds: Vec<&'static str>,
+}
+
+impl<'a> Guess<'a> {
+    fn new(records: &'a [OutboxRecord]) -> Result<Option<Guess<'a>>> {
+        let mut by_key: BTreeMap<(i32, &[u8]), Vec<&OutboxRecord>> = BTreeMap::new();
+        for record in records {
+            if matches!(record.op, Op::FlushDb | Op::FlushAll) {
+                return Ok(None);
+            }
+            by_key
+                .entry((db_i32(record.db)?, &record.key[..]))
+                .or_default()
+                .push(record);
+        }
+        let mut guess = Guess {
+            changes: Changes::default(),
+            expect_dbs: Vec::new(),
+            expect_keys: Vec::new(),
+            expect_versions: Vec::new(),
+            expect_kinds: Vec::new(),
+        };
+        for ((db, key), records) in by_key {
+            let Some(first) = records.first() else {
+                continue;
+            };
+            let mut plan = match &first.op {
+                Op::PutString { .. } | Op::DeleteKey => KeyPlan::new(None, None),
+                Op::PutElement { kind, .. } | Op::DeleteElement { kind, .. } => {
+                    guess.expect_dbs.push(db);
+                    guess.expect_keys.push(key);
+                    guess.expect_versions.push(version_i64(first.version)?);
+                    guess.expect_kinds.push(kind.name());
+                    KeyPlan::new(Some(kind.name()), Some(KEEP_EXPIRY))
+                }
+                _ => return Ok(None),
+            };
+            for record in records {
+                plan.apply(version_i64(record.version)?, &record.op);
+            }
+            guess.changes.add(db, key, plan);
+        }
+        Ok(Some(guess))
     }
 }
 
@@ -373,6 +493,8 @@ struct KeyPlan {
     touched: bool,
     /// The old elements go (a string written over a collection, a DEL).
     reset: bool,
+    /// The version of the last record that reset the key.
+    reset_version: i64,
     /// A string's new bytes; `None` with kind "string" = unchanged.
     value: Option<Bytes>,
     /// Starts as the locked row's, so element changes keep the expiry.
@@ -388,6 +510,7 @@ impl KeyPlan {
             kind: kind.map(str::to_string),
             touched: false,
             reset: false,
+            reset_version: 0,
             value: None,
             expire_at,
             version: 0,
@@ -404,6 +527,7 @@ impl KeyPlan {
                 expire_at_ms,
             } => {
                 self.reset = true;
+                self.reset_version = version;
                 self.elements.clear();
                 self.kind = Some("string".into());
                 self.value = Some(value.clone());
@@ -411,6 +535,7 @@ impl KeyPlan {
             }
             Op::DeleteKey => {
                 self.reset = true;
+                self.reset_version = version;
                 self.elements.clear();
                 self.kind = None;
                 self.value = None;
@@ -429,6 +554,7 @@ impl KeyPlan {
                     // type: nothing of the old key survives.
                     if self.kind.is_some() {
                         self.reset = true;
+                        self.reset_version = version;
                         self.elements.clear();
                     }
                     self.kind = Some(kind.name().to_string());
@@ -453,6 +579,7 @@ impl KeyPlan {
 struct Changes<'a> {
     reset_dbs: Vec<i32>,
     reset_keys: Vec<&'a [u8]>,
+    reset_versions: Vec<i64>,
     del_dbs: Vec<i32>,
     del_keys: Vec<&'a [u8]>,
     del_elements: Vec<Bytes>,
@@ -479,6 +606,7 @@ impl<'a> Changes<'a> {
         if plan.reset {
             self.reset_dbs.push(db);
             self.reset_keys.push(key);
+            self.reset_versions.push(plan.reset_version);
         }
         for (element, (value, version)) in plan.elements {
             match value {
@@ -509,7 +637,7 @@ impl<'a> Changes<'a> {
     /// Sends the (up to four) statements back to back: tokio-postgres
     /// writes a request when its future is first polled, so joined futures
     /// share one round trip, and the server runs them in order.
-    async fn write(self, txn: &Transaction<'_>, s: &Schema, writer: &str) -> Result<()> {
+    async fn write(self, txn: &tokio_postgres::Client, s: &Schema, writer: &str) -> Result<()> {
         let del_elements: Vec<&[u8]> = self.del_elements.iter().map(|e| &e[..]).collect();
         let put_elements: Vec<&[u8]> = self.put_elements.iter().map(|e| &e[..]).collect();
         let put_values: Vec<&[u8]> = self.put_values.iter().map(|v| &v[..]).collect();
@@ -523,6 +651,7 @@ impl<'a> Changes<'a> {
                 &[
                     (&self.reset_dbs, Type::INT4_ARRAY),
                     (&self.reset_keys, Type::BYTEA_ARRAY),
+                    (&self.reset_versions, Type::INT8_ARRAY),
                 ],
             )
             .await

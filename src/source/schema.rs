@@ -18,6 +18,14 @@ use crate::config::valid_schema_name;
 /// PostgreSQL's payload limit is 8000 bytes).
 pub const NOTIFY_MAX_KEY_BYTES: usize = 3000;
 
+/// The error `expect_current` raises when a batch's guess about its rows
+/// is wrong (a class of its own, so no other error reads as one).
+pub const STALE_GUESS_SQLSTATE: &str = "SX001";
+
+/// An expiry that tells the keys upsert to keep the row's own; never a
+/// real one (those are Unix ms).
+pub const KEEP_EXPIRY: i64 = -1;
+
 /// Statements for one schema, built once.
 #[derive(Debug, Clone)]
 pub struct Schema {
@@ -27,6 +35,7 @@ pub struct Schema {
     pub load: String,
     pub insert_placeholders: String,
     pub lock_keys: String,
+    pub expect_current: String,
     pub delete_all_elements: String,
     pub delete_elements: String,
     pub upsert_elements: String,
@@ -100,6 +109,14 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+CREATE OR REPLACE FUNCTION {s}.expect_current(stale bigint) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF stale <> 0 THEN
+        RAISE EXCEPTION 'strata: % keys are not as the batch expected them', stale
+            USING ERRCODE = '{STALE_GUESS_SQLSTATE}';
+    END IF;
+END
+$fn$;
 DO $do$
 BEGIN
     -- Created once: dropping and creating it again would lock the table
@@ -141,27 +158,58 @@ COMMIT;
              JOIN UNNEST($1::int4[], $2::bytea[]) AS u(db, key) ON k.db = u.db AND k.key = u.key \
              ORDER BY k.db, k.key FOR UPDATE OF k"
         );
+        // The element statements run before the key's row changes, and each
+        // of their changes counts only when its record is newer than that
+        // row: a batch shipped again after a crash skips what the first
+        // shipment already wrote (a missing row is older than anything).
+        let older = |version: &str| {
+            format!(
+                "NOT EXISTS (SELECT 1 FROM {s}.keys k WHERE k.db = u.db AND k.key = u.key \
+                 AND k.version >= {version})"
+            )
+        };
+        // The batch shipped without reading its rows first guessed them:
+        // every key changed by element records alone is live, of the
+        // guessed kind, and older than its first record. Locks those rows,
+        // in key order, and aborts the transaction when a guess is wrong.
+        let expect_current = format!(
+            "SELECT {s}.expect_current($5::int8 - count(*)) FROM ( \
+             SELECT 1 FROM {s}.keys k \
+             JOIN UNNEST($1::int4[], $2::bytea[], $3::int8[], $4::text[]) AS u(db, key, version, kind) \
+             ON k.db = u.db AND k.key = u.key \
+             WHERE k.version < u.version AND k.kind = u.kind \
+             ORDER BY k.db, k.key FOR UPDATE OF k) fresh"
+        );
+        // Every element of the keys whose reset (a DEL, a type change, a
+        // write of the whole value) is newer than their row.
         let delete_all_elements = format!(
-            "DELETE FROM {s}.elements e USING UNNEST($1::int4[], $2::bytea[]) AS u(db, key) \
-             WHERE e.db = u.db AND e.key = u.key"
+            "DELETE FROM {s}.elements e USING UNNEST($1::int4[], $2::bytea[], $3::int8[]) \
+             AS u(db, key, version) WHERE e.db = u.db AND e.key = u.key AND {}",
+            older("u.version")
         );
         let delete_elements = format!(
             "DELETE FROM {s}.elements e \
              USING UNNEST($1::int4[], $2::bytea[], $3::bytea[], $4::int8[]) AS u(db, key, element, version) \
-             WHERE e.db = u.db AND e.key = u.key AND e.element = u.element AND e.version < u.version"
+             WHERE e.db = u.db AND e.key = u.key AND e.element = u.element AND e.version < u.version \
+             AND {}",
+            older("u.version")
         );
         let upsert_elements = format!(
             "INSERT INTO {s}.elements AS t (db, key, kind, element, value, version, writer) \
              SELECT u.db, u.key, u.kind, u.element, u.value, u.version, $7 \
              FROM UNNEST($1::int4[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::int8[]) \
                   AS u(db, key, kind, element, value, version) \
+             WHERE {} \
              ON CONFLICT (db, key, element) DO UPDATE \
              SET kind = excluded.kind, value = excluded.value, version = excluded.version, \
                  writer = excluded.writer \
-             WHERE t.version < excluded.version"
+             WHERE t.version < excluded.version",
+            older("u.version")
         );
         // A string row sent with a NULL value keeps its value (EXPIRE on a
-        // string does not ship the bytes again).
+        // string does not ship the bytes again); an expiry sent as
+        // KEEP_EXPIRY keeps the row's (an element change, shipped without
+        // reading the row first).
         let upsert_keys = format!(
             "INSERT INTO {s}.keys AS t (db, key, kind, value, expire_at, version, writer) \
              SELECT u.db, u.key, u.kind, u.value, u.expire_at, u.version, $7 \
@@ -171,8 +219,9 @@ COMMIT;
              SET kind = excluded.kind, \
                  value = CASE WHEN excluded.kind = 'string' AND excluded.value IS NULL \
                               THEN t.value ELSE excluded.value END, \
-                 expire_at = excluded.expire_at, version = excluded.version, \
-                 writer = excluded.writer, updated_at = now() \
+                 expire_at = CASE WHEN excluded.expire_at = {KEEP_EXPIRY} THEN t.expire_at \
+                                  ELSE excluded.expire_at END, \
+                 version = excluded.version, writer = excluded.writer, updated_at = now() \
              WHERE t.version < excluded.version"
         );
         let flush_db_elements = format!(
@@ -200,6 +249,7 @@ COMMIT;
             load,
             insert_placeholders,
             lock_keys,
+            expect_current,
             delete_all_elements,
             delete_elements,
             upsert_elements,
