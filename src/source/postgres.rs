@@ -365,13 +365,7 @@ impl Postgres {
             return Ok(());
         }
         let s = &self.schema;
-        let mut by_key: BTreeMap<(i32, &[u8]), Vec<&OutboxRecord>> = BTreeMap::new();
-        for record in records {
-            by_key
-                .entry((db_i32(record.db)?, &record.key[..]))
-                .or_default()
-                .push(record);
-        }
+        let by_key = by_key(records)?;
         let dbs: Vec<i32> = by_key.keys().map(|(db, _)| *db).collect();
         let keys: Vec<&[u8]> = by_key.keys().map(|(_, key)| *key).collect();
         let key_params: [(&(dyn ToSql + Sync), Type); 2] =
@@ -436,16 +430,13 @@ struct Guess<'a> {
 
 impl<'a> Guess<'a> {
     fn new(records: &'a [OutboxRecord]) -> Result<Option<Guess<'a>>> {
-        let mut by_key: BTreeMap<(i32, &[u8]), Vec<&OutboxRecord>> = BTreeMap::new();
-        for record in records {
-            if matches!(record.op, Op::FlushDb | Op::FlushAll) {
-                return Ok(None);
-            }
-            by_key
-                .entry((db_i32(record.db)?, &record.key[..]))
-                .or_default()
-                .push(record);
+        if records
+            .iter()
+            .any(|record| matches!(record.op, Op::FlushDb | Op::FlushAll))
+        {
+            return Ok(None);
         }
+        let by_key = by_key(records)?;
         let mut guess = Guess {
             changes: Changes::default(),
             expect_dbs: Vec::new(),
@@ -1025,6 +1016,20 @@ fn describe(err: &tokio_postgres::Error) -> String {
 
 fn invalid(err: tokio_postgres::Error) -> SourceError {
     SourceError::Invalid(err.to_string())
+}
+
+/// A batch's records per (db, key), in key order, each key's in batch order.
+type ByKey<'a> = BTreeMap<(i32, &'a [u8]), Vec<&'a OutboxRecord>>;
+
+fn by_key(records: &[OutboxRecord]) -> Result<ByKey<'_>> {
+    let mut by_key = ByKey::new();
+    for record in records {
+        by_key
+            .entry((db_i32(record.db)?, &record.key[..]))
+            .or_default()
+            .push(record);
+    }
+    Ok(by_key)
 }
 
 fn version_i64(version: u64) -> Result<i64> {
