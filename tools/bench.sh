@@ -37,7 +37,9 @@
 #            everysec) vs redis-server --appendonly yes --appendfsync everysec
 #            --save ''. One server runs at a time, each on a fresh dir, taking
 #            turns per depth. Any error reply, failed run or missing test
-#            against strata fails the script (after the table).
+#            against strata fails the script (after the table). A last
+#            column gives strata --warm-tier no on the same tests: the
+#            warm tier's cost per line.
 #   source   (not in the default list: needs PostgreSQL) strata with
 #            --write-mode through on a fresh dir and schema: redis-benchmark
 #            SET -P 1 -r BENCH_KEYSPACE, every reply after PostgreSQL's commit,
@@ -68,7 +70,8 @@
 #   BENCH_COLD_MAXMEMORY  cold: strata --maxmemory      (default 8mb)
 #   BENCH_HOT_KEYS    cold: keys of the hot runs        (default 1000)
 #   BENCH_COLD_PIPELINES  cold: depths                  (default "1 16")
-#   BENCH_TYPES_REQUESTS  types: -n of every test, at every depth (default 20000)
+#   BENCH_TYPES_REQUESTS  types: -n of every test, at every depth (default 100000,
+#                     redis-benchmark's own)
 #   BENCH_TYPES_PIPELINES types: depths                 (default "1 16")
 #   BENCH_SOURCE_REQUESTS source: -n of the SET and GET runs (default 100000)
 #   BENCH_SOURCE_SECS     source: pgbench -T            (default 20)
@@ -102,7 +105,7 @@ COLD_VALUE="${BENCH_COLD_VALUE:-100}"
 COLD_MAXMEMORY="${BENCH_COLD_MAXMEMORY:-8mb}"
 HOT_KEYS="${BENCH_HOT_KEYS:-1000}"
 COLD_PIPELINES="${BENCH_COLD_PIPELINES:-1 16}"
-TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-20000}"
+TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-100000}"
 TYPES_PIPELINES="${BENCH_TYPES_PIPELINES:-1 16}"
 SOURCE_REQUESTS="${BENCH_SOURCE_REQUESTS:-100000}"
 SOURCE_SECS="${BENCH_SOURCE_SECS:-20}"
@@ -709,12 +712,12 @@ bench_default_set() { # column port depth
     if [ "$status" -ne 0 ] || [ -n "$errors" ]; then
         echo "  $column: redis-benchmark -P $depth exited with $status:" >&2
         head -n 5 <<<"$errors" >&2
-        [ "$column" = strata ] &&
-            TYPES_FAILURES+=("-P $depth: exit status $status: $(head -n 1 <<<"$errors")")
+        [ "$column" != redis ] &&
+            TYPES_FAILURES+=("$column -P $depth: exit status $status: $(head -n 1 <<<"$errors")")
     fi
     for test in "${DEFAULT_TESTS[@]}"; do
-        if [ -z "${seen[$test]:-}" ] && [ "$column" = strata ]; then
-            TYPES_FAILURES+=("-P $depth: no result for $test")
+        if [ -z "${seen[$test]:-}" ] && [ "$column" != redis ]; then
+            TYPES_FAILURES+=("$column -P $depth: no result for $test")
         fi
     done
 }
@@ -724,8 +727,8 @@ suite_types() {
     new_table
     local depth order name dir
     for depth in $TYPES_PIPELINES; do
-        order="strata redis"
-        ((turn % 2 == 0)) || order="redis strata"
+        order="strata redis nowarm"
+        ((turn % 2 == 0)) || order="redis strata nowarm"
         turn=$((turn + 1))
         for name in $order; do
             dir="$TMP/types-$name-$depth"
@@ -733,6 +736,9 @@ suite_types() {
             if [ "$name" = strata ]; then
                 strata_cmd "$dir" --warm-tier yes --appendfsync everysec --maxmemory 0
                 start_server strata "${STRATA_CMD[@]}"
+            elif [ "$name" = nowarm ]; then
+                strata_cmd "$dir" --warm-tier no --maxmemory 0
+                start_server nowarm "${STRATA_CMD[@]}"
             else
                 start_server redis redis-server --save '' --appendonly yes \
                     --appendfsync everysec --daemonize no --dir "$dir" --loglevel warning
@@ -749,7 +755,11 @@ suite_types() {
     echo "redis-benchmark -c $CLIENTS -n $TYPES_REQUESTS -r $KEYSPACE, one server at a time," \
         "127.0.0.1, $CORES cores$EXTRA_NOTE"
     echo
-    print_table strata:"strata req/s" redis:"redis req/s"
+    print_table strata:"strata req/s" redis:"redis req/s" \
+        nowarm:"strata --warm-tier no req/s"
+    echo "The last column is strata without its warm tier (memory only, no journal, no" \
+        "sled), run after the other two: what the warm tier costs on each line."
+    echo
     if [ "${#TYPES_FAILURES[@]}" -gt 0 ]; then
         printf 'strata failed: %s\n' "${TYPES_FAILURES[@]}" >&2
         printf 'strata failed: %s\n\n' "${TYPES_FAILURES[@]}"

@@ -91,6 +91,21 @@ impl Op<'_> {
             .map(move |key| (db, key))
     }
 
+    /// The sled writes applying this record takes (keys, elements, the
+    /// outbox entry, index entries): the applier's work, which bounds how
+    /// far it may trail the journal.
+    pub fn sled_writes(&self) -> u64 {
+        match self {
+            Op::Batch {
+                changes,
+                elements,
+                outbox,
+                ..
+            } => (changes.len() + elements.len() + usize::from(outbox.is_some())).max(1) as u64,
+            _ => 1,
+        }
+    }
+
     /// Appends this operation as one record.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();

@@ -30,10 +30,13 @@ const EVERYSEC_INTERVAL: Duration = Duration::from_secs(1);
 /// into one write: one system call for many commands, as Redis's AOF does
 /// once per event-loop turn.
 const GATHER: Duration = Duration::from_millis(1);
-/// The applier may trail the journal by this many records or bytes; beyond
-/// that, writers wait for it (reads of whole databases wait for it anyway,
-/// and a crash replays at most this much).
-const MAX_BACKLOG_RECORDS: u64 = 100_000;
+/// The applier may trail the journal by this many sled writes (a record
+/// counts each key and element it changes: an MSET of ten keys is ten) or
+/// bytes; beyond that, writers wait until it is back within both bounds,
+/// no further, so a full backlog slows writers to the applier's pace
+/// instead of stopping them while it drains (reads of whole databases wait
+/// for it anyway, and a crash replays at most this much).
+const MAX_BACKLOG_WRITES: u64 = 100_000;
 const MAX_BACKLOG_BYTES: u64 = 8 << 20;
 /// A journal file is closed and a new one begun past this size; closed files
 /// are deleted once a sled flush covers them.
@@ -46,8 +49,9 @@ pub enum DurableWait {
     Writes(u64),
     /// A sync that started after the request (SAVE).
     Flush(u64),
-    /// The applier has reached this sequence number (the backlog is full).
-    Applied(u64),
+    /// The applier's backlog is back within its bounds, and every record up
+    /// to this sequence number (0: none) synced to the journal file.
+    Backlog(u64),
 }
 
 /// What the writer and applier threads have done so far.
@@ -106,6 +110,7 @@ pub struct Pipeline {
     appended: AtomicU64,
     applied_fast: AtomicU64,
     backlog_bytes: AtomicU64,
+    backlog_writes: AtomicU64,
     stop: AtomicBool,
     pub last_sync_ms: AtomicU64,
     /// Unix ms of the oldest record not yet synced (0: none).
@@ -148,6 +153,7 @@ impl Pipeline {
             appended: AtomicU64::new(applied),
             applied_fast: AtomicU64::new(applied),
             backlog_bytes: AtomicU64::new(0),
+            backlog_writes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             last_sync_ms: AtomicU64::new(now_ms()),
             oldest_unsynced_ms: AtomicU64::new(0),
@@ -180,6 +186,8 @@ impl Pipeline {
         pending.next_seq += 1;
         self.appended.store(seq, Ordering::Release);
         self.backlog_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.backlog_writes
+            .fetch_add(op.sled_writes(), Ordering::Relaxed);
         if with_state {
             let pending = &mut *pending;
             let mut set = |db: u32, key: &[u8], raw: Option<&[u8]>| {
@@ -258,17 +266,11 @@ impl Pipeline {
         let policy = self.policy();
         if !forced && policy != FsyncPolicy::Always {
             // The common case, without the lock every append takes.
-            let backlog = self
-                .appended
-                .load(Ordering::Acquire)
-                .saturating_sub(self.applied_fast.load(Ordering::Acquire));
-            let backlog_ok = backlog <= MAX_BACKLOG_RECORDS
-                && self.backlog_bytes.load(Ordering::Relaxed) <= MAX_BACKLOG_BYTES;
             let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
             let lag_ok = policy == FsyncPolicy::No
                 || oldest == 0
                 || now_ms().saturating_sub(oldest) <= MAX_SYNC_LAG_MS;
-            if backlog_ok && lag_ok {
+            if lag_ok && !self.backlog_full() {
                 return None;
             }
         }
@@ -280,35 +282,30 @@ impl Pipeline {
             return Some(DurableWait::Flush(ticket));
         }
         let appended = pending.next_seq - 1;
-        let backlog = appended - pending.applied;
-        if backlog > MAX_BACKLOG_RECORDS
-            || self.backlog_bytes.load(Ordering::Relaxed) > MAX_BACKLOG_BYTES
-        {
-            pending.urgent = true;
-            self.wake_writer.notify_one();
-            return Some(DurableWait::Applied(
-                appended - MAX_BACKLOG_RECORDS.min(backlog) / 2,
-            ));
-        }
-        if appended <= self.durable().writes {
-            return None;
-        }
-        let wait = match policy {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::EverySec => {
-                let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
-                oldest != 0 && now_ms().saturating_sub(oldest) > MAX_SYNC_LAG_MS
-            }
-            FsyncPolicy::No => false,
-        };
-        if !wait {
-            return None;
-        }
-        if pending.sync_wanted < appended {
+        let sync_wanted = appended > self.durable().writes
+            && match policy {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EverySec => {
+                    let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
+                    oldest != 0 && now_ms().saturating_sub(oldest) > MAX_SYNC_LAG_MS
+                }
+                FsyncPolicy::No => false,
+            };
+        if sync_wanted && pending.sync_wanted < appended {
             pending.sync_wanted = appended;
             self.wake_writer.notify_one();
         }
-        Some(DurableWait::Writes(appended))
+        if self.backlog_full() {
+            pending.urgent = true;
+            self.wake_writer.notify_one();
+            return Some(DurableWait::Backlog(if sync_wanted { appended } else { 0 }));
+        }
+        sync_wanted.then_some(DurableWait::Writes(appended))
+    }
+
+    fn backlog_full(&self) -> bool {
+        self.backlog_writes.load(Ordering::Relaxed) > MAX_BACKLOG_WRITES
+            || self.backlog_bytes.load(Ordering::Relaxed) > MAX_BACKLOG_BYTES
     }
 
     pub async fn wait(&self, wait: DurableWait) {
@@ -319,7 +316,7 @@ impl Pipeline {
                     || match wait {
                         DurableWait::Writes(seq) => state.writes >= seq,
                         DurableWait::Flush(ticket) => state.flushes >= ticket,
-                        DurableWait::Applied(seq) => state.applied >= seq,
+                        DurableWait::Backlog(seq) => state.writes >= seq && !self.backlog_full(),
                     }
             })
             .await;
@@ -467,10 +464,12 @@ impl Pipeline {
     /// replaced them) and waiters are told.
     pub fn applied(&self, chunk: &Chunk) {
         let mut count = 0u64;
+        let mut writes = 0u64;
         let mut pending = self.pending.lock();
         for (i, op) in journal::Records::new(&chunk.bytes).enumerate() {
             let seq = chunk.first_seq + i as u64;
             count += 1;
+            writes += op.sled_writes();
             for (db, key) in op.keys() {
                 let Some(overlay) = pending.overlay.get_mut(db as usize) else {
                     continue;
@@ -487,6 +486,7 @@ impl Pipeline {
         }
         self.backlog_bytes
             .fetch_sub(chunk.bytes.len() as u64, Ordering::Relaxed);
+        self.backlog_writes.fetch_sub(writes, Ordering::Relaxed);
         self.applied_cv.notify_all();
         drop(pending);
         if count > 0 {
@@ -526,5 +526,94 @@ impl Pipeline {
             state.writes = state.writes.max(appended);
             state.flushes = state.flushes.max(flushes);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &[u8]) -> Op<'_> {
+        Op::Put {
+            db: 0,
+            key,
+            raw: b"v",
+        }
+    }
+
+    fn chunk_of(first_seq: u64, ops: &[Op<'_>]) -> Chunk {
+        let mut bytes = Vec::new();
+        for op in ops {
+            op.encode(&mut bytes);
+        }
+        Chunk {
+            first_seq,
+            bytes,
+            finished: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_full_backlog_holds_writers_only_until_it_is_within_bounds() {
+        let pipeline = Pipeline::new(FsyncPolicy::No, 1, 1);
+        for _ in 0..MAX_BACKLOG_WRITES {
+            pipeline.append(&put(b"k"), false);
+        }
+        assert_eq!(pipeline.target(false), None);
+        pipeline.append(&put(b"k"), false);
+        let wait = pipeline.target(false);
+        assert_eq!(wait, Some(DurableWait::Backlog(0)));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let waited = |pipeline: &Pipeline| {
+            runtime.block_on(async {
+                tokio::time::timeout(Duration::from_millis(50), pipeline.wait(wait.unwrap()))
+                    .await
+                    .is_ok()
+            })
+        };
+        assert!(!waited(&pipeline), "the backlog is still over its bound");
+        // One record applied is enough: the writer goes on at the
+        // applier's pace, not after half the backlog has drained.
+        pipeline.applied(&chunk_of(1, &[put(b"k")]));
+        assert!(waited(&pipeline));
+        assert_eq!(pipeline.target(false), None);
+    }
+
+    #[test]
+    fn the_backlog_counts_every_key_a_record_changes() {
+        let pipeline = Pipeline::new(FsyncPolicy::No, 1, 1);
+        let keys: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'k', i]).collect();
+        let mset = Op::Batch {
+            db: 0,
+            changes: keys
+                .iter()
+                .map(|key| (key.as_slice(), Some(&b"v"[..])))
+                .collect(),
+            elements: Vec::new(),
+            outbox: None,
+        };
+        assert_eq!(mset.sled_writes(), 10);
+        for _ in 0..MAX_BACKLOG_WRITES / 10 {
+            pipeline.append(&mset, false);
+        }
+        assert_eq!(pipeline.target(false), None);
+        pipeline.append(&mset, false);
+        assert_eq!(pipeline.target(false), Some(DurableWait::Backlog(0)));
+    }
+
+    #[test]
+    fn always_under_a_full_backlog_still_waits_for_its_sync() {
+        let pipeline = Pipeline::new(FsyncPolicy::Always, 1, 1);
+        for _ in 0..=MAX_BACKLOG_WRITES {
+            pipeline.append(&put(b"k"), false);
+        }
+        assert_eq!(
+            pipeline.target(false),
+            Some(DurableWait::Backlog(MAX_BACKLOG_WRITES + 1))
+        );
     }
 }
