@@ -1200,21 +1200,30 @@ impl Store {
             let seq = chunk.first_seq + i as u64;
             let owner = match &op {
                 Op::Put { db, key, .. } | Op::Delete { db, key } | Op::Unindex { db, key, .. } => {
-                    Some(applier_of(*db, key))
+                    Owner::One(applier_of(*db, key))
                 }
                 // One key's change with its collection elements.
-                Op::Batch { db, changes, .. } if changes.len() == 1 => {
-                    changes.first().map(|(key, _)| applier_of(*db, key))
-                }
+                Op::Batch { db, changes, .. } if changes.len() == 1 => changes
+                    .first()
+                    .map_or(Owner::One(0), |(key, _)| Owner::One(applier_of(*db, key))),
                 // Records for the source alone (an expiry, a flush): they
                 // touch no key, so any applier may store them, unordered.
                 Op::Batch {
                     changes, elements, ..
-                } if changes.is_empty() && elements.is_empty() => Some(0),
-                _ => None,
+                } if changes.is_empty() && elements.is_empty() => Owner::One(0),
+                Op::Batch {
+                    changes, elements, ..
+                } if elements.is_empty()
+                    && changes.iter().all(|(_, raw)| {
+                        raw.is_none_or(|raw| record::peek_generation(raw).is_none())
+                    }) =>
+                {
+                    Owner::EachKey
+                }
+                _ => Owner::All,
             };
             match owner {
-                Some(owner) => {
+                Owner::One(_) | Owner::EachKey => {
                     if in_barrier {
                         if part == 0 {
                             self.write_gathered(gathered);
@@ -1222,11 +1231,15 @@ impl Store {
                         barrier.wait();
                         in_barrier = false;
                     }
-                    if owner == part {
-                        self.gather_or_apply(gathered, seq, &op);
+                    match owner {
+                        Owner::One(owner) if owner == part => {
+                            self.gather_or_apply(gathered, seq, &op)
+                        }
+                        Owner::EachKey => self.gather_own_keys(gathered, &op, part),
+                        _ => {}
                     }
                 }
-                None => {
+                Owner::All => {
                     if !in_barrier {
                         self.write_gathered(gathered);
                         barrier.wait();
@@ -1243,6 +1256,31 @@ impl Store {
                 self.write_gathered(gathered);
             }
             barrier.wait();
+        }
+    }
+
+    /// Gathers the changes of a record of several keys that names no
+    /// collection (MSET, DEL of strings, ...) which belong to this applier:
+    /// each is what a record of its key alone would be. Its records for
+    /// the source go with part 0.
+    fn gather_own_keys<'a>(&self, gathered: &mut Gathered<'a>, op: &Op<'a>, part: usize) {
+        let Op::Batch {
+            db,
+            changes,
+            outbox,
+            ..
+        } = op
+        else {
+            return;
+        };
+        gathered.keys.extend(
+            changes
+                .iter()
+                .filter(|(key, _)| applier_of(*db, key) == part)
+                .map(|&(key, raw)| (*db, key, raw)),
+        );
+        if let (0, Some((outbox_seq, records))) = (part, outbox) {
+            self.store_outbox(*outbox_seq, records);
         }
     }
 
@@ -1681,6 +1719,19 @@ fn yield_to_commands() {
 }
 
 /// Which applier owns a key's single-key records.
+/// Which applier writes a journal record.
+enum Owner {
+    /// One applier: the record changes one key, or none.
+    One(usize),
+    /// Each applier the changes of its own keys: a record of several keys
+    /// that names no collection generation, so no change's bookkeeping
+    /// (garbage marks) depends on another's.
+    EachKey,
+    /// Part 0, between two barriers: records that change several trees
+    /// or whose keys share a collection (RENAME, COPY, FLUSHDB, SWAPDB).
+    All,
+}
+
 fn applier_of(db: u32, key: &[u8]) -> usize {
     (record::key_hash(key) as usize ^ db as usize) % APPLIERS
 }
@@ -2389,6 +2440,71 @@ mod tests {
             gathered.due_expiries(0, u64::MAX - 1, 10),
             vec![(3000, Bytes::from_static(b"s"))]
         );
+    }
+
+    #[test]
+    fn a_record_of_several_string_keys_is_shared_between_the_appliers() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let keys: Vec<Vec<u8>> = (0..16u8).map(|i| vec![b'k', i]).collect();
+        let values: Vec<Vec<u8>> = keys.iter().map(|key| envelope(key, None, b"v")).collect();
+        // The list's new key belongs to part 1, so only a record part 0
+        // applies whole can put it there while part 1 does nothing.
+        let renamed = (0..)
+            .map(|i: u32| format!("renamed{i}").into_bytes())
+            .find(|key| applier_of(0, key) == 1)
+            .unwrap();
+        let generation = 1 << 40;
+        let list = list_envelope(&renamed, generation, 1);
+        let run = [
+            // MSET: each applier writes its own keys, with no barrier.
+            Op::Batch {
+                db: 0,
+                changes: keys
+                    .iter()
+                    .zip(&values)
+                    .map(|(key, raw)| (key.as_slice(), Some(raw.as_slice())))
+                    .collect(),
+                elements: Vec::new(),
+                outbox: None,
+            },
+            // RENAME of a list: both keys name one generation, so part 0
+            // applies the whole record between barriers.
+            Op::Batch {
+                db: 0,
+                changes: vec![(b"list", None), (&renamed, Some(&list))],
+                elements: Vec::new(),
+                outbox: None,
+            },
+        ];
+        let mut bytes = Vec::new();
+        for op in &run {
+            op.encode(&mut bytes);
+        }
+        let chunk = Arc::new(Chunk {
+            first_seq: 1,
+            bytes,
+            finished: Default::default(),
+        });
+        let barrier = std::sync::Barrier::new(1);
+        warm.store
+            .apply_part(std::slice::from_ref(&chunk), 0, &barrier);
+        for key in &keys {
+            let owner = applier_of(0, key);
+            assert_eq!(warm.get(0, key).is_some(), owner == 0, "key {key:?}");
+        }
+        assert!(warm.get(0, &renamed).is_some());
+        assert!(keys.iter().any(|key| applier_of(0, key) == 1));
+
+        warm.store
+            .apply_part(std::slice::from_ref(&chunk), 1, &barrier);
+        assert!(keys.iter().all(|key| warm.get(0, key).is_some()));
+        assert_eq!(warm.tree(0).figures()[0], keys.len() as i64 + 1);
+        // The renamed list's generation is live: nothing marked it.
+        let tree = warm.tree(0).tree.clone();
+        assert!(!tree
+            .contains_key(collections::garbage_key(generation))
+            .unwrap());
     }
 
     #[test]
