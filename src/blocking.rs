@@ -27,6 +27,8 @@ use crate::state::ServerState;
 pub type Serve = Box<dyn FnMut(&ServerState, usize, &[u8]) -> Result<Option<Reply>, Reply> + Send>;
 
 pub struct Waiter {
+    /// The waiting connection's id (CLIENT UNBLOCK names it).
+    client: u64,
     db: usize,
     keys: Vec<Bytes>,
     state: Mutex<WaiterState>,
@@ -36,6 +38,9 @@ struct WaiterState {
     /// `None` once served or cancelled.
     serve: Option<Serve>,
     reply: Option<oneshot::Sender<Reply>>,
+    /// What the client gets when its time runs out (and from CLIENT
+    /// UNBLOCK ... TIMEOUT).
+    timeout_reply: Reply,
 }
 
 impl Waiter {
@@ -93,9 +98,11 @@ impl Registry {
     /// is offered every key once more: an element pushed between the
     /// caller's first attempt and the registration is not missed. Returns
     /// the reply at once when that served it.
+    #[allow(clippy::too_many_arguments)]
     pub fn block(
         &self,
         state: &ServerState,
+        client: u64,
         db: usize,
         keys: &[Bytes],
         serve: Serve,
@@ -104,11 +111,13 @@ impl Registry {
     ) -> Block {
         let (sender, receiver) = oneshot::channel();
         let waiter = Arc::new(Waiter {
+            client,
             db,
             keys: keys.to_vec(),
             state: Mutex::new(WaiterState {
                 serve: Some(serve),
                 reply: Some(sender),
+                timeout_reply: timeout_reply.clone(),
             }),
         });
         {
@@ -147,6 +156,37 @@ impl Registry {
         cancelled
     }
 
+    /// CLIENT UNBLOCK: ends the wait of `client` with its timeout reply,
+    /// or with Redis's UNBLOCKED error. False when it is not waiting.
+    pub fn unblock(&self, keyspace: &Keyspace, client: u64, with_error: bool) -> bool {
+        let waiter = self
+            .queues
+            .lock()
+            .values()
+            .flat_map(|queue| queue.iter())
+            .find(|waiter| waiter.client == client)
+            .cloned();
+        let Some(waiter) = waiter else {
+            return false;
+        };
+        {
+            let mut state = waiter.state.lock();
+            if state.serve.take().is_none() {
+                return false;
+            }
+            let reply = if with_error {
+                Reply::StaticError(UNBLOCKED)
+            } else {
+                std::mem::replace(&mut state.timeout_reply, Reply::NilArray)
+            };
+            if let Some(sender) = state.reply.take() {
+                let _ = sender.send(reply);
+            }
+        }
+        self.release(keyspace, &waiter);
+        true
+    }
+
     /// Removes a waiter that is no longer waiting from every queue.
     fn release(&self, keyspace: &Keyspace, waiter: &Arc<Waiter>) {
         let mut queues = self.queues.lock();
@@ -164,6 +204,18 @@ impl Registry {
         }
         if found {
             keyspace.set_blocked(false);
+        }
+    }
+
+    /// Marks every key a client waits on in these databases ready, so the
+    /// next [`Registry::serve_ready`] offers them what SWAPDB brought in
+    /// (Redis's `scanDatabaseForReadyKeys`).
+    pub fn mark_waited_keys_ready(&self, keyspace: &Keyspace, dbs: &[usize]) {
+        let queues = self.queues.lock();
+        for (db, key) in queues.keys() {
+            if dbs.contains(db) {
+                keyspace.mark_ready(*db, key);
+            }
         }
     }
 
@@ -206,6 +258,8 @@ impl Registry {
         }
     }
 }
+
+const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
 /// Parses a blocking command's timeout (seconds, fractions allowed) as
 /// Redis's `getTimeoutFromObjectOrReply`: `None` waits for ever.

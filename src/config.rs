@@ -1133,18 +1133,44 @@ impl RuntimeConfig {
         if OWN_PARAMETERS.contains(&name) {
             return self.config.set(name, value);
         }
-        match self.compatibility.get_mut(name) {
-            Some(slot) => {
-                *slot = value.to_string();
-                Ok(())
-            }
-            None => Err("unknown".into()),
+        if !self.compatibility.contains_key(name) {
+            return Err("unknown".into());
         }
+        if let Some(alias) = encoding_alias(name) {
+            let limit = value
+                .parse::<usize>()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            crate::keyspace::types::limits::set(name, limit);
+            if let Some(slot) = self.compatibility.get_mut(alias) {
+                *slot = value.to_string();
+            }
+        }
+        if let Some(slot) = self.compatibility.get_mut(name) {
+            *slot = value.to_string();
+        }
+        Ok(())
     }
 
     pub fn is_known(&self, name: &str) -> bool {
         OWN_PARAMETERS.contains(&name) || self.compatibility.contains_key(name)
     }
+}
+
+/// The other name of an encoding threshold (Redis 7 renamed `ziplist` to
+/// `listpack` and kept both); `Some(name)` itself for one with no alias.
+fn encoding_alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "hash-max-listpack-entries" => "hash-max-ziplist-entries",
+        "hash-max-ziplist-entries" => "hash-max-listpack-entries",
+        "hash-max-listpack-value" => "hash-max-ziplist-value",
+        "hash-max-ziplist-value" => "hash-max-listpack-value",
+        "zset-max-listpack-entries" => "zset-max-ziplist-entries",
+        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
+        "zset-max-listpack-value" => "zset-max-ziplist-value",
+        "zset-max-ziplist-value" => "zset-max-listpack-value",
+        "set-max-intset-entries" => "set-max-intset-entries",
+        _ => return None,
+    })
 }
 
 fn absolute(path: &std::path::Path) -> String {

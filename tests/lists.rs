@@ -531,7 +531,119 @@ async fn sorted_set_blocking_pops(resp3: bool) {
     assert_eq!(int(&mut con, &["EXISTS", "z"]).await, 0);
 }
 
+/// Waits until `count` clients are blocked.
+async fn until_blocked(con: &mut Conn, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(con, "clients", "blocked_clients").await < count {
+        assert!(Instant::now() < deadline, "clients never blocked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs a command on its own connection in the background; the reply or
+/// the full error text.
+fn spawn_command(
+    mut con: redis::aio::MultiplexedConnection,
+    setup: Vec<&'static str>,
+    args: Vec<&'static str>,
+) -> tokio::task::JoinHandle<Result<Value, String>> {
+    tokio::spawn(async move {
+        if !setup.is_empty() {
+            q(&mut con, &setup).await;
+        }
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        raw(&mut con, &bytes).await.map_err(|err| {
+            format!(
+                "{} {}",
+                err.code().unwrap_or("?"),
+                err.detail().unwrap_or("")
+            )
+        })
+    })
+}
+
+/// Redis's answers to a blocked client that is not simply served: BLMOVE
+/// whose destination holds another type gets the error (the element
+/// stays), CLIENT UNBLOCK ends a wait with the timeout reply or an error,
+/// and SWAPDB wakes a client whose key it brought in.
+async fn waits_ended_otherwise(resp3: bool) {
+    let server = start().await;
+    let mut con = server.client(resp3).await;
+
+    set(&mut con, "target", "nolist").await;
+    let mover = spawn_command(
+        server.client(resp3).await,
+        vec![],
+        vec!["BRPOPLPUSH", "blist", "target", "0"],
+    );
+    until_blocked(&mut con, 1).await;
+    int(&mut con, &["RPUSH", "blist", "a", "b", "c"]).await;
+    assert_eq!(
+        mover.await.expect("mover"),
+        Err("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+    );
+    assert_eq!(
+        q(&mut con, &["LRANGE", "blist", "0", "-1"]).await,
+        bulks(&["a", "b", "c"])
+    );
+    assert_eq!(info_field(&mut con, "clients", "blocked_clients").await, 0);
+
+    for (reason, expected) in [
+        ("TIMEOUT", Ok(nil_array(resp3))),
+        (
+            "ERROR",
+            Err("UNBLOCKED client unblocked via CLIENT UNBLOCK".to_string()),
+        ),
+    ] {
+        let mut waiter = server.client(resp3).await;
+        let id = int(&mut waiter, &["CLIENT", "ID"]).await.to_string();
+        let popper = spawn_command(waiter, vec![], vec!["BLPOP", "none", "0"]);
+        until_blocked(&mut con, 1).await;
+        assert_eq!(int(&mut con, &["CLIENT", "UNBLOCK", &id, reason]).await, 1);
+        assert_eq!(popper.await.expect("popper"), expected, "{reason}");
+        assert_eq!(int(&mut con, &["CLIENT", "UNBLOCK", &id]).await, 0);
+    }
+    assert_eq!(
+        err(&mut con, &["CLIENT", "UNBLOCK", "1", "LATER"]).await,
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
+
+    q(&mut con, &["SELECT", "1"]).await;
+    int(&mut con, &["RPUSH", "k", "hello"]).await;
+    let popper = spawn_command(
+        server.client(resp3).await,
+        vec!["SELECT", "9"],
+        vec!["BRPOP", "k", "5"],
+    );
+    until_blocked(&mut con, 1).await;
+    ok(&mut con, &["SWAPDB", "1", "9"]).await;
+    assert_eq!(
+        popper.await.expect("popper"),
+        Ok(Value::Array(vec![bulk("k"), bulk("hello")]))
+    );
+}
+
+/// LMPOP's numkeys and COUNT take Redis's one message for a number out of
+/// range and for no number at all.
+async fn multi_pop_argument_errors(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    for numkeys in ["0", "a", "-1"] {
+        assert_eq!(
+            err(&mut con, &["LMPOP", numkeys, "l", "LEFT"]).await,
+            "ERR numkeys should be greater than 0"
+        );
+    }
+    for count in ["0", "a", "-1"] {
+        assert_eq!(
+            err(&mut con, &["LMPOP", "1", "l", "LEFT", "COUNT", count]).await,
+            "ERR count should be greater than 0"
+        );
+    }
+}
+
 both_protocols!(
+    waits_ended_otherwise,
+    multi_pop_argument_errors,
     sorted_set_blocking_pops,
     transactions_and_blocking,
     pushes_pops_and_ranges,

@@ -35,6 +35,9 @@ both_protocols!(
     command_docs_shape,
     command_getkeys,
     help_replies,
+    encoding_thresholds_follow_config_set,
+    memory_usage,
+    function_list_and_flush_without_scripting,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1365,4 +1368,121 @@ async fn help_replies(resp3: bool) {
         assert!(lines.iter().any(|l| l == entry), "{args:?}: {lines:?}");
         assert_eq!(&lines[lines.len() - 2..], ["HELP", "    Prints this help."]);
     }
+}
+
+/// `*-max-listpack-*` and `set-max-intset-entries` decide the encoding a
+/// new or growing collection reports, under either of Redis's names.
+async fn encoding_thresholds_follow_config_set(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    let encoding = |key: &'static str| ["OBJECT", "ENCODING", key];
+    ok(&mut con, &["CONFIG", "SET", "hash-max-ziplist-value", "8"]).await;
+    assert_eq!(
+        q(&mut con, &["CONFIG", "GET", "hash-max-listpack-value"]).await,
+        config_pair("hash-max-listpack-value", "8", resp3)
+    );
+    q(&mut con, &["HSET", "small", "f", "0"]).await;
+    q(&mut con, &["HSET", "big", "f", "0"]).await;
+    q(&mut con, &["HINCRBYFLOAT", "small", "f", "0.000005"]).await;
+    q(&mut con, &["HINCRBYFLOAT", "big", "f", "0.0000005"]).await;
+    assert_eq!(
+        text(&mut con, &encoding("small")).await.as_deref(),
+        Some("listpack")
+    );
+    assert_eq!(
+        text(&mut con, &encoding("big")).await.as_deref(),
+        Some("hashtable")
+    );
+
+    ok(
+        &mut con,
+        &["CONFIG", "SET", "zset-max-listpack-entries", "0"],
+    )
+    .await;
+    q(&mut con, &["ZADD", "z", "10", "x"]).await;
+    assert_eq!(
+        text(&mut con, &encoding("z")).await.as_deref(),
+        Some("skiplist")
+    );
+    ok(
+        &mut con,
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "128"],
+    )
+    .await;
+    q(&mut con, &["ZADD", "z2", "10", "x"]).await;
+    assert_eq!(
+        text(&mut con, &encoding("z2")).await.as_deref(),
+        Some("listpack")
+    );
+
+    ok(&mut con, &["CONFIG", "SET", "set-max-intset-entries", "2"]).await;
+    q(&mut con, &["SADD", "s", "1", "2", "3"]).await;
+    assert_eq!(
+        text(&mut con, &encoding("s")).await.as_deref(),
+        Some("hashtable")
+    );
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "hash-max-listpack-entries", "many"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-entries') - argument couldn't be parsed into an integer"
+    );
+}
+
+fn config_pair(name: &str, value: &str, resp3: bool) -> Value {
+    if resp3 {
+        Value::Map(vec![(bulk(name), bulk(value))])
+    } else {
+        Value::Array(vec![bulk(name), bulk(value)])
+    }
+}
+
+async fn memory_usage(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    set(&mut con, "short", "v").await;
+    set(&mut con, "long", &"v".repeat(10_000)).await;
+    let short = int(&mut con, &["MEMORY", "USAGE", "short"]).await;
+    let long = int(&mut con, &["MEMORY", "USAGE", "long", "SAMPLES", "0"]).await;
+    assert!(short > 0 && long > 10_000 && long > short, "{short} {long}");
+    assert_eq!(q(&mut con, &["MEMORY", "USAGE", "nokey"]).await, Value::Nil);
+    for bad in [
+        &["MEMORY", "USAGE", "short", "SAMPLES", "-1"][..],
+        &["MEMORY", "USAGE", "short", "SAMPLES"],
+        &["MEMORY", "USAGE", "short", "FOO"],
+    ] {
+        assert_eq!(err(&mut con, bad).await, "ERR syntax error", "{bad:?}");
+    }
+    assert_eq!(
+        err(&mut con, &["MEMORY", "USAGE", "short", "SAMPLES", "x"]).await,
+        "ERR value is not an integer or out of range"
+    );
+    ok(&mut con, &["MEMORY", "PURGE"]).await;
+}
+
+/// No scripting: no libraries to list, so FLUSH (which harnesses send to
+/// reset a server) has nothing to remove; LOAD is not offered.
+async fn function_list_and_flush_without_scripting(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    ok(&mut con, &["FUNCTION", "FLUSH"]).await;
+    ok(&mut con, &["FUNCTION", "FLUSH", "ASYNC"]).await;
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "FLUSH", "LATER"]).await,
+        "ERR FUNCTION FLUSH only supports SYNC|ASYNC option"
+    );
+    assert_eq!(
+        q(
+            &mut con,
+            &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "x*"]
+        )
+        .await,
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LIST", "WITHCODE", "WITHCODE"]).await,
+        "ERR Unknown argument WITHCODE"
+    );
+    assert_eq!(
+        err(&mut con, &["FUNCTION", "LIST", "LIBRARYNAME"]).await,
+        "ERR library name argument was not given"
+    );
+    assert!(err(&mut con, &["FUNCTION", "LOAD", "#!lua name=x"])
+        .await
+        .starts_with("ERR unknown subcommand 'LOAD'"));
 }

@@ -19,6 +19,7 @@ both_protocols!(
     srandmember_counts,
     random_count_errors,
     smove_cases,
+    smove_leaves_a_destination_that_has_the_member_untouched,
     algebra,
     store_commands_replace_the_destination,
     sintercard_options,
@@ -611,4 +612,31 @@ async fn sets_read_back_after_eviction(resp3: bool) {
     }
     assert_eq!(int(&mut con, &["SINTERCARD", "2", "s0", "s1"]).await, 0);
     assert_eq!(int(&mut con, &["SUNIONSTORE", "u", "s0", "s1"]).await, 40);
+}
+
+/// Redis 7.0.15: SMOVE of a member the destination already has changes only
+/// the source, so a WATCH on the destination stays valid.
+async fn smove_leaves_a_destination_that_has_the_member_untouched(resp3: bool) {
+    let server = start().await;
+    let mut con = server.client(resp3).await;
+    let mut other = server.client(resp3).await;
+    int(&mut con, &["SADD", "src", "a", "b"]).await;
+    int(&mut con, &["SADD", "dst", "a"]).await;
+    ok(&mut con, &["WATCH", "dst"]).await;
+    ok(&mut con, &["MULTI"]).await;
+    q(&mut con, &["SADD", "dst", "c"]).await;
+    assert_eq!(int(&mut other, &["SMOVE", "src", "dst", "a"]).await, 1);
+    assert_eq!(
+        q(&mut con, &["EXEC"]).await,
+        Value::Array(vec![Value::Int(1)])
+    );
+    assert_eq!(int(&mut con, &["SCARD", "dst"]).await, 2);
+    assert_eq!(int(&mut con, &["SISMEMBER", "src", "a"]).await, 0);
+
+    // A member new to the destination touches it: EXEC aborts.
+    ok(&mut con, &["WATCH", "dst"]).await;
+    ok(&mut con, &["MULTI"]).await;
+    q(&mut con, &["SADD", "dst", "d"]).await;
+    assert_eq!(int(&mut other, &["SMOVE", "src", "dst", "b"]).await, 1);
+    assert_eq!(q(&mut con, &["EXEC"]).await, Value::Nil);
 }

@@ -175,6 +175,28 @@ pub fn client_container(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 }
 
 /// # Format
+/// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`
+pub fn client_unblock(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    let id = args.next_i64()?;
+    let with_error = match args.next() {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case(b"timeout") => false,
+        Some(word) if word.eq_ignore_ascii_case(b"error") => true,
+        Some(_) => {
+            return Err(Reply::StaticError(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| {
+        ctx.state
+            .blocking
+            .unblock(&ctx.state.keyspace, id, with_error)
+    });
+    Ok(Reply::Int(i64::from(unblocked)))
+}
+
+/// # Format
 /// `CLIENT ID`
 pub fn client_id(ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
     Ok(Reply::Int(ctx.session.client.id as i64))
@@ -463,6 +485,8 @@ pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
         ],
     ))
 }

@@ -1,6 +1,6 @@
 //! The generic keyspace family: DEL/UNLINK, EXISTS, TYPE, the EXPIRE and TTL
-//! families, PERSIST, RENAME(NX), COPY, MOVE, KEYS, SCAN, RANDOMKEY, TOUCH and
-//! OBJECT. Replies, error texts and keyspace-hit accounting follow Redis 7.
+//! families, PERSIST, RENAME(NX), COPY, MOVE, KEYS, SCAN, RANDOMKEY, TOUCH,
+//! OBJECT and MEMORY (its per-key and allocator parts). Replies, error texts and keyspace-hit accounting follow Redis 7.
 //!
 //! Which lookups count a keyspace hit or miss follows Redis's `lookupKey*`
 //! flags: EXISTS, TYPE, the TTL family and OBJECT count without touching
@@ -605,6 +605,62 @@ pub fn object_refcount(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 pub fn object_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
     Ok(Reply::Array(
         OBJECT_HELP.iter().copied().map(Reply::Simple).collect(),
+    ))
+}
+
+/// The bytes a key and its value take in memory, as `maxmemory` counts
+/// them: collections keep their size up to date with every change, so
+/// there is nothing to sample and SAMPLES is only checked.
+///
+/// # Format
+/// `MEMORY USAGE key [SAMPLES count]`
+pub fn memory_usage(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
+    let key = args.next_bytes()?;
+    while !args.is_empty() {
+        if !args.eat("samples") || args.is_empty() {
+            return Err(Reply::StaticError(error::SYNTAX));
+        }
+        if args.next_i64()? < 0 {
+            return Err(Reply::StaticError(error::SYNTAX));
+        }
+    }
+    let size = ctx
+        .ks()
+        .read(ctx.db(), key, NO_TOUCH, |entry| entry.map(Entry::mem_size));
+    Ok(size.map_or(Reply::Nil, |size| {
+        Reply::Int(i64::try_from(size).unwrap_or(i64::MAX))
+    }))
+}
+
+/// # Format
+/// `MEMORY MALLOC-STATS`
+pub fn memory_malloc_stats(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
+    // Redis's answer when it is built without jemalloc, as strata is.
+    Ok(Reply::bulk(Bytes::from_static(
+        b"Stats not supported for the current allocator",
+    )))
+}
+
+/// # Format
+/// `MEMORY PURGE`
+pub fn memory_purge(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
+    Ok(Reply::Simple("OK"))
+}
+
+/// # Format
+/// `MEMORY HELP`
+pub fn memory_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
+    Ok(super::connection::help_reply(
+        "MEMORY",
+        &[
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
     ))
 }
 

@@ -434,13 +434,43 @@ fn move_one(
     from: End,
     to: End,
 ) -> Result<Option<Bytes>, Reply> {
+    match try_move(state, db, source, destination, from, to)? {
+        Moved::Item(item) => Ok(Some(item)),
+        Moved::Nothing => Ok(None),
+        Moved::DestinationNotList => Err(wrongtype()),
+    }
+}
+
+/// What [`try_move`] did.
+enum Moved {
+    Item(Bytes),
+    /// The source is absent (or empty).
+    Nothing,
+    /// The source has an element but the destination holds another type:
+    /// nothing moved. A blocked BLMOVE is answered with the error then,
+    /// while a source of another type keeps it waiting, as in Redis.
+    DestinationNotList,
+}
+
+/// LMOVE's body. `Err`: the source holds another type.
+fn try_move(
+    state: &ServerState,
+    db: usize,
+    source: &[u8],
+    destination: &[u8],
+    from: End,
+    to: End,
+) -> Result<Moved, Reply> {
     let moved = state
         .keyspace
         .write_many([(db, source), (db, destination)], |txn| {
             if !txn_has_list(txn, 0)? {
                 return Ok::<_, Reply>(None);
             }
-            let created = !txn_has_list(txn, 1)?;
+            let Ok(has_destination) = txn_has_list(txn, 1) else {
+                return Ok(Some(None));
+            };
+            let created = !has_destination;
             let item = txn_list(txn, 0, false)
                 .and_then(|list| pop(list, from))
                 .ok_or_else(wrongtype)?;
@@ -450,10 +480,12 @@ fn move_one(
                 .value(0)
                 .and_then(ValueRef::as_list)
                 .is_none_or(|list| list.is_empty());
-            Ok(Some((Bytes::from(item.into_vec()), created, emptied)))
+            Ok(Some(Some((Bytes::from(item.into_vec()), created, emptied))))
         })?;
-    let Some((item, created, emptied)) = moved else {
-        return Ok(None);
+    let (item, created, emptied) = match moved {
+        None => return Ok(Moved::Nothing),
+        Some(None) => return Ok(Moved::DestinationNotList),
+        Some(Some(moved)) => moved,
     };
     if created {
         state.notify(NEW, "new", db, destination);
@@ -463,7 +495,7 @@ fn move_one(
     if emptied {
         state.notify(GENERIC, "del", db, source);
     }
-    Ok(Some(item))
+    Ok(Moved::Item(item))
 }
 
 fn push_event(end: End) -> &'static str {
@@ -521,10 +553,12 @@ pub(super) struct MultiPop<'a> {
 
 /// Parses `numkeys key [key ...] <LEFT | RIGHT> [COUNT count]`.
 pub(super) fn parse_multi_pop<'a>(args: &mut Args<'a>) -> Result<MultiPop<'a>, Reply> {
-    let numkeys = parse_int(args.next_bytes()?)?;
-    if numkeys <= 0 {
-        return Err(Reply::StaticError(error::NUMKEYS_POSITIVE));
-    }
+    // Redis's getRangeLongFromObjectOrReply: one message for a number
+    // out of range and for no number at all.
+    let numkeys = parse_int(args.next_bytes()?)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(Reply::StaticError(error::NUMKEYS_POSITIVE))?;
     let rest = args.rest();
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
     if numkeys >= rest.len() {
@@ -538,10 +572,10 @@ pub(super) fn parse_multi_pop<'a>(args: &mut Args<'a>) -> Result<MultiPop<'a>, R
     let mut count = None;
     while let Some(option) = args.next() {
         if count.is_none() && option.eq_ignore_ascii_case(b"count") && !args.is_empty() {
-            let n = parse_int(args.next_bytes()?)?;
-            if n <= 0 {
-                return Err(Reply::StaticError(error::COUNT_POSITIVE));
-            }
+            let n = parse_int(args.next_bytes()?)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(Reply::StaticError(error::COUNT_POSITIVE))?;
             count = Some(usize::try_from(n).unwrap_or(usize::MAX));
         } else {
             return Err(Reply::StaticError(error::SYNTAX));
@@ -629,11 +663,15 @@ pub(super) fn block_on(
         return Ok(timeout_reply);
     }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    match ctx
-        .state
-        .blocking
-        .block(ctx.state, db, keys, serve, deadline, timeout_reply)
-    {
+    match ctx.state.blocking.block(
+        ctx.state,
+        ctx.session.client.id,
+        db,
+        keys,
+        serve,
+        deadline,
+        timeout_reply,
+    ) {
         Block::Served(reply) => Ok(reply),
         Block::Waiting(blocked) => {
             ctx.session.blocked = Some(blocked);
@@ -680,7 +718,11 @@ fn blocking_move(
 ) -> CmdResult {
     let target = destination.clone();
     let serve: Serve = Box::new(move |state, db, key| {
-        Ok(move_one(state, db, key, &target, from, to)?.map(Reply::Bulk))
+        Ok(match try_move(state, db, key, &target, from, to)? {
+            Moved::Item(item) => Some(Reply::Bulk(item)),
+            Moved::Nothing => None,
+            Moved::DestinationNotList => Some(wrongtype()),
+        })
     });
     block_on(
         ctx,

@@ -15,6 +15,7 @@ mod lists;
 mod long_double;
 mod multi;
 mod pubsub;
+mod scripting;
 mod server;
 mod sets;
 mod sort;

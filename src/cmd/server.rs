@@ -148,6 +148,9 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         return Err(Reply::StaticError(error::SWAPDB_WITH_SOURCE));
     }
     ctx.ks().swap_db(a, b);
+    ctx.state
+        .blocking
+        .mark_waited_keys_ready(&ctx.state.keyspace, &[a, b]);
     Ok(Reply::OK)
 }
 

@@ -15,7 +15,7 @@ use super::hashes::{scan_page, ScanOptions};
 use super::keys::parse_cursor;
 use super::pubsub::{keymiss, notify, notify_write};
 use crate::error;
-use crate::keyspace::types::{Collection, Set, MAX_INTSET_ENTRIES};
+use crate::keyspace::types::{limits, Collection, Set};
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{parse_i64, Reply};
 use crate::pubsub::notify::{GENERIC, NEW, SET};
@@ -72,7 +72,7 @@ fn len_reply(len: usize) -> Reply {
 /// Members in the order Redis lists them: an intset (integers only, at
 /// most 512) is sorted by value; a hash table's order is arbitrary anyway.
 fn redis_order(mut members: Vec<&[u8]>) -> Vec<&[u8]> {
-    if members.len() <= MAX_INTSET_ENTRIES {
+    if members.len() <= limits::intset_entries() {
         let numbers: Option<Vec<i64>> = members.iter().map(|m| parse_i64(m)).collect();
         if let Some(numbers) = numbers {
             let mut pairs: Vec<(i64, &[u8])> = numbers.into_iter().zip(members).collect();
@@ -194,14 +194,18 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             return Ok::<_, Reply>((false, None));
         };
         let found = from.contains(member);
-        let created = txn_set(txn, 1)?.is_none();
+        let target = txn_set(txn, 1)?;
+        let created = target.is_none();
+        // A member the destination has already leaves it untouched: no
+        // event, and a WATCH on it stays valid (as Redis 7.0.15).
+        let present = target.is_some_and(|set| set.contains(member));
         if source == destination || !found {
             return Ok((found, None));
         }
         let from = set_mut(txn, 0)?;
         from.remove(member);
         let emptied = from.is_empty();
-        let added = set_mut(txn, 1)?.insert(member);
+        let added = !present && set_mut(txn, 1)?.insert(member);
         Ok((true, Some((emptied, created, added))))
     })?;
     let (emptied, created, added) = match moved {
@@ -425,7 +429,7 @@ fn diff_holds_first_set(sets: &[Option<&Set>]) -> bool {
     let two_work = present.map(|set| set.len() as u64).sum::<u64>();
     let algorithm_two = one_work > two_work;
     algorithm_two
-        && (first.len() > MAX_INTSET_ENTRIES || !first.iter().all(|m| parse_i64(m).is_some()))
+        && (first.len() > limits::intset_entries() || !first.iter().all(|m| parse_i64(m).is_some()))
 }
 
 #[derive(Clone, Copy)]

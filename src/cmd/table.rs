@@ -9,7 +9,9 @@ use bytes::Bytes;
 
 use super::args::{Args, CmdResult};
 use super::context::Ctx;
-use super::{bits, cache, connection, hashes, keys, lists, pubsub, server, sets, strings, zsets};
+use super::{
+    bits, cache, connection, hashes, keys, lists, pubsub, scripting, server, sets, strings, zsets,
+};
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Args<'_>) -> CmdResult;
 
@@ -638,6 +640,22 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::container_needs_subcommand,
         OBJECT
     ),
+    container!(
+        "memory",
+        -2,
+        0,
+        "server",
+        server::container_needs_subcommand,
+        MEMORY
+    ),
+    container!(
+        "function",
+        -2,
+        0,
+        "scripting",
+        server::container_needs_subcommand,
+        FUNCTION
+    ),
     // hashes
     cmd!("hset", -4, W | M | F, 1, 1, 1, "hash", hashes::hset),
     cmd!("hsetnx", 4, W | M | F, 1, 1, 1, "hash", hashes::hsetnx),
@@ -890,6 +908,16 @@ static PUBSUB_SUBS: &[CommandSpec] = &[
 
 static CLIENT: &[CommandSpec] = &[
     cmd!(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LS,
+        0,
+        0,
+        0,
+        "connection",
+        connection::client_unblock
+    ),
+    cmd!(
         "id",
         2,
         NOSCRIPT | LS,
@@ -1007,6 +1035,55 @@ static OBJECT: &[CommandSpec] = &[
     cmd!("idletime", 3, R, 2, 2, 1, "generic", keys::object_idletime),
     cmd!("refcount", 3, R, 2, 2, 1, "generic", keys::object_refcount),
     cmd!("help", 2, LS, 0, 0, 0, "generic", keys::object_help),
+];
+
+static MEMORY: &[CommandSpec] = &[
+    cmd!("usage", -3, R, 2, 2, 1, "server", keys::memory_usage),
+    cmd!(
+        "malloc-stats",
+        2,
+        0,
+        0,
+        0,
+        0,
+        "server",
+        keys::memory_malloc_stats
+    ),
+    cmd!("purge", 2, 0, 0, 0, 0, "server", keys::memory_purge),
+    cmd!("help", 2, LS, 0, 0, 0, "server", keys::memory_help),
+];
+
+static FUNCTION: &[CommandSpec] = &[
+    cmd!(
+        "flush",
+        -2,
+        W | NOSCRIPT | MAY_REPLICATE,
+        0,
+        0,
+        0,
+        "scripting",
+        scripting::function_flush
+    ),
+    cmd!(
+        "list",
+        -2,
+        NOSCRIPT,
+        0,
+        0,
+        0,
+        "scripting",
+        scripting::function_list
+    ),
+    cmd!(
+        "help",
+        2,
+        LS,
+        0,
+        0,
+        0,
+        "scripting",
+        scripting::function_help
+    ),
 ];
 
 static CONFIG: &[CommandSpec] = &[

@@ -18,7 +18,7 @@ use super::context::Ctx;
 use super::pubsub::{keymiss, notify, notify_write};
 use crate::error;
 use crate::keyspace::types::{
-    Collection, LexBound, LexRange, Member, Score, ScoreRange, Set, ZSet, MAX_LISTPACK_ENTRIES,
+    limits, Collection, LexBound, LexRange, Member, Score, ScoreRange, Set, ZSet,
 };
 use crate::keyspace::{EntryMut, Txn, Value, ValueRef};
 use crate::protocol::{format_double, parse_i64, Reply, Version};
@@ -761,7 +761,7 @@ fn zrange_store(ctx: &Ctx<'_>, dst: &[u8], key: &[u8], request: &RangeRequest<'_
                 // Redis creates a skiplist at once for a rank range it
                 // knows to be large, else a listpack that may convert.
                 let large = matches!(request.range, Range::Rank(..))
-                    && selected.len() > MAX_LISTPACK_ENTRIES;
+                    && selected.len() > limits::zset_entries();
                 let mut result = if large {
                     ZSet::skiplist()
                 } else {

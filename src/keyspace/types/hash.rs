@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 
-use super::{alloc_size, Collection, Common, Hasher, Member, MAX_LISTPACK_VALUE};
+use super::{alloc_size, limits, Collection, Common, Hasher, Member};
 
 /// Redis 7.0's built-in `hash-max-listpack-entries`: 512, where its sample
 /// `redis.conf` says 128 (a server started without a file, as `redis-server`
@@ -43,10 +43,10 @@ impl Hash {
         let mut hash = Hash::default();
         for (field, value) in pairs {
             hash.common.bytes += cost(&field, &value);
-            hash.big |= field.len() > MAX_LISTPACK_VALUE || value.len() > MAX_LISTPACK_VALUE;
+            hash.big |= field.len() > limits::hash_value() || value.len() > limits::hash_value();
             hash.fields.insert(field, value);
         }
-        hash.big |= hash.fields.len() > MAX_LISTPACK_ENTRIES;
+        hash.big |= hash.fields.len() > limits::hash_entries();
         hash.common.generation = generation;
         hash.common.track = true;
         hash
@@ -55,9 +55,10 @@ impl Hash {
     /// Redis converts a listpack when a field or value it is given is too
     /// long, or once it holds more than the entry limit.
     fn note_size(&mut self, field: &[u8], value: &[u8]) {
-        if field.len() > MAX_LISTPACK_VALUE
-            || value.len() > MAX_LISTPACK_VALUE
-            || self.fields.len() > MAX_LISTPACK_ENTRIES
+        let max_value = limits::hash_value();
+        if field.len() > max_value
+            || value.len() > max_value
+            || self.fields.len() > limits::hash_entries()
         {
             self.big = true;
         }

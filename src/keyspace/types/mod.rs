@@ -133,6 +133,52 @@ pub const MAX_LISTPACK_ENTRIES: usize = 128;
 pub const MAX_LISTPACK_VALUE: usize = 64;
 pub const MAX_INTSET_ENTRIES: usize = 512;
 
+/// The encoding thresholds in force: the defaults above until CONFIG SET
+/// changes them. They decide only the encoding a collection reports
+/// (OBJECT ENCODING, and the orders Redis's encodings give), never what
+/// it holds, so one set per process, as Redis has, is enough.
+pub mod limits {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    static HASH_ENTRIES: AtomicUsize = AtomicUsize::new(super::hash::MAX_LISTPACK_ENTRIES);
+    static HASH_VALUE: AtomicUsize = AtomicUsize::new(super::MAX_LISTPACK_VALUE);
+    static ZSET_ENTRIES: AtomicUsize = AtomicUsize::new(super::MAX_LISTPACK_ENTRIES);
+    static ZSET_VALUE: AtomicUsize = AtomicUsize::new(super::MAX_LISTPACK_VALUE);
+    static INTSET_ENTRIES: AtomicUsize = AtomicUsize::new(super::MAX_INTSET_ENTRIES);
+
+    pub fn hash_entries() -> usize {
+        HASH_ENTRIES.load(Relaxed)
+    }
+    pub fn hash_value() -> usize {
+        HASH_VALUE.load(Relaxed)
+    }
+    pub fn zset_entries() -> usize {
+        ZSET_ENTRIES.load(Relaxed)
+    }
+    pub fn zset_value() -> usize {
+        ZSET_VALUE.load(Relaxed)
+    }
+    pub fn intset_entries() -> usize {
+        INTSET_ENTRIES.load(Relaxed)
+    }
+
+    /// Sets the threshold a configuration parameter names (either of
+    /// Redis's names, `listpack` or the older `ziplist`); false for a
+    /// parameter that is not one.
+    pub fn set(name: &str, value: usize) -> bool {
+        let slot = match name {
+            "hash-max-listpack-entries" | "hash-max-ziplist-entries" => &HASH_ENTRIES,
+            "hash-max-listpack-value" | "hash-max-ziplist-value" => &HASH_VALUE,
+            "zset-max-listpack-entries" | "zset-max-ziplist-entries" => &ZSET_ENTRIES,
+            "zset-max-listpack-value" | "zset-max-ziplist-value" => &ZSET_VALUE,
+            "set-max-intset-entries" => &INTSET_ENTRIES,
+            _ => return false,
+        };
+        slot.store(value, Relaxed);
+        true
+    }
+}
+
 /// An element record to write (`Some`) or delete (`None`) under its sled key.
 pub type ElementWrite = (Vec<u8>, Option<Vec<u8>>);
 

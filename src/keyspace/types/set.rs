@@ -3,7 +3,7 @@
 
 use indexmap::IndexSet;
 
-use super::{alloc_size, Collection, Common, Hasher, Member, MAX_INTSET_ENTRIES};
+use super::{alloc_size, limits, Collection, Common, Hasher, Member};
 
 /// A member's fixed cost: its entry (hash, member) and its share of the
 /// index table.
@@ -53,7 +53,9 @@ impl Set {
     }
 
     fn note(&mut self, member: &[u8]) {
-        if !self.big && (self.members.len() >= MAX_INTSET_ENTRIES || !is_intset_member(member)) {
+        if !self.big
+            && (self.members.len() >= limits::intset_entries() || !is_intset_member(member))
+        {
             self.big = true;
         }
     }
@@ -105,7 +107,7 @@ impl Set {
     /// SPOP rebuilds the set when it keeps only a few members, and Redis's
     /// new set is an intset again when they are all integers.
     pub fn reencode(&mut self) {
-        self.big = self.members.len() > MAX_INTSET_ENTRIES
+        self.big = self.members.len() > limits::intset_entries()
             || !self.members.iter().all(|m| is_intset_member(m));
     }
 
@@ -158,7 +160,7 @@ mod tests {
     #[test]
     fn intset_up_to_its_limit() {
         let mut set = Set::default();
-        for i in 0..MAX_INTSET_ENTRIES {
+        for i in 0..super::super::MAX_INTSET_ENTRIES {
             set.insert(i.to_string().as_bytes());
         }
         assert_eq!(set.encoding(), "intset");

@@ -10,9 +10,7 @@ use std::ops::Bound;
 
 use indexmap::IndexMap;
 
-use super::{
-    alloc_size, Collection, Common, Hasher, Member, MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE,
-};
+use super::{alloc_size, limits, Collection, Common, Hasher, Member};
 
 /// A member's fixed cost: its map entry (hash, member, score) and share of
 /// the index table, and its node share in the ordered tree (score, member).
@@ -198,7 +196,7 @@ impl ZSet {
             count += 1;
             longest = longest.max(member.len());
         }
-        let mut zset = if count > MAX_LISTPACK_ENTRIES || longest > MAX_LISTPACK_VALUE {
+        let mut zset = if count > limits::zset_entries() || longest > limits::zset_value() {
             ZSet::skiplist()
         } else {
             ZSet::default()
@@ -210,7 +208,7 @@ impl ZSet {
     }
 
     fn note(&mut self, member: &[u8]) {
-        if member.len() > MAX_LISTPACK_VALUE || self.scores.len() >= MAX_LISTPACK_ENTRIES {
+        if member.len() > limits::zset_value() || self.scores.len() >= limits::zset_entries() {
             self.big = true;
         }
     }
