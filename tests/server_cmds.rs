@@ -1337,6 +1337,48 @@ async fn command_getkeys(resp3: bool) {
         err(&mut con, &["COMMAND", "GETKEYS"]).await,
         "ERR wrong number of arguments for 'command|getkeys' command"
     );
+    assert_eq!(
+        err(&mut con, &["COMMAND", "GETKEYS", "get"]).await,
+        "ERR wrong number of arguments for 'command|getkeys' command"
+    );
+    // Keys that move with the arguments, in Redis's order.
+    for (call, expected) in [
+        (&["sort", "abc", "store", "def"][..], &["abc", "def"][..]),
+        (
+            &[
+                "sort", "abc", "store", "invalid", "store", "stillbad", "store", "def",
+            ],
+            &["abc", "def"],
+        ),
+        (
+            &["sort", "abc", "get", "store", "limit", "store", "x"],
+            &["abc"],
+        ),
+        (&["lmpop", "2", "a", "b", "LEFT"], &["a", "b"]),
+        (&["zunionstore", "dst", "2", "a", "b"], &["dst", "a", "b"]),
+        (&["sintercard", "2", "a", "b"], &["a", "b"]),
+    ] {
+        let mut args = vec!["COMMAND", "GETKEYS"];
+        args.extend_from_slice(call);
+        assert_eq!(keys(q(&mut con, &args).await), expected, "{call:?}");
+    }
+    assert_eq!(
+        err(&mut con, &["COMMAND", "GETKEYS", "lmpop", "x"]).await,
+        "ERR Invalid number of arguments specified for command"
+    );
+    for call in [
+        &["lmpop", "5", "a", "LEFT"][..],
+        &["lmpop", "x", "a", "LEFT"],
+        &["zunionstore", "d", "5", "a", "b"],
+    ] {
+        let mut args = vec!["COMMAND", "GETKEYS"];
+        args.extend_from_slice(call);
+        assert_eq!(
+            err(&mut con, &args).await,
+            "ERR Invalid arguments specified for command",
+            "{call:?}"
+        );
+    }
 }
 
 async fn help_replies(resp3: bool) {

@@ -1479,7 +1479,7 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
     }
     let spec = entry.spec;
-    if spec.first_key <= 0 {
+    if spec.first_key <= 0 && spec.flags & super::table::MOVABLEKEYS == 0 {
         return Err(Reply::StaticError(error::NO_KEY_ARGUMENTS));
     }
     let argc = argv.len() as i64;
@@ -1487,15 +1487,11 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(Reply::StaticError(error::INVALID_ARG_COUNT));
     }
-    let keys = super::table::key_positions(spec.first_key, spec.last_key, spec.step, argv.len());
+    let keys = super::table::keys_of(spec, argv);
     if keys.is_empty() {
         return Err(Reply::StaticError(error::INVALID_ARGUMENTS));
     }
-    Ok(Reply::Array(
-        keys.into_iter()
-            .filter_map(|i| argv.get(i).cloned().map(Reply::Bulk))
-            .collect(),
-    ))
+    Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
 }
 
 /// # Format

@@ -1162,7 +1162,7 @@ static COMMAND: &[CommandSpec] = &[
     cmd!("list", -2, LS, 0, 0, 0, "server", server::command_list),
     cmd!(
         "getkeys",
-        -3,
+        -4,
         LS,
         0,
         0,
@@ -1301,6 +1301,10 @@ pub fn keys_of(spec: &CommandSpec, argv: &[Bytes]) -> Vec<Bytes> {
             .and_then(|n| std::str::from_utf8(n).ok())
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(0);
+        // More keys than arguments left names none (Redis: invalid).
+        if count > argv.len().saturating_sub(first) {
+            return Vec::new();
+        }
         argv.iter().skip(first).take(count).cloned().collect()
     };
     if spec.flags & MOVABLEKEYS == 0 {
@@ -1312,18 +1316,31 @@ pub fn keys_of(spec: &CommandSpec, argv: &[Bytes]) -> Vec<Bytes> {
     match spec.name {
         "blmpop" | "bzmpop" => numkeys_at(2, 3),
         "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut keys = numkeys_at(2, 3);
-            keys.extend(argv.get(1).cloned());
+            let sources = numkeys_at(2, 3);
+            if sources.is_empty() {
+                return sources;
+            }
+            let mut keys: Vec<Bytes> = argv.get(1).cloned().into_iter().collect();
+            keys.extend(sources);
             keys
         }
         "sort" | "sort_ro" => {
+            // Redis's sortGetKeys: LIMIT, GET and BY take their arguments
+            // along, and the last STORE is the one SORT writes.
             let mut keys: Vec<Bytes> = argv.get(1).cloned().into_iter().collect();
-            let mut rest = argv.iter().skip(2);
-            while let Some(word) = rest.next() {
-                if word.eq_ignore_ascii_case(b"store") {
-                    keys.extend(rest.next().cloned());
+            let mut store = None;
+            let mut i = 2;
+            while let Some(word) = argv.get(i) {
+                if word.eq_ignore_ascii_case(b"limit") {
+                    i += 2;
+                } else if word.eq_ignore_ascii_case(b"get") || word.eq_ignore_ascii_case(b"by") {
+                    i += 1;
+                } else if word.eq_ignore_ascii_case(b"store") && i + 1 < argv.len() {
+                    store = argv.get(i + 1);
                 }
+                i += 1;
             }
+            keys.extend(store.cloned());
             keys
         }
         _ => numkeys_at(1, 2),
