@@ -1396,6 +1396,21 @@ async fn help_replies(resp3: bool) {
             "GETKEYS <full-command>",
         ),
         (&["DEBUG", "HELP"], "DEBUG <subcommand>", "SLEEP <seconds>"),
+        (
+            &["CLIENT", "HELP"],
+            "CLIENT <subcommand>",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        ),
+        (
+            &["MEMORY", "HELP"],
+            "MEMORY <subcommand>",
+            "USAGE <key> [SAMPLES <count>]",
+        ),
+        (
+            &["FUNCTION", "HELP"],
+            "FUNCTION <subcommand>",
+            "FLUSH [ASYNC|SYNC]",
+        ),
     ] {
         let lines = items(q(&mut con, args).await);
         assert!(

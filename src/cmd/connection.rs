@@ -444,7 +444,7 @@ pub fn client_no_touch(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `CLIENT HELP`
 pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
-    Ok(help_reply(
+    Ok(super::server::help(
         "CLIENT",
         &[
             "GETNAME",
@@ -489,17 +489,6 @@ pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
             "    Unblock the specified blocked client.",
         ],
     ))
-}
-
-/// Redis's `addReplyHelp`: a title line, the lines, and a closing HELP line.
-pub fn help_reply(command: &str, lines: &[&str]) -> Reply {
-    let mut out = vec![Reply::Status(format!(
-        "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ))];
-    out.extend(lines.iter().map(|line| Reply::Status(line.to_string())));
-    out.push(Reply::Status("HELP".into()));
-    out.push(Reply::Status("    Print this help.".into()));
-    Reply::Array(out)
 }
 
 #[cfg(test)]

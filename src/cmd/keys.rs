@@ -650,7 +650,7 @@ pub fn memory_purge(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `MEMORY HELP`
 pub fn memory_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
-    Ok(super::connection::help_reply(
+    Ok(super::server::help(
         "MEMORY",
         &[
             "MALLOC-STATS",

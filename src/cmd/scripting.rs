@@ -54,7 +54,7 @@ pub fn function_list(_ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
 /// # Format
 /// `FUNCTION HELP`
 pub fn function_help(_ctx: &mut Ctx<'_>, _args: &mut Args<'_>) -> CmdResult {
-    Ok(super::connection::help_reply(
+    Ok(super::server::help(
         "FUNCTION",
         &[
             "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
