@@ -60,6 +60,13 @@ pub async fn bind(addresses: &[String], port: u16) -> Result<Vec<TcpListener>, S
 
 /// Serves until shutdown is requested, then waits for every connection to end.
 pub async fn serve(state: Arc<ServerState>, listeners: Vec<TcpListener>) {
+    // Keys whose deadline passed while the server was down (or just before
+    // it stopped) go before the first client is accepted: DBSIZE and KEYS
+    // read the warm tier, which counts them until a sweep deletes them, and
+    // Redis drops them while it loads. One pass is bounded (a few thousand
+    // per database); the periodic sweep takes the rest.
+    let worker = state.clone();
+    let _ = tokio::task::spawn_blocking(move || worker.keyspace.sweep_expired()).await;
     let (running, mut all_done) = mpsc::channel::<()>(1);
     let mut accept_tasks = Vec::new();
     for listener in listeners {
