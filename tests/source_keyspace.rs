@@ -2468,6 +2468,109 @@ async fn a_row_deleted_by_hand_is_seen() {
     drop_schema(&url, &name).await;
 }
 
+/// Waits (bounded) until GET `key` gives `want`.
+async fn until_get(con: &mut Conn, key: &str, want: Option<&str>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(con, &["GET", key]).await.as_deref() != want {
+        assert!(Instant::now() < deadline, "{what}: never read {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The notify triggers fire once per statement; a schema made by an older
+/// strata (row triggers) gets them on start, and rows inserted, updated
+/// (with a new version) or deleted by hand, several in one statement, each
+/// reach the cache.
+#[tokio::test]
+async fn statement_triggers_replace_row_triggers_and_notify_every_row() {
+    let url = require_pg!();
+    let name = schema("stmttrig");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    // The shape an older strata left: a row trigger on its own function.
+    hand.exec(
+        "CREATE FUNCTION {s}.notify_invalidate() RETURNS trigger LANGUAGE plpgsql \
+         AS $$ BEGIN RETURN NULL; END $$",
+    )
+    .await;
+    for (trigger, events) in [
+        ("keys_invalidate", "INSERT OR UPDATE"),
+        ("keys_invalidate_delete", "DELETE"),
+    ] {
+        hand.exec(&format!(
+            "CREATE TRIGGER {trigger} AFTER {events} ON {{s}}.keys \
+             FOR EACH ROW EXECUTE FUNCTION {{s}}.notify_invalidate()"
+        ))
+        .await;
+    }
+    hand.string("a", "a1", None).await;
+    hand.string("b", "b1", None).await;
+    let server = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut con = server.client(false).await;
+    assert_eq!(text(&mut con, &["GET", "a"]).await.as_deref(), Some("a1"));
+
+    let triggers: Vec<String> = client
+        .query(
+            "SELECT tgname::text FROM pg_trigger \
+             WHERE tgrelid = $1::text::regclass AND NOT tgisinternal ORDER BY tgname",
+            &[&format!("{name}.keys")],
+        )
+        .await
+        .expect("triggers")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        triggers,
+        [
+            "keys_notify_delete",
+            "keys_notify_insert",
+            "keys_notify_update"
+        ]
+    );
+
+    // Absent, then inserted by hand: the remembered absence is dropped.
+    assert_eq!(text(&mut con, &["GET", "c"]).await, None);
+    hand.string("c", "c1", None).await;
+    until_get(&mut con, "c", Some("c1"), "an inserted row").await;
+
+    // One UPDATE of two rows with new versions: both copies go.
+    assert_eq!(text(&mut con, &["GET", "b"]).await.as_deref(), Some("b1"));
+    hand.exec(
+        "UPDATE {s}.keys SET value = convert_to(convert_from(key, 'UTF8') || '2', 'UTF8'), \
+         version = version + 1 WHERE key IN ('a', 'b')",
+    )
+    .await;
+    until_get(&mut con, "a", Some("a2"), "an updated row").await;
+    until_get(&mut con, "b", Some("b2"), "the other updated row").await;
+
+    // One DELETE of two rows.
+    hand.exec("DELETE FROM {s}.keys WHERE key IN ('a', 'c')")
+        .await;
+    until_get(&mut con, "a", None, "a deleted row").await;
+    until_get(&mut con, "c", None, "the other deleted row").await;
+
+    // strata's own writes still reach the other instances.
+    let other = strata(&url, &name, WriteMode::Through, |_| {}).await;
+    let mut other_con = other.client(false).await;
+    assert_eq!(
+        text(&mut other_con, &["GET", "b"]).await.as_deref(),
+        Some("b2")
+    );
+    let _: () = redis::cmd("SET")
+        .arg("b")
+        .arg("b3")
+        .query_async(&mut con)
+        .await
+        .expect("SET");
+    until_get(&mut other_con, "b", Some("b3"), "another instance's write").await;
+    drop_schema(&url, &name).await;
+}
+
 // ------------------------------------------------------------ known failures
 //
 // Each test below fails against the current strata for the reason its

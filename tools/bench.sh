@@ -840,8 +840,12 @@ suite_source() {
     # The baseline: the upsert strata's rows get, one per commit, into a
     # table with the keys table's columns, key and notify trigger.
     pg_sql "CREATE TABLE $schema.pgbench_keys (LIKE $schema.keys INCLUDING ALL);
-        CREATE TRIGGER pgbench_keys_invalidate AFTER INSERT OR UPDATE ON $schema.pgbench_keys
-            FOR EACH ROW EXECUTE FUNCTION $schema.notify_invalidate();" >/dev/null
+        CREATE TRIGGER pgbench_keys_notify_insert AFTER INSERT ON $schema.pgbench_keys
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();
+        CREATE TRIGGER pgbench_keys_notify_update AFTER UPDATE ON $schema.pgbench_keys
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();" >/dev/null
     {
         echo "\\set k random(0, $((KEYSPACE - 1)))"
         echo "INSERT INTO $schema.pgbench_keys (db, key, kind, value, expire_at, version, writer)" \
