@@ -8,7 +8,7 @@
 //! of the change, so a crash keeps both or neither; the drainer (`bridge`)
 //! ships them from this queue and tells the warm tier what it may forget.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +34,33 @@ thread_local! {
     static THROUGH_WAIT: Cell<u64> = const { Cell::new(0) };
     /// Set while the keyspace mirrors the source instead of changing it.
     static MIRROR: Cell<Mirror> = const { Cell::new(Mirror::Off) };
+    /// The keys the running command had loaded from the source first.
+    static LOADED: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f`, a command whose `keys` were just loaded from the source: its
+/// reads of them count as misses, as neither tier had them (the load is
+/// what answered, at the cost of a database call).
+pub fn reading_loaded<R>(keys: &[Bytes], f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            LOADED.with(|loaded| loaded.borrow_mut().clear());
+        }
+    }
+    LOADED.with(|loaded| loaded.borrow_mut().extend_from_slice(keys));
+    let _clear = Clear;
+    f()
+}
+
+/// Whether the running command's read of `key` found it only because it
+/// was loaded from the source for this command.
+pub(super) fn read_was_loaded(key: &[u8]) -> bool {
+    LOADED.with(|loaded| {
+        loaded
+            .try_borrow()
+            .is_ok_and(|keys| !keys.is_empty() && keys.iter().any(|k| k.as_ref() == key))
+    })
 }
 
 /// Changes that mirror the source rather than the user's writes.

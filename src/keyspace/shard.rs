@@ -173,7 +173,9 @@ impl Shard {
     ) -> Option<&Entry> {
         match self.position(hash, key) {
             Some(at) => {
-                if promoted {
+                if super::link::read_was_loaded(key) {
+                    self.counters.misses += 1;
+                } else if promoted {
                     self.counters.warm_hits += 1;
                 } else {
                     self.counters.hits += 1;

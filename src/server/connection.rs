@@ -99,14 +99,16 @@ impl Connection<'_> {
                 self.release_held(session).await;
                 loads += 1;
                 let loaded = match self.state.bridge.get() {
-                    Some(bridge) => bridge.load(session.db, keys).await,
+                    Some(bridge) => bridge.load(session.db, keys.clone()).await,
                     None => Ok(()),
                 };
                 let next = match loaded {
                     // A key loaded and dropped again before the command ran
                     // (another instance's notification of the very write
                     // just loaded) is loaded again, a bounded number of times.
-                    Ok(()) => self.run_command(session, &args, Loads::Again(loads < MAX_LOADS)),
+                    Ok(()) => crate::keyspace::link::reading_loaded(&keys, || {
+                        self.run_command(session, &args, Loads::Again(loads < MAX_LOADS))
+                    }),
                     Err(reply) => {
                         let reply = cmd::refuse(self.state, session, &args, reply);
                         self.emit(session, reply, 0);
