@@ -2468,6 +2468,64 @@ async fn a_row_deleted_by_hand_is_seen() {
     drop_schema(&url, &name).await;
 }
 
+/// A load never copies a row whose change nobody will hear about: loads
+/// wait for the listener's first LISTEN (within the connect timeout), and
+/// when LISTEN comes later than that, the copies loaded meanwhile go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_before_the_first_listen_are_not_served_stale() {
+    let url = require_pg!();
+    let name = schema("firstlisten");
+    ensure_tables(&url, &name).await;
+    let client = psql(&url).await;
+    let hand = Hand {
+        client: &client,
+        schema: &name,
+    };
+    hand.string("k", "v", None).await;
+    hand.string("j", "v", None).await;
+    for (window, key) in [
+        (Duration::from_secs(5), "k"),
+        (Duration::from_millis(300), "j"),
+    ] {
+        let relay = relay_for(&url).await;
+        relay.set_up(false);
+        let server = strata(&url, &name, WriteMode::Through, |s| {
+            s.listen_url = Secret::new(relayed_url(&url, &relay));
+            s.connect_timeout = DurationValue(window);
+        })
+        .await;
+        let mut con = server.client(false).await;
+        let read = get_later(&con, key);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Changed while nobody listens: no notification reaches strata.
+        hand.exec(&format!(
+            "UPDATE {{s}}.keys SET value = 'w', version = version + 1 WHERE key = '{key}'"
+        ))
+        .await;
+        if window > Duration::from_secs(1) {
+            relay.set_up(true);
+            let first = read.await.expect("GET task");
+            assert_eq!(first.as_deref(), Some("w"), "the load waited for LISTEN");
+        } else {
+            let first = read.await.expect("GET task");
+            assert_eq!(
+                first.as_deref(),
+                Some("v"),
+                "past the window the load went on"
+            );
+            relay.set_up(true);
+            until_get(
+                &mut con,
+                key,
+                Some("w"),
+                "a copy loaded before a late LISTEN",
+            )
+            .await;
+        }
+    }
+    drop_schema(&url, &name).await;
+}
+
 /// Waits (bounded) until GET `key` gives `want`.
 async fn until_get(con: &mut Conn, key: &str, want: Option<&str>, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -32,6 +32,12 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
         if matches!(&notice, Notice::Invalidate(change) if change.writer == me) {
             continue;
         }
+        let notice = match notice {
+            Notice::Listening { reconnected } => Notice::Listening {
+                reconnected: bridge.first_listen_was_late() || reconnected,
+            },
+            other => other,
+        };
         if matches!(notice, Notice::Listening { reconnected: true }) {
             // The source just came back: while its breaker is not yet
             // closed, loads would fail; the stale copies serve better
@@ -62,7 +68,7 @@ pub(super) async fn run(bridge: Arc<Bridge>, state: Arc<ServerState>) {
             }
             Notice::Listening { reconnected: true } => {
                 tracing::warn!(
-                    "source: LISTEN reconnected; changes made meanwhile were not heard, so the cached copies are dropped"
+                    "source: LISTEN (re)connected late; changes made meanwhile were not heard, so the cached copies are dropped"
                 );
                 drop_stale_copies(&state, &link);
             }

@@ -63,6 +63,10 @@ pub struct Bridge {
     parked: Mutex<Vec<(u64, String, Bytes)>>,
     /// Whether the source's tables exist (created at start, or found).
     schema: tokio::sync::watch::Sender<bool>,
+    /// Whether the listener's first LISTEN is active.
+    listening: tokio::sync::watch::Sender<bool>,
+    /// Loads wait for the first LISTEN until then, no longer.
+    listen_window_end: tokio::time::Instant,
 }
 
 impl Bridge {
@@ -83,6 +87,7 @@ impl Bridge {
         };
         let source =
             Source::new(link.config(), &Source::random_instance_id()).map_err(|e| e.to_string())?;
+        let link_connect_timeout = link.config().connect_timeout.0;
         let histogram = hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2)
             .map_err(|e| format!("latency histogram: {e}"))?;
         let bridge = Arc::new(Bridge {
@@ -94,6 +99,8 @@ impl Bridge {
             through_latency: Mutex::new(histogram),
             parked: Mutex::new(Vec::new()),
             schema: tokio::sync::watch::channel(false).0,
+            listening: tokio::sync::watch::channel(false).0,
+            listen_window_end: tokio::time::Instant::now() + link_connect_timeout,
         });
         let schema = bridge.clone();
         tokio::spawn(async move {
@@ -261,6 +268,7 @@ impl Bridge {
             }
         }
         self.schema_ready().await?;
+        self.listener_ready().await;
         let loaded = self
             .source
             .load(db as u32, key)
@@ -334,6 +342,22 @@ impl Bridge {
                 "strata's tables in the source are not ready yet (the source is unreachable)",
             )),
         }
+    }
+
+    /// Waits for the listener's first LISTEN, within the connect timeout
+    /// of the start: a row loaded before it could change with nobody told.
+    /// Past that window (the listen address is down) loads go on, and the
+    /// first LISTEN drops every copy ([`Bridge::first_listen_was_late`]).
+    async fn listener_ready(&self) {
+        let mut listening = self.listening.subscribe();
+        let _ = tokio::time::timeout_at(self.listen_window_end, listening.wait_for(|l| *l)).await;
+    }
+
+    /// Notes that LISTEN is active; true when it came after loads stopped
+    /// waiting for it, so copies loaded meanwhile may be stale.
+    fn first_listen_was_late(&self) -> bool {
+        let first = !self.listening.send_replace(true);
+        first && tokio::time::Instant::now() >= self.listen_window_end
     }
 
     /// A `through` write's reply waited this long for its commit.

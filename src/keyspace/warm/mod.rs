@@ -457,11 +457,16 @@ impl Warm {
                 .name("strata-checkpoint".into())
                 .spawn(move || {
                     let mut covered = 0;
+                    let mut trim_owed = false;
                     while !pipeline.pause(CHECKPOINT_INTERVAL) {
                         let applied = pipeline.applied_seq();
                         if applied == covered {
+                            if std::mem::take(&mut trim_owed) {
+                                return_freed_memory();
+                            }
                             continue;
                         }
+                        trim_owed = true;
                         store.collect_garbage();
                         // Stored before the flush, so once sled has it, it
                         // has every record up to it: replay starts after it.
@@ -1702,6 +1707,20 @@ impl TreeCache {
     }
 }
 
+/// Gives the memory freed since the last call back to the system. A burst
+/// of writes leaves the appliers' and sled's freed buffers in glibc's
+/// per-thread arenas, which glibc keeps: measured after one million
+/// 100-byte SETs with `--maxmemory 2mb`, RSS fell from 299 MB to 191 MB.
+/// Called once the appliers are idle, so no write waits on the arenas'
+/// locks meanwhile.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free pages of glibc's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Lowers the calling thread's scheduling priority to the least (nice 19).
 /// The appliers do the sled work the journal has made safe to defer: when
 /// the cores are busy, commands go first and the backlog grows (up to its
@@ -1718,7 +1737,6 @@ fn yield_to_commands() {
     }
 }
 
-/// Which applier owns a key's single-key records.
 /// Which applier writes a journal record.
 enum Owner {
     /// One applier: the record changes one key, or none.
@@ -1732,6 +1750,7 @@ enum Owner {
     All,
 }
 
+/// Which applier owns a key's single-key records.
 fn applier_of(db: u32, key: &[u8]) -> usize {
     (record::key_hash(key) as usize ^ db as usize) % APPLIERS
 }

@@ -266,11 +266,7 @@ impl Pipeline {
         let policy = self.policy();
         if !forced && policy != FsyncPolicy::Always {
             // The common case, without the lock every append takes.
-            let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
-            let lag_ok = policy == FsyncPolicy::No
-                || oldest == 0
-                || now_ms().saturating_sub(oldest) <= MAX_SYNC_LAG_MS;
-            if lag_ok && !self.backlog_full() {
+            if !self.sync_lagging(policy) && !self.backlog_full() {
                 return None;
             }
         }
@@ -283,14 +279,7 @@ impl Pipeline {
         }
         let appended = pending.next_seq - 1;
         let sync_wanted = appended > self.durable().writes
-            && match policy {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::EverySec => {
-                    let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
-                    oldest != 0 && now_ms().saturating_sub(oldest) > MAX_SYNC_LAG_MS
-                }
-                FsyncPolicy::No => false,
-            };
+            && (policy == FsyncPolicy::Always || self.sync_lagging(policy));
         if sync_wanted && pending.sync_wanted < appended {
             pending.sync_wanted = appended;
             self.wake_writer.notify_one();
@@ -301,6 +290,15 @@ impl Pipeline {
             return Some(DurableWait::Backlog(if sync_wanted { appended } else { 0 }));
         }
         sync_wanted.then_some(DurableWait::Writes(appended))
+    }
+
+    /// Under `everysec`: the oldest record not yet synced has waited past
+    /// the bound, so writers must wait for a sync.
+    fn sync_lagging(&self, policy: FsyncPolicy) -> bool {
+        let oldest = self.oldest_unsynced_ms.load(Ordering::Relaxed);
+        policy == FsyncPolicy::EverySec
+            && oldest != 0
+            && now_ms().saturating_sub(oldest) > MAX_SYNC_LAG_MS
     }
 
     fn backlog_full(&self) -> bool {
