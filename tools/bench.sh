@@ -47,7 +47,11 @@
 #            INSERT ... ON CONFLICT DO UPDATE per transaction into a table of
 #            the same shape as strata's keys table (same columns, key and
 #            notify trigger): one commit per write, the baseline strata's
-#            shared commits are measured against. Then read-through of cold
+#            shared commits are measured against. Then the ceiling:
+#            PostgreSQL alone (pgbench, 1 to 8 connections, -T
+#            BENCH_SOURCE_CEILING_SECS) committing BENCH_CLIENTS-row UNNEST-
+#            shaped upserts, the largest batch BENCH_CLIENTS clients at -P 1
+#            can queue, and strata's rate as a fraction of the best. Then read-through of cold
 #            keys: BENCH_SOURCE_COLD_KEYS rows put in the source first,
 #            strata started empty, GET -r over them (most GETs load a row);
 #            source_loads and coalesced_loads are INFO source deltas. Uses
@@ -75,6 +79,7 @@
 #   BENCH_TYPES_PIPELINES types: depths                 (default "1 16")
 #   BENCH_SOURCE_REQUESTS source: -n of the SET and GET runs (default 100000)
 #   BENCH_SOURCE_SECS     source: pgbench -T            (default 20)
+#   BENCH_SOURCE_CEILING_SECS source: pgbench -T of each ceiling run (default 5)
 #   BENCH_SOURCE_COLD_KEYS source: rows put in the source for the cold GET
 #                     run, and its -r                   (default 100000)
 #   STRATA_TEST_PG_URL source: the PostgreSQL to use; unset = tools/pg.sh start
@@ -109,6 +114,7 @@ TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-100000}"
 TYPES_PIPELINES="${BENCH_TYPES_PIPELINES:-1 16}"
 SOURCE_REQUESTS="${BENCH_SOURCE_REQUESTS:-100000}"
 SOURCE_SECS="${BENCH_SOURCE_SECS:-20}"
+SOURCE_CEILING_SECS="${BENCH_SOURCE_CEILING_SECS:-5}"
 SOURCE_COLD_KEYS="${BENCH_SOURCE_COLD_KEYS:-100000}"
 STRATA_BIN="${STRATA_BIN:-}"
 SLED_CEILING_BIN="${SLED_CEILING_BIN:-}"
@@ -868,6 +874,47 @@ suite_source() {
     record "SET, --write-mode through|1" strata "$strata_set"
     record "SET, --write-mode through|1" pgbench "$tps"
 
+    # The ceiling: PostgreSQL alone committing the batches strata ships,
+    # with the machine to itself. With CLIENTS clients at -P 1 at most
+    # CLIENTS writes wait at once, so no batch holds more: each transaction
+    # here upserts CLIENTS rows with one UNNEST statement (strata's shape,
+    # into a copy of the keys table with its triggers), from 1 to 8
+    # connections at once.
+    pg_sql "CREATE TABLE $schema.ceiling_keys (LIKE $schema.keys INCLUDING ALL);
+        CREATE TRIGGER ceiling_notify_insert AFTER INSERT ON $schema.ceiling_keys
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();
+        CREATE TRIGGER ceiling_notify_update AFTER UPDATE ON $schema.ceiling_keys
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();" >/dev/null
+    {
+        echo "INSERT INTO $schema.ceiling_keys AS t (db, key, kind, value, expire_at, version, writer)" \
+            "SELECT 0, convert_to('key:' || lpad(r.k::text, 12, '0'), 'UTF8'), 'string'," \
+            "'\\x787878', NULL, (extract(epoch from clock_timestamp()) * 1000000)::bigint, 'ceiling'" \
+            "FROM (SELECT DISTINCT (random() * $((KEYSPACE - 1)))::int AS k" \
+            "FROM generate_series(1, $CLIENTS)) AS r" \
+            "ON CONFLICT (db, key) DO UPDATE SET kind = excluded.kind, value = excluded.value," \
+            "expire_at = excluded.expire_at, version = excluded.version, writer = excluded.writer," \
+            "updated_at = now() WHERE t.version < excluded.version;"
+    } >"$TMP/ceiling.sql"
+    local connections ceiling=0 ceiling_line=""
+    for connections in 1 2 4 8; do
+        echo -n "  PostgreSQL alone: $CLIENTS-row upserts, pgbench -c $connections -T $SOURCE_CEILING_SECS" >&2
+        out="$(timeout --foreground "$RUN_TIMEOUT" pgbench -n -c "$connections" -j "$connections" \
+            -T "$SOURCE_CEILING_SECS" -f "$TMP/ceiling.sql" "$PG_URL" 2>"$TMP/pgbench.err")" || {
+            echo >&2
+            tail -n 5 "$TMP/pgbench.err" >&2
+            die "pgbench (ceiling) failed"
+        }
+        echo >&2
+        local rows_per_sec
+        rows_per_sec="$(awk -v n="$CLIENTS" '/^tps = / { printf "%d", $3 * n; exit }' <<<"$out")"
+        ceiling_line+="${ceiling_line:+, }$connections: $(number "$rows_per_sec")"
+        if [ "$rows_per_sec" -gt "$ceiling" ]; then
+            ceiling=$rows_per_sec
+        fi
+    done
+
     # Read-through: rows only the source has, strata empty. A first strata
     # creates the tables, the rows go in with it stopped (no notifications
     # to hear), then an empty strata reads them.
@@ -910,6 +957,10 @@ suite_source() {
     echo "strata's run: shipped_records $shipped in $batches transactions" \
         "($(ratio "$shipped" "$batches") rows per commit), $rows rows in the source;" \
         "write_through_latency p50 $p50 us, p99 $p99 us"
+    echo
+    echo "Ceiling: PostgreSQL alone, $CLIENTS-row upsert transactions (the largest batch" \
+        "$CLIENTS clients at -P 1 can queue), rows/s by connections at once: $ceiling_line." \
+        "strata's through SET = $(ratio "$strata_set" "$ceiling") of the best."
     echo
     echo "### source: read-through of cold keys"
     echo
