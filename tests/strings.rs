@@ -38,6 +38,7 @@ both_protocols!(
     bitfield_ro,
     encodings,
     keyspace_hits_and_misses,
+    bit_writes_count_only_real_changes,
 );
 
 fn ints(values: &[i64]) -> Value {
@@ -820,6 +821,62 @@ async fn lcs_errors(resp3: bool) {
 
 // ---------------------------------------------------------------------------
 // Bits
+
+/// SETBIT and BITFIELD count a change (INFO's `rdb_changes_since_last_save`)
+/// only when the key is created or grown or a value flips, BITFIELD one per
+/// changed field, and a write that changes nothing leaves a WATCH alone:
+/// Redis 7.0's tests/unit/bitops.tcl.
+async fn bit_writes_count_only_real_changes(resp3: bool) {
+    let (server, mut c) = start_client(resp3).await;
+    let mut changes = 0;
+    let mut step = async |c: &mut Conn, args: &[&str], want: i64| {
+        q(c, args).await;
+        let now = info_field(c, "persistence", "rdb_changes_since_last_save").await;
+        assert_eq!(now - changes, want, "{args:?}");
+        changes = now;
+    };
+    step(&mut c, &["PING"], 0).await;
+    step(&mut c, &["SETBIT", "foo", "0", "0"], 1).await;
+    step(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "0"], 1).await;
+    step(&mut c, &["SETBIT", "foo", "0", "0"], 0).await;
+    step(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "0"], 0).await;
+    step(&mut c, &["SETBIT", "foo", "0", "1"], 1).await;
+    step(&mut c, &["SETBIT", "foo", "0", "1"], 0).await;
+    step(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "1"], 1).await;
+    step(&mut c, &["BITFIELD", "foo2", "SET", "i5", "0", "1"], 0).await;
+    let two_fields = [
+        "BITFIELD", "foo2", "SET", "u8", "8", "1", "SET", "u8", "16", "2",
+    ];
+    step(&mut c, &two_fields, 2).await;
+    step(&mut c, &two_fields, 0).await;
+    step(&mut c, &["BITFIELD", "foo3", "INCRBY", "i5", "0", "1"], 1).await;
+    step(&mut c, &["BITFIELD", "foo3", "INCRBY", "i5", "0", "1"], 1).await;
+    // Growing the string is a change even when the bit stays 0.
+    step(&mut c, &["SETBIT", "foo", "90", "0"], 1).await;
+    step(&mut c, &["BITFIELD", "foo2", "SET", "i5", "90", "0"], 1).await;
+    assert_eq!(int(&mut c, &["GETBIT", "foo", "0"]).await, 1);
+
+    // A WATCH survives a bit write that changes nothing.
+    let mut other = server.client(resp3).await;
+    q(&mut c, &["WATCH", "foo"]).await;
+    assert_eq!(int(&mut other, &["SETBIT", "foo", "0", "1"]).await, 1);
+    q(&mut c, &["MULTI"]).await;
+    q(&mut c, &["PING"]).await;
+    assert_ne!(
+        q(&mut c, &["EXEC"]).await,
+        Value::Nil,
+        "a no-op SETBIT aborted EXEC"
+    );
+    q(&mut c, &["WATCH", "foo"]).await;
+    assert_eq!(int(&mut other, &["SETBIT", "foo", "0", "0"]).await, 1);
+    q(&mut c, &["MULTI"]).await;
+    q(&mut c, &["PING"]).await;
+    assert_eq!(
+        q(&mut c, &["EXEC"]).await,
+        Value::Nil,
+        "a flipped bit must abort EXEC"
+    );
+}
 
 async fn setbit_getbit(resp3: bool) {
     let (_server, mut c) = start_client(resp3).await;

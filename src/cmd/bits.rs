@@ -50,8 +50,8 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let byte = usize::try_from(offset >> 3).map_err(|_| fail(error::BIT_OFFSET))?;
     let mask = 0x80u8 >> (offset & 7);
     ctx.ks().write(ctx.db(), key, |txn| {
-        let created = txn_str(txn, 0)?.is_none();
-        let (old, _) = edit_string(txn, 0, byte + 1, |buf| {
+        let old_len = txn_str(txn, 0)?.map(<[u8]>::len);
+        let (old, new_len) = edit_string(txn, 0, byte + 1, |buf| {
             let slot = buf.get_mut(byte)?;
             let old = *slot & mask != 0;
             if on {
@@ -61,7 +61,13 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             }
             Some(old)
         })?;
-        notify_write(ctx, created, STRING, "setbit", key);
+        // As Redis: a key created or grown, or a bit that flipped, is a
+        // change; setting a bit to what it was is not (no event, no WATCH).
+        if old_len == Some(new_len) && old == Some(on) {
+            txn.left_unchanged(0);
+        } else {
+            notify_write(ctx, old_len.is_none(), STRING, "setbit", key);
+        }
         Ok(Reply::Int(i64::from(old == Some(true))))
     })
 }
@@ -520,27 +526,42 @@ fn bitfield_generic(ctx: &Ctx<'_>, args: &mut Args<'_>, read_only: bool) -> CmdR
     // Bounded: offsets stay below proto-max-bulk-len bytes, fields are <= 64 bits.
     let min_len = usize::try_from(highest >> 3).map_err(|_| fail(error::BIT_OFFSET))? + 1;
     ctx.ks().write(ctx.db(), key, |txn| {
-        let created = txn_str(txn, 0)?.is_none();
-        let mut changes = 0;
-        let (replies, _) = edit_string(txn, 0, min_len, |buf| {
+        let old_len = txn_str(txn, 0)?.map(<[u8]>::len);
+        let mut writes = 0u64;
+        let mut flips = 0u64;
+        let (replies, new_len) = edit_string(txn, 0, min_len, |buf| {
             ops.iter()
                 .map(|op| match op.action {
                     FieldAction::Get => Reply::Int(read_field(buf, op.offset, op.bits, op.signed)),
                     FieldAction::Set | FieldAction::IncrBy => {
+                        let before = read_field(buf, op.offset, op.bits, op.signed);
                         let reply = apply_field(buf, op);
                         // OVERFLOW FAIL leaves the field alone and replies nil.
                         if reply != Reply::Nil {
-                            changes += 1;
+                            writes += 1;
+                            if read_field(buf, op.offset, op.bits, op.signed) != before {
+                                flips += 1;
+                            }
                         }
                         reply
                     }
                 })
                 .collect()
         })?;
-        if created {
+        if old_len.is_none() {
             notify(ctx, NEW, "new", key);
         }
-        if changes > 0 {
+        // As Redis: with the key created or grown every write counts as a
+        // change, otherwise each that changed its field does.
+        let changes = if old_len == Some(new_len) {
+            flips
+        } else {
+            writes
+        };
+        if changes == 0 {
+            txn.left_unchanged(0);
+        } else {
+            txn.count_changes(0, changes - 1);
             notify(ctx, STRING, "setbit", key);
         }
         Ok(Reply::Array(replies))

@@ -816,6 +816,7 @@ impl Keyspace {
             changed: SmallVec::new(),
             removed_generations: SmallVec::new(),
             whole: SmallVec::new(),
+            unchanged: SmallVec::new(),
         };
         for (db, key) in keys {
             let hash = self.hash(key);
@@ -1415,6 +1416,9 @@ pub struct Txn<'a> {
     /// Keys stored or removed whole (not changed in place): the source
     /// replaces what it holds for them.
     whole: SmallVec<[usize; 2]>,
+    /// Keys handed out by `entry_mut` and left as they were
+    /// ([`Txn::left_unchanged`]).
+    unchanged: SmallVec<[usize; 1]>,
 }
 
 impl<'a> Txn<'a> {
@@ -1474,6 +1478,29 @@ impl<'a> Txn<'a> {
         self.mark_changed(i);
         let (shard, hash, key) = self.shard_mut(i);
         shard.get_mut(hash, key).map(EntryMut)
+    }
+
+    /// The entry taken with `entry_mut` was left as it was (SETBIT of a bit
+    /// already set, say): as in Redis nothing is written, no change is
+    /// counted and no watcher is told. Its size is still re-measured.
+    pub fn left_unchanged(&mut self, i: usize) {
+        if !self.whole.contains(&i) {
+            self.changed.retain(|&mut changed| changed != i);
+            self.unchanged.push(i);
+        }
+    }
+
+    /// Counts `extra` changes of key `i` beyond the one its write counts
+    /// (BITFIELD counts each field it changed, as Redis).
+    pub fn count_changes(&mut self, i: usize, extra: u64) {
+        let (shard, _, _) = self.shard_mut(i);
+        shard.counters.changes += extra;
+    }
+
+    /// Whether re-measuring key `i` counts as a change: not for a key
+    /// stored whole by this transaction (counted then) or left unchanged.
+    fn resize_counts(&self, i: usize) -> bool {
+        !self.whole.contains(&i) && !self.unchanged.contains(&i)
     }
 
     /// Stores a value with the given absolute deadline, replacing what was there.
@@ -1557,10 +1584,11 @@ impl<'a> Txn<'a> {
             .position(|(index, _)| *index == i)
         {
             let (_, old_size) = self.pending_resize.swap_remove(position);
+            let counts = self.resize_counts(i);
             let TxnKey {
                 key, hash, guard, ..
             } = &self.keys[i];
-            self.guards[*guard].resize(*hash, key, old_size);
+            self.guards[*guard].resize(*hash, key, old_size, counts);
         }
     }
 
@@ -1716,10 +1744,11 @@ impl Drop for Txn<'_> {
     fn drop(&mut self) {
         self.drop_empty_collections();
         while let Some((i, old_size)) = self.pending_resize.pop() {
+            let counts = self.resize_counts(i);
             let TxnKey {
                 key, hash, guard, ..
             } = &self.keys[i];
-            self.guards[*guard].resize(*hash, key, old_size);
+            self.guards[*guard].resize(*hash, key, old_size, counts);
         }
         if !self.changed.is_empty() {
             self.write_through();

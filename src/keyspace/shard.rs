@@ -276,12 +276,16 @@ impl Shard {
         true
     }
 
-    /// Re-measures an entry after its value was changed in place.
-    pub fn resize(&mut self, hash: u64, key: &[u8], old_size: usize) {
+    /// Re-measures an entry after its value was changed in place
+    /// (`counts`: as one change, unless the transaction counted it already
+    /// or left the value as it was).
+    pub fn resize(&mut self, hash: u64, key: &[u8], old_size: usize, counts: bool) {
         if let Some(at) = self.position(hash, key) {
             let new_size = self.items[at].entry.mem_size();
             self.bytes = self.bytes + new_size - old_size;
-            self.counters.changes += 1;
+            if counts {
+                self.counters.changes += 1;
+            }
         }
     }
 
