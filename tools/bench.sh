@@ -49,8 +49,8 @@
 #            notify trigger): one commit per write, the baseline strata's
 #            shared commits are measured against. Then the ceiling:
 #            PostgreSQL alone (pgbench, 1 to 8 connections, -T
-#            BENCH_SOURCE_CEILING_SECS) committing BENCH_CLIENTS-row UNNEST-
-#            shaped upserts, the largest batch BENCH_CLIENTS clients at -P 1
+#            BENCH_SOURCE_CEILING_SECS) committing BENCH_CLIENTS-row upserts
+#            of strata's shape, the largest batch BENCH_CLIENTS clients at -P 1
 #            can queue, and strata's rate as a fraction of the best. Then read-through of cold
 #            keys: BENCH_SOURCE_COLD_KEYS rows put in the source first,
 #            strata started empty, GET -r over them (most GETs load a row);
@@ -785,6 +785,16 @@ read_source_info() { # name
     done < <(timeout --foreground 10 redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" info source)
 }
 
+copy_keys_table() { # schema name: a table shaped as <schema>.keys, with its notify triggers
+    pg_sql "CREATE TABLE $1.$2 (LIKE $1.keys INCLUDING ALL);
+        CREATE TRIGGER $2_notify_insert AFTER INSERT ON $1.$2
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $1.notify_changed();
+        CREATE TRIGGER $2_notify_update AFTER UPDATE ON $1.$2
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION $1.notify_changed();" >/dev/null
+}
+
 pg_sql() { # sql: runs on the source, stops the script on an error
     timeout --foreground "$RUN_TIMEOUT" psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt -c "$1" ||
         die "psql failed: $1"
@@ -845,13 +855,7 @@ suite_source() {
 
     # The baseline: the upsert strata's rows get, one per commit, into a
     # table with the keys table's columns, key and notify trigger.
-    pg_sql "CREATE TABLE $schema.pgbench_keys (LIKE $schema.keys INCLUDING ALL);
-        CREATE TRIGGER pgbench_keys_notify_insert AFTER INSERT ON $schema.pgbench_keys
-            REFERENCING NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();
-        CREATE TRIGGER pgbench_keys_notify_update AFTER UPDATE ON $schema.pgbench_keys
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();" >/dev/null
+    copy_keys_table "$schema" pgbench_keys
     {
         echo "\\set k random(0, $((KEYSPACE - 1)))"
         echo "INSERT INTO $schema.pgbench_keys (db, key, kind, value, expire_at, version, writer)" \
@@ -877,16 +881,10 @@ suite_source() {
     # The ceiling: PostgreSQL alone committing the batches strata ships,
     # with the machine to itself. With CLIENTS clients at -P 1 at most
     # CLIENTS writes wait at once, so no batch holds more: each transaction
-    # here upserts CLIENTS rows with one UNNEST statement (strata's shape,
-    # into a copy of the keys table with its triggers), from 1 to 8
-    # connections at once.
-    pg_sql "CREATE TABLE $schema.ceiling_keys (LIKE $schema.keys INCLUDING ALL);
-        CREATE TRIGGER ceiling_notify_insert AFTER INSERT ON $schema.ceiling_keys
-            REFERENCING NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();
-        CREATE TRIGGER ceiling_notify_update AFTER UPDATE ON $schema.ceiling_keys
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION $schema.notify_changed();" >/dev/null
+    # here upserts CLIENTS rows with one INSERT ... ON CONFLICT DO UPDATE
+    # guarded by version (strata's upsert, into a copy of the keys table
+    # with its triggers), from 1 to 8 connections at once.
+    copy_keys_table "$schema" ceiling_keys
     {
         echo "INSERT INTO $schema.ceiling_keys AS t (db, key, kind, value, expire_at, version, writer)" \
             "SELECT 0, convert_to('key:' || lpad(r.k::text, 12, '0'), 'UTF8'), 'string'," \
