@@ -208,3 +208,49 @@ async fn reset_restores_the_connection_defaults() {
     let info = as_text(&q(&mut c, &["CLIENT", "INFO"]).await);
     assert!(info.contains(" db=0 "), "{info}");
 }
+
+/// CLIENT KILL: a client that kills itself gets the reply, then its
+/// connection closes (Redis's close-after-reply); a user other than
+/// `default` does not exist.
+#[tokio::test]
+async fn client_kill_of_itself_replies_before_closing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::start().await;
+    let mut c = server.client(false).await;
+    assert_eq!(
+        err(&mut c, &["CLIENT", "KILL", "USER", "wrong_user"]).await,
+        "ERR No such user 'wrong_user'"
+    );
+    assert_eq!(
+        q(
+            &mut c,
+            &["CLIENT", "KILL", "USER", "default", "ID", "999999"]
+        )
+        .await,
+        Value::Int(0)
+    );
+    drop(c);
+
+    let mut raw = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    raw.write_all(b"*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$6\r\nSKIPME\r\n$2\r\nno\r\n")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), raw.read_to_end(&mut got))
+        .await
+        .expect("the connection closes");
+    assert!(read.is_ok(), "{read:?}");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with(':') && text.ends_with("\r\n") && text.lines().count() == 1,
+        "the reply, then the close: {text:?}"
+    );
+    let killed: i64 = text
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(killed >= 1, "{text}");
+}

@@ -298,7 +298,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             .find(|client| client.peer.to_string() == addr);
         return match target {
             Some(client) => {
-                client.kill();
+                kill_client(ctx, &client);
                 Ok(Reply::OK)
             }
             None => Err(Reply::StaticError(NO_SUCH_CLIENT)),
@@ -308,7 +308,6 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let mut addr = None;
     let mut laddr = None;
     let mut kind = None;
-    let mut user = None;
     let mut skip_me = true;
     while args.remaining() > 0 {
         let option = args.next_bytes()?.to_ascii_lowercase();
@@ -333,7 +332,11 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
                 }
                 kind = Some(lower)
             }
-            b"user" => user = Some(text),
+            // strata's only user is Redis's `default`: every client is its.
+            b"user" if text != "default" => {
+                return Err(Reply::Error(format!("ERR No such user '{text}'")));
+            }
+            b"user" => {}
             b"skipme" => {
                 skip_me = match text.to_ascii_lowercase().as_str() {
                     "yes" => true,
@@ -351,15 +354,24 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             && laddr
                 .as_ref()
                 .is_none_or(|a| &client.local.to_string() == a)
-            && kind.as_deref().is_none_or(|k| k == "normal")
-            && user.as_deref().is_none_or(|u| u == "default");
+            && kind.as_deref().is_none_or(|k| k == "normal");
         if !matches || (skip_me && client.id == ctx.session.client.id) {
             continue;
         }
-        client.kill();
+        kill_client(ctx, &client);
         killed += 1;
     }
     Ok(Reply::Int(killed))
+}
+
+/// Closes a client's connection; the calling client's own closes after
+/// this reply, as Redis's does.
+fn kill_client(ctx: &mut Ctx<'_>, client: &crate::clients::ClientHandle) {
+    if client.id == ctx.session.client.id {
+        ctx.session.after_reply = AfterReply::Close;
+    } else {
+        client.kill();
+    }
 }
 
 /// # Format
