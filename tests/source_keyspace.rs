@@ -1917,11 +1917,7 @@ async fn a_listen_reconnect_drops_every_cached_copy() {
         assert!(Instant::now() < deadline, "the listener never came back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while text(&mut con, &["GET", "k"]).await.as_deref() != Some("new") {
-        assert!(Instant::now() < deadline, "stale after reconnect");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_get(&mut con, "k", Some("new"), "stale after reconnect").await;
     drop_schema(&url, &name).await;
 }
 
@@ -2140,6 +2136,15 @@ async fn hold_writes(url: &str, name: &str) -> tokio_postgres::Client {
 
 async fn release(blocker: tokio_postgres::Client) {
     blocker.batch_execute("ROLLBACK").await.expect("unlock");
+}
+
+/// Waits (bounded) until GET `key` gives `want`.
+async fn until_get(con: &mut Conn, key: &str, want: Option<&str>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text(con, &["GET", key]).await.as_deref() != want {
+        assert!(Instant::now() < deadline, "{what}: never read {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A GET sent now on `con`, answered whenever strata can.
@@ -2457,14 +2462,7 @@ async fn a_row_deleted_by_hand_is_seen() {
     let mut con = server.client(false).await;
     assert_eq!(text(&mut con, &["GET", "k"]).await.as_deref(), Some("v"));
     hand.exec("DELETE FROM {s}.keys WHERE key = 'k'").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while text(&mut con, &["GET", "k"]).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "served after its row was deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_get(&mut con, "k", None, "served after its row was deleted").await;
     drop_schema(&url, &name).await;
 }
 
@@ -2524,15 +2522,6 @@ async fn loads_before_the_first_listen_are_not_served_stale() {
         }
     }
     drop_schema(&url, &name).await;
-}
-
-/// Waits (bounded) until GET `key` gives `want`.
-async fn until_get(con: &mut Conn, key: &str, want: Option<&str>, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while text(con, &["GET", key]).await.as_deref() != want {
-        assert!(Instant::now() < deadline, "{what}: never read {want:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The notify triggers fire once per statement; a schema made by an older
