@@ -23,6 +23,7 @@ mod journal;
 mod pipeline;
 mod record;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -258,6 +259,15 @@ struct Store {
     /// does not store those records (the drainer shipped them from memory
     /// before the applier reached them).
     shipped: AtomicU64,
+    /// Outbox records the appliers reached that are neither shipped nor in
+    /// `outbox` yet. The journal keeps them until a checkpoint lets it go,
+    /// and the checkpoint first stores those still unshipped: most writes
+    /// ship within milliseconds, so they never cost sled an insert and a
+    /// remove (a quarter of strata's CPU per `through` write, measured).
+    unstored_outbox: Mutex<BTreeMap<u64, Vec<u8>>>,
+    /// Whether `outbox` may hold records: a shipment scans it only then.
+    /// Changed under `unstored_outbox`'s lock.
+    outbox_on_disk: AtomicBool,
 }
 
 pub struct Warm {
@@ -337,6 +347,7 @@ impl Warm {
             None => 0,
         };
         let guard = DiskGuard::new(options.dir.clone(), options.min_free_disk);
+        let outbox_on_disk = AtomicBool::new(!outbox.is_empty());
         let store = Store {
             spare_trees: names[trees.len()..].to_vec(),
             dbs: trees.into_iter().map(RwLock::new).collect(),
@@ -348,6 +359,8 @@ impl Warm {
             outbox,
             dead_letters,
             shipped: AtomicU64::new(0),
+            unstored_outbox: Mutex::new(BTreeMap::new()),
+            outbox_on_disk,
         };
 
         let journal_dir = journal::dir(&options.dir);
@@ -468,6 +481,10 @@ impl Warm {
                         }
                         trim_owed = true;
                         store.collect_garbage();
+                        if let Err(error) = store.store_unstored_outbox() {
+                            store.io_error(&error);
+                            continue;
+                        }
                         // Stored before the flush, so once sled has it, it
                         // has every record up to it: replay starts after it.
                         // The generation is read after the sequence number,
@@ -620,12 +637,13 @@ impl Warm {
     /// The writes not yet shipped to the source, oldest first (at open: the
     /// drainer starts from these).
     pub fn outbox_pending(&self) -> Vec<(u64, Vec<u8>)> {
-        let mut pending = Vec::new();
+        let unstored = self.store.unstored_outbox.lock();
+        let mut pending = BTreeMap::new();
         for item in self.store.outbox.iter() {
             match item {
                 Ok((seq, records)) => {
                     if let Some(seq) = decode_outbox_seq(&seq) {
-                        pending.push((seq, records.to_vec()));
+                        pending.insert(seq, records.to_vec());
                     }
                 }
                 Err(error) => {
@@ -634,23 +652,42 @@ impl Warm {
                 }
             }
         }
-        pending
+        pending.extend(
+            unstored
+                .iter()
+                .map(|(&seq, records)| (seq, records.clone())),
+        );
+        pending.into_iter().collect()
     }
 
     /// Every write up to outbox sequence `seq` is in the source: forget them.
     pub fn outbox_shipped(&self, seq: u64) {
-        self.store.shipped.fetch_max(seq, Ordering::AcqRel);
-        let shipped: Vec<sled::IVec> = self
-            .store
+        let store = &self.store;
+        store.shipped.fetch_max(seq, Ordering::AcqRel);
+        {
+            let mut unstored = store.unstored_outbox.lock();
+            let unshipped = unstored.split_off(&seq.saturating_add(1));
+            *unstored = unshipped;
+            // A checkpoint stores under this lock: past it, the scan below
+            // sees every record stored before the shipment was known.
+            if !store.outbox_on_disk.load(Ordering::Acquire) {
+                return;
+            }
+        }
+        let shipped: Vec<sled::IVec> = store
             .outbox
             .range(..=seq.to_be_bytes())
             .keys()
             .filter_map(Result::ok)
             .collect();
         for key in shipped {
-            if let Err(error) = self.store.outbox.remove(key) {
-                return self.store.io_error(&error);
+            if let Err(error) = store.outbox.remove(key) {
+                return store.io_error(&error);
             }
+        }
+        let _unstored = store.unstored_outbox.lock();
+        if store.outbox.is_empty() {
+            store.outbox_on_disk.store(false, Ordering::Release);
         }
     }
 
@@ -1005,13 +1042,16 @@ impl Warm {
             .collect();
         let marker = encode_clean(self.version.load(Ordering::Relaxed), &figures);
         let generation = store.max_generation.load(Ordering::Acquire);
-        let result = store.db.flush().and_then(|_| {
-            store
-                .meta
-                .insert(GENERATION_KEY, &generation.to_le_bytes()[..])?;
-            store.meta.insert(CLEAN_KEY, marker)?;
-            store.db.flush()
-        });
+        let result = store
+            .store_unstored_outbox()
+            .and_then(|_| store.db.flush())
+            .and_then(|_| {
+                store
+                    .meta
+                    .insert(GENERATION_KEY, &generation.to_le_bytes()[..])?;
+                store.meta.insert(CLEAN_KEY, marker)?;
+                store.db.flush()
+            });
         match result {
             Ok(_) => {
                 let journal_dir = journal::dir(self.dir());
@@ -1342,14 +1382,32 @@ impl Store {
         }
     }
 
-    /// Keeps a write's records for the source until they are shipped.
+    /// Keeps a write's records for the source until they are shipped: in
+    /// memory, while the journal holds them too (`store_unstored_outbox`).
     fn store_outbox(&self, outbox_seq: u64, records: &[u8]) {
+        let mut unstored = self.unstored_outbox.lock();
         if outbox_seq <= self.shipped.load(Ordering::Acquire) {
             return;
         }
-        if let Err(error) = self.outbox.insert(outbox_seq.to_be_bytes(), records) {
-            self.io_error(&error);
+        unstored.insert(outbox_seq, records.to_vec());
+    }
+
+    /// Stores in sled the outbox records still unshipped, before the
+    /// journal that holds them is let go (checkpoint, close). `Err`: they
+    /// stay where they were, and so must the journal.
+    fn store_unstored_outbox(&self) -> Result<(), sled::Error> {
+        let mut unstored = self.unstored_outbox.lock();
+        if unstored.is_empty() {
+            return Ok(());
         }
+        // Set first: a shipment that reads it unset finds nothing on disk.
+        self.outbox_on_disk.store(true, Ordering::Release);
+        let shipped = self.shipped.load(Ordering::Acquire);
+        for (seq, records) in unstored.range(shipped.saturating_add(1)..) {
+            self.outbox.insert(seq.to_be_bytes(), records.as_slice())?;
+        }
+        unstored.clear();
+        Ok(())
     }
 
     fn store_put(&self, db: usize, key: &[u8], raw: &[u8]) {
@@ -2254,6 +2312,53 @@ mod tests {
             warm.dead_letters(10),
             [(12, "refused".to_string(), b"records 12".to_vec())]
         );
+    }
+
+    #[test]
+    fn outbox_records_reach_sled_only_if_a_checkpoint_finds_them_unshipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Record {
+            kind: KIND_STRING,
+            expire_at: None,
+            payload: b"v",
+        };
+        let on_disk = |warm: &Warm| -> Vec<u64> {
+            warm.store
+                .outbox
+                .iter()
+                .keys()
+                .map(|key| decode_outbox_seq(&key.unwrap()).unwrap())
+                .collect()
+        };
+        {
+            let warm = Warm::open(&options(dir.path())).unwrap();
+            for seq in [20, 21, 22] {
+                warm.apply(0, &[(b"k", Some(record))], &[], Some((seq, b"r")));
+            }
+            warm.catch_up();
+            warm.outbox_shipped(20);
+            assert_eq!(on_disk(&warm), Vec::<u64>::new());
+            let pending: Vec<u64> = warm.outbox_pending().iter().map(|p| p.0).collect();
+            assert_eq!(pending, [21, 22]);
+            // The checkpoint stores what is still unshipped before it lets
+            // the journal go.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while on_disk(&warm).is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(on_disk(&warm), [21, 22]);
+            warm.outbox_shipped(21);
+            assert_eq!(on_disk(&warm), [22]);
+            warm.apply(0, &[(b"k", Some(record))], &[], Some((23, b"r")));
+            warm.catch_up();
+            // A clean close deletes the journal: it stores 23 first.
+        }
+        let warm = Warm::open(&options(dir.path())).unwrap();
+        let pending: Vec<u64> = warm.outbox_pending().iter().map(|p| p.0).collect();
+        assert_eq!(pending, [22, 23]);
+        warm.outbox_shipped(23);
+        assert_eq!(on_disk(&warm), Vec::<u64>::new());
+        assert_eq!(warm.outbox_pending(), []);
     }
 
     #[test]
