@@ -40,6 +40,16 @@
 #            against strata fails the script (after the table). A last
 #            column gives strata --warm-tier no on the same tests: the
 #            warm tier's cost per line.
+#   footprint memory per key: strata with its warm tier (defaults, no
+#            maxmemory) vs redis-server --save '' --appendonly no, one at a
+#            time, each filled with BENCH_FOOTPRINT_MILLIONS million keys
+#            (key:%012d, BENCH_FOOTPRINT_VALUE-byte values) a million at a
+#            time through redis-cli --pipe. After each million, once the
+#            server is idle: its RSS (VmRSS) and used_memory. The last lines
+#            give each figure's growth per million from the first million to
+#            the last, so fixed costs (sled's page cache, thread stacks, the
+#            binary) drop out, and strata's RSS growth over Redis's
+#            used_memory growth.
 #   source   (not in the default list: needs PostgreSQL) strata with
 #            --write-mode through on a fresh dir and schema: redis-benchmark
 #            SET -P 1 -r BENCH_KEYSPACE, every reply after PostgreSQL's commit,
@@ -59,7 +69,7 @@
 #            stops it at the end); psql and pgbench must be installed.
 #
 # Environment:
-#   BENCH_SUITES      suites to run                     (default memory,durable,cold,types)
+#   BENCH_SUITES      suites to run                     (default memory,durable,cold,types,footprint)
 #   BENCH_REQUESTS    requests per run, x depth up to x10 when pipelined (default 100000)
 #   BENCH_TESTS       memory: redis-benchmark -t list  (default ping,set,get,incr,mset)
 #   BENCH_PIPELINES   memory: pipeline depths           (default "1 16")
@@ -77,6 +87,8 @@
 #   BENCH_TYPES_REQUESTS  types: -n of every test, at every depth (default 100000,
 #                     redis-benchmark's own)
 #   BENCH_TYPES_PIPELINES types: depths                 (default "1 16")
+#   BENCH_FOOTPRINT_MILLIONS footprint: millions of keys (default 4, at least 2)
+#   BENCH_FOOTPRINT_VALUE footprint: value bytes        (default 100)
 #   BENCH_SOURCE_REQUESTS source: -n of the SET and GET runs (default 100000)
 #   BENCH_SOURCE_SECS     source: pgbench -T            (default 20)
 #   BENCH_SOURCE_CEILING_SECS source: pgbench -T of each ceiling run (default 5)
@@ -93,7 +105,7 @@
 #                     for the memory suite against strata with its warm tier.
 set -euo pipefail
 
-SUITES="${BENCH_SUITES:-memory,durable,cold,types}"
+SUITES="${BENCH_SUITES:-memory,durable,cold,types,footprint}"
 if [ $# -gt 0 ]; then
     SUITES="$*"
 fi
@@ -112,6 +124,8 @@ HOT_KEYS="${BENCH_HOT_KEYS:-1000}"
 COLD_PIPELINES="${BENCH_COLD_PIPELINES:-1 16}"
 TYPES_REQUESTS="${BENCH_TYPES_REQUESTS:-100000}"
 TYPES_PIPELINES="${BENCH_TYPES_PIPELINES:-1 16}"
+FOOTPRINT_MILLIONS="${BENCH_FOOTPRINT_MILLIONS:-4}"
+FOOTPRINT_VALUE="${BENCH_FOOTPRINT_VALUE:-100}"
 SOURCE_REQUESTS="${BENCH_SOURCE_REQUESTS:-100000}"
 SOURCE_SECS="${BENCH_SOURCE_SECS:-20}"
 SOURCE_CEILING_SECS="${BENCH_SOURCE_CEILING_SECS:-5}"
@@ -139,12 +153,13 @@ ALWAYS_REQUESTS="${ALWAYS_REQUESTS:-$((REQUESTS / 2 > 0 ? REQUESTS / 2 : 1))}"
 # shellcheck disable=SC2086 # the depth lists are meant to split
 for n in "$REQUESTS" "$CLIENTS" "$RUN_TIMEOUT" "$KEYSPACE" "$ALWAYS_REQUESTS" "$COLD_KEYS" \
     "$COLD_VALUE" "$HOT_KEYS" "$TYPES_REQUESTS" "$SOURCE_REQUESTS" "$SOURCE_SECS" \
-    "$SOURCE_COLD_KEYS" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES \
+    "$SOURCE_COLD_KEYS" "$FOOTPRINT_MILLIONS" "$FOOTPRINT_VALUE" $PIPELINES $DURABLE_PIPELINES $COLD_PIPELINES \
     $TYPES_PIPELINES; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "expected a positive number, got '$n'"
 done
 [ "$COLD_KEYS" -lt 1000000000000 ] || die "BENCH_COLD_KEYS must fit key:%012d"
 [ "$HOT_KEYS" -le "$COLD_KEYS" ] || die "BENCH_HOT_KEYS must not exceed BENCH_COLD_KEYS"
+[ "$FOOTPRINT_MILLIONS" -ge 2 ] || die "BENCH_FOOTPRINT_MILLIONS must be at least 2 (growth is measured from the first million)"
 IFS=, read -r -a TEST_LIST <<<"$TESTS"
 [ "${#TEST_LIST[@]}" -gt 0 ] || die "BENCH_TESTS is empty"
 IFS=', ' read -r -a SUITE_LIST <<<"$SUITES"
@@ -152,8 +167,8 @@ IFS=', ' read -r -a SUITE_LIST <<<"$SUITES"
 declare -A WANT=()
 for suite in "${SUITE_LIST[@]}"; do
     case "$suite" in
-    memory | durable | cold | types | source) WANT[$suite]=1 ;;
-    *) die "unknown suite '$suite' (memory, durable, cold, types, source)" ;;
+    memory | durable | cold | types | footprint | source) WANT[$suite]=1 ;;
+    *) die "unknown suite '$suite' (memory, durable, cold, types, footprint, source)" ;;
     esac
 done
 for arg in "${STRATA_EXTRA[@]}"; do
@@ -773,6 +788,91 @@ suite_types() {
     fi
 }
 
+# Resident set of server $1 in bytes, once it has been steady for a
+# second (strata's appliers and checkpoint finish after the replies; the
+# checkpoint hands freed memory back once they are idle), at most 20 s.
+settled_rss() { # name
+    local pid=${SERVER_PID[$1]} last=-1 now i
+    for ((i = 0; i < 20; i++)); do
+        now=$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$pid/status")
+        [ -n "$now" ] || die "$1 has no VmRSS"
+        if [ "$last" -ge 0 ] && [ $(((now > last ? now - last : last - now) * 200)) -le "$now" ]; then
+            break
+        fi
+        last=$now
+        sleep 1
+    done
+    echo "$now"
+}
+
+used_memory() { # name
+    timeout --foreground 10 redis-cli -h 127.0.0.1 -p "${SERVER_PORT[$1]}" info memory |
+        awk -F: '/^used_memory:/ { print $2 + 0 }'
+}
+
+# Fills server $1 a million keys at a time, keeping its RSS and
+# used_memory after each in FOOTPRINT[<name>_<rss|used>_<million>].
+footprint_fill() { # name
+    local million
+    for ((million = 0; million < FOOTPRINT_MILLIONS; million++)); do
+        echo "  $1: keys $((million * 1000000))..$(((million + 1) * 1000000 - 1))" >&2
+        resp_commands set $((million * 1000000)) $(((million + 1) * 1000000)) "$FOOTPRINT_VALUE" |
+            pipe_into "$1"
+        FOOTPRINT["$1_rss_$million"]=$(settled_rss "$1")
+        FOOTPRINT["$1_used_$million"]=$(used_memory "$1")
+    done
+}
+
+mib() { # bytes
+    awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'
+}
+
+declare -A FOOTPRINT=()
+suite_footprint() {
+    echo "== footprint: RSS and used_memory per million $FOOTPRINT_VALUE-byte keys" >&2
+    FOOTPRINT=()
+    local dir="$TMP/footprint-strata" last=$((FOOTPRINT_MILLIONS - 1)) name figure million
+    mkdir -p "$dir"
+    strata_cmd "$dir" --warm-tier yes --maxmemory 0
+    start_server strata "${STRATA_CMD[@]}"
+    footprint_fill strata
+    stop_server strata
+    rm -rf "$dir"
+    dir="$TMP/footprint-redis"
+    mkdir -p "$dir"
+    start_server redis redis-server --dir "$dir" --save '' --appendonly no
+    footprint_fill redis
+    stop_server redis
+    rm -rf "$dir"
+
+    local -A growth=()
+    for name in strata redis; do
+        for figure in rss used; do
+            growth["${name}_$figure"]=$(((FOOTPRINT["${name}_${figure}_$last"] - \
+                FOOTPRINT["${name}_${figure}_0"]) / last))
+        done
+    done
+    echo "### footprint: memory per million keys of $FOOTPRINT_VALUE bytes"
+    echo
+    echo "strata --warm-tier yes --maxmemory 0 (sled's page cache at its default) vs redis-server" \
+        "$(redis-server --version | awk '{ print $3 }') --save '' --appendonly no; keys key:%012d" \
+        "set a million at a time with redis-cli --pipe; MiB, once the server is idle$EXTRA_NOTE"
+    echo
+    echo "| keys | strata RSS | strata used_memory | redis used_memory | redis RSS |"
+    echo "|---|---:|---:|---:|---:|"
+    for ((million = 0; million <= last; million++)); do
+        echo "| $((million + 1))M | $(mib "${FOOTPRINT[strata_rss_$million]}") |" \
+            "$(mib "${FOOTPRINT[strata_used_$million]}") | $(mib "${FOOTPRINT[redis_used_$million]}") |" \
+            "$(mib "${FOOTPRINT[redis_rss_$million]}") |"
+    done
+    echo "| per million, 1M to $((last + 1))M | $(mib "${growth[strata_rss]}") |" \
+        "$(mib "${growth[strata_used]}") | $(mib "${growth[redis_used]}") | $(mib "${growth[redis_rss]}") |"
+    echo
+    echo "strata's RSS per million keys = $(ratio "${growth[strata_rss]}" "${growth[redis_used]}")" \
+        "of Redis's used_memory per million."
+    echo
+}
+
 # INFO source of server $1 into SOURCE_INFO[name].
 declare -A SOURCE_INFO=()
 read_source_info() { # name
@@ -972,7 +1072,7 @@ suite_source() {
     echo
 }
 
-for suite in memory durable cold types source; do
+for suite in memory durable cold types footprint source; do
     if [ -n "${WANT[$suite]:-}" ]; then
         "suite_$suite"
     fi
