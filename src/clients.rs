@@ -71,6 +71,17 @@ impl ClientHandle {
         self.last_active_ms.store(now_unix_ms, Relaxed);
     }
 
+    /// The client's type for CLIENT LIST and CLIENT KILL's `TYPE` filter,
+    /// as Redis's `getClientType`: `pubsub` while subscribed to anything
+    /// (the `P` flag), otherwise `normal` (a MONITOR client included).
+    pub fn kind(&self) -> &'static str {
+        if self.mailbox.subscribed() {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
+
     /// One line of CLIENT LIST, in Redis 7's field order; `command_name`
     /// turns the last command's id into its full name.
     pub fn info_line(&self, command_name: impl Fn(usize) -> String) -> String {
@@ -87,7 +98,7 @@ impl ClientHandle {
         if self.monitor.load(Relaxed) {
             flags.push('O');
         }
-        if self.mailbox.subscribed() {
+        if self.kind() == "pubsub" {
             flags.push('P');
         }
         if multi >= 0 {

@@ -368,6 +368,60 @@ async fn subscribed_mode_allows_only_the_subscribe_family_in_resp2() {
     assert_eq!(int(&mut con, &["PUBLISH", "c", "x"]).await, 0);
 }
 
+/// A subscribed client is of type `pubsub` for CLIENT LIST and CLIENT KILL,
+/// and `normal` again once it has unsubscribed from everything, as Redis's
+/// `getClientType`.
+#[tokio::test]
+async fn subscribers_are_of_type_pubsub() {
+    let server = start().await;
+    let mut con = server.client(false).await;
+    let mut sub = Raw::connect(server.addr).await;
+    assert_eq!(
+        sub.call(&["CLIENT", "SETNAME", "listener"]).await,
+        F::Simple("OK".into())
+    );
+    sub.send(&["SUBSCRIBE", "c"]).await;
+    sub.frame().await;
+    let named = |list: &str, name: &str| list.contains(&format!(" name={name} "));
+    let pubsub = common::as_text(&q(&mut con, &["CLIENT", "LIST", "TYPE", "pubsub"]).await);
+    assert!(named(&pubsub, "listener"), "{pubsub}");
+    assert_eq!(pubsub.lines().count(), 1, "{pubsub}");
+    let normal = common::as_text(&q(&mut con, &["CLIENT", "LIST", "TYPE", "normal"]).await);
+    assert!(!named(&normal, "listener"), "{normal}");
+    assert!(!normal.is_empty(), "the asking client is normal");
+
+    // Unsubscribed from everything: normal again.
+    sub.send(&["UNSUBSCRIBE"]).await;
+    sub.frame().await;
+    let normal = common::as_text(&q(&mut con, &["CLIENT", "LIST", "TYPE", "normal"]).await);
+    assert!(named(&normal, "listener"), "{normal}");
+    let pubsub = common::as_text(&q(&mut con, &["CLIENT", "LIST", "TYPE", "pubsub"]).await);
+    assert_eq!(pubsub, "");
+
+    sub.send(&["PSUBSCRIBE", "p*"]).await;
+    sub.frame().await;
+    assert_eq!(
+        int(&mut con, &["CLIENT", "KILL", "TYPE", "normal"]).await,
+        0
+    );
+    assert_eq!(
+        int(&mut con, &["CLIENT", "KILL", "TYPE", "pubsub"]).await,
+        1
+    );
+    assert!(
+        sub.next_raw(Duration::from_secs(5)).await.is_none(),
+        "the subscriber's connection is closed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while int(&mut con, &["PUBSUB", "NUMPAT"]).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed client's pattern stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls CLIENT LIST for the client named `name`: its `omem`, or `None`
 /// once it is gone.
 async fn omem_of(con: &mut common::Conn, name: &str) -> Option<u64> {

@@ -266,8 +266,11 @@ pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         {
             continue;
         }
-        // Every strata client is a normal client: no replicas, no pub/sub yet.
-        if only_type.as_deref().is_some_and(|kind| kind != "normal") {
+        // No replicas or masters: those types match no client.
+        if only_type
+            .as_deref()
+            .is_some_and(|kind| kind != client.kind())
+        {
             continue;
         }
         text.push_str(&client.info_line(super::last_command_name));
@@ -354,7 +357,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             && laddr
                 .as_ref()
                 .is_none_or(|a| &client.local.to_string() == a)
-            && kind.as_deref().is_none_or(|k| k == "normal");
+            && kind.as_deref().is_none_or(|k| k == client.kind());
         if !matches || (skip_me && client.id == ctx.session.client.id) {
             continue;
         }
