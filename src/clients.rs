@@ -34,6 +34,10 @@ pub struct ClientHandle {
     pub last_command: AtomicUsize,
     /// Unix milliseconds of the last command (0 = none yet).
     pub last_active_ms: AtomicU64,
+    /// Bytes of the input buffer not yet run, the running command's own
+    /// included (Redis's `qbuf`: a client listing itself sees its CLIENT
+    /// LIST).
+    pub query_buffered: AtomicUsize,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
@@ -117,7 +121,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll={} omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -130,6 +134,7 @@ impl ClientHandle {
             psub,
             ssub,
             multi,
+            self.query_buffered.load(Relaxed),
             oll,
             omem,
             command_name(self.last_command.load(Relaxed)),
@@ -159,6 +164,7 @@ impl ClientRegistry {
             resp: AtomicUsize::new(2),
             last_command: AtomicUsize::new(usize::MAX),
             last_active_ms: AtomicU64::new(0),
+            query_buffered: AtomicUsize::new(0),
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),

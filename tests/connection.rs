@@ -165,6 +165,24 @@ async fn client_subcommands() {
         );
         let only = as_text(&q(&mut c, &["CLIENT", "LIST", "ID", &id.to_string()]).await);
         assert_eq!(only.lines().count(), 1);
+        // qbuf: the input not yet run, the listing request's own bytes
+        // included, as Redis's.
+        let request = format!(
+            "*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$2\r\nID\r\n${}\r\n{id}\r\n",
+            id.to_string().len()
+        );
+        assert!(
+            only.contains(&format!(" qbuf={} ", request.len())),
+            "{only}"
+        );
+        // Another client, idle, has nothing buffered.
+        let mut idle = server.client(resp3).await;
+        let idle_id = match q(&mut idle, &["CLIENT", "ID"]).await {
+            Value::Int(n) => n,
+            other => panic!("CLIENT ID: {other:?}"),
+        };
+        let other = as_text(&q(&mut c, &["CLIENT", "LIST", "ID", &idle_id.to_string()]).await);
+        assert!(other.contains(" qbuf=0 "), "{other}");
         assert_eq!(
             as_text(&q(&mut c, &["CLIENT", "NO-EVICT", "on"]).await),
             "OK"

@@ -217,9 +217,21 @@ impl Connection<'_> {
                 max_bulk_len,
                 authenticated: session.authenticated || !self.state.auth_enabled.load(Relaxed),
             };
+            session
+                .client
+                .query_buffered
+                .store(self.inbuf.len(), Relaxed);
             let args = match self.decoder.decode(&mut self.inbuf, limits) {
                 Ok(Some(args)) => args,
-                Ok(None) => return BatchEnd::NeedInput,
+                Ok(None) => {
+                    // What a decoder keeps of a partial request is not
+                    // counted: Redis's buffer after a partial read.
+                    session
+                        .client
+                        .query_buffered
+                        .store(self.inbuf.len(), Relaxed);
+                    return BatchEnd::NeedInput;
+                }
                 Err(error) => {
                     let reply = Reply::Error(error.reply_text());
                     self.state.stats.record_error("ERR");
