@@ -232,6 +232,21 @@ async fn client_reply_off_and_skip() {
         "$1\r\nx\r\n",
     )
     .await;
+    // ON right after SKIP clears it: its own OK is sent (Redis's
+    // "CLIENT REPLY ON: unset SKIP flag"); SKIP right after SKIP skips the
+    // command after it.
+    exchange(
+        &server,
+        b"CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n",
+        "+OK\r\n+PONG\r\n",
+    )
+    .await;
+    exchange(
+        &server,
+        b"CLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nPING\r\nECHO y\r\n",
+        "$1\r\ny\r\n",
+    )
+    .await;
 }
 
 #[tokio::test]

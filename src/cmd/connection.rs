@@ -413,6 +413,7 @@ pub fn client_reply(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
     let mode = args.next_bytes()?;
     if mode.eq_ignore_ascii_case(b"on") {
         ctx.session.reply_mode = ReplyMode::On;
+        ctx.session.skipping_reply = false;
         Ok(Reply::OK)
     } else if mode.eq_ignore_ascii_case(b"off") {
         ctx.session.reply_mode = ReplyMode::Off;

@@ -39,6 +39,9 @@ pub struct Session {
     pub version: Version,
     pub authenticated: bool,
     pub reply_mode: ReplyMode,
+    /// The running command's reply is skipped (`CLIENT REPLY SKIP` came
+    /// before it); `CLIENT REPLY ON` clears it, so its own OK is sent.
+    pub skipping_reply: bool,
     pub no_touch: bool,
     pub after_reply: AfterReply,
     /// `slowlog-log-slower-than` in microseconds (negative = off), refreshed
@@ -72,6 +75,7 @@ impl Session {
             version: Version::Resp2,
             authenticated,
             reply_mode: ReplyMode::On,
+            skipping_reply: false,
             no_touch: false,
             after_reply: AfterReply::Continue,
             slowlog_threshold: crate::config::DEFAULT_SLOWLOG_SLOWER_THAN,

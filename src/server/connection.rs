@@ -273,13 +273,14 @@ impl Connection<'_> {
                 }
             }
         }
-        let skipping = session.reply_mode == ReplyMode::Skip;
-        let reply = cmd::execute(self.state, session, args);
-        let through = crate::keyspace::link::take_through_wait();
-        let suppressed = skipping || session.reply_mode == ReplyMode::Off;
-        if skipping && session.reply_mode == ReplyMode::Skip {
+        // SKIP applies to this command; one it sets applies to the next.
+        session.skipping_reply = session.reply_mode == ReplyMode::Skip;
+        if session.skipping_reply {
             session.reply_mode = ReplyMode::On;
         }
+        let reply = cmd::execute(self.state, session, args);
+        let through = crate::keyspace::link::take_through_wait();
+        let suppressed = session.skipping_reply || session.reply_mode == ReplyMode::Off;
         // Confirmations and messages the command caused (a client's own
         // PUBLISH or keyspace event) come before its reply, as in Redis.
         self.drain_mailbox(session);
