@@ -801,6 +801,16 @@ impl Config {
         })
     }
 
+    /// A parameter fixed at startup: setting the value it has changes
+    /// nothing; any other value is refused.
+    fn keep(&self, name: &str, value: &str) -> Result<(), String> {
+        if self.get(name).as_deref() == Some(value) {
+            Ok(())
+        } else {
+            Err("can't set immutable config".into())
+        }
+    }
+
     /// Changes a parameter at run time; the error is the reason Redis would give.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let memory = || parse_memory(value).ok_or("argument must be a memory value");
@@ -878,12 +888,16 @@ impl Config {
             "appendfsync" => self.storage.appendfsync = one_of(APPENDFSYNC_MODES)?,
             "max-disk" => self.storage.max_disk = MemorySize(memory()?),
             "min-free-disk" => self.storage.min_free_disk = MemorySize(memory()?),
-            "bind" | "port" | "databases" | "dir" | "warm-tier" | "warm-cache-size" => {
-                return Err("can't set immutable config".into())
+            "databases" | "dir" => return Err("can't set immutable config".into()),
+            // Fixed at startup here, so only the value they have is
+            // accepted: Redis can change `bind` and `port` at run time and
+            // skips a value that is already set, and a client that sets
+            // every CONFIG GET pair back (Redis's "CONFIG sanity") must
+            // not fail on strata's own.
+            "bind" | "port" | "warm-tier" | "warm-cache-size" => {
+                return self.keep(name, value);
             }
-            name if SOURCE_PARAMETERS.contains(&name) => {
-                return Err("can't set immutable config".into())
-            }
+            name if SOURCE_PARAMETERS.contains(&name) => return self.keep(name, value),
             _ => return Err("unknown".into()),
         }
         Ok(())
@@ -1090,6 +1104,41 @@ pub const COMPATIBILITY_DEFAULTS: &[(&str, &str)] = &[
     ("activedefrag", "no"),
     ("tracking-table-max-keys", "1000000"),
     ("acllog-max-len", "128"),
+    ("replicaof", ""),
+    ("slaveof", ""),
+    ("key-load-delay", "0"),
+    ("rdb-key-save-delay", "0"),
+    ("loading-process-events-interval-bytes", "2097152"),
+];
+
+/// Of those, the ones Redis fixes at startup: CONFIG SET refuses them, as
+/// Redis's does, whatever the value.
+const COMPATIBILITY_IMMUTABLE: &[&str] = &[
+    "appendfilename",
+    "appenddirname",
+    "daemonize",
+    "pidfile",
+    "logfile",
+    "io-threads",
+    "tcp-backlog",
+    "unixsocket",
+    "cluster-enabled",
+    "rdbchecksum",
+    "enable-debug-command",
+    "supervised",
+    "syslog-enabled",
+    "always-show-logo",
+    "set-proc-title",
+    "replicaof",
+    "slaveof",
+];
+
+/// Of those, the ones Redis hides from a CONFIG GET pattern: only their
+/// exact name finds them (testing knobs).
+const COMPATIBILITY_HIDDEN: &[&str] = &[
+    "key-load-delay",
+    "rdb-key-save-delay",
+    "loading-process-events-interval-bytes",
 ];
 
 /// What CONFIG GET and CONFIG SET see while the server runs.
@@ -1136,6 +1185,12 @@ impl RuntimeConfig {
         if !self.compatibility.contains_key(name) {
             return Err("unknown".into());
         }
+        if COMPATIBILITY_IMMUTABLE.contains(&name) {
+            return Err("can't set immutable config".into());
+        }
+        if name == "maxmemory-clients" {
+            check_maxmemory_clients(value)?;
+        }
         if let Some(alias) = encoding_alias(name) {
             let limit = value
                 .parse::<usize>()
@@ -1151,8 +1206,28 @@ impl RuntimeConfig {
         Ok(())
     }
 
+    /// Found by its exact name only, never by a CONFIG GET pattern.
+    pub fn is_hidden(name: &str) -> bool {
+        COMPATIBILITY_HIDDEN.contains(&name)
+    }
+
     pub fn is_known(&self, name: &str) -> bool {
         OWN_PARAMETERS.contains(&name) || self.compatibility.contains_key(name)
+    }
+}
+
+/// `maxmemory-clients`: a memory value, or a percentage of `maxmemory` up
+/// to 100%, with Redis's error texts.
+fn check_maxmemory_clients(value: &str) -> Result<(), String> {
+    match value.strip_suffix('%') {
+        Some(percent) => match percent.parse::<u64>() {
+            Ok(p) if p <= 100 => Ok(()),
+            Ok(_) => Err("percentage argument must be less or equal to 100".into()),
+            Err(_) => Err("argument must be a memory or percent value".into()),
+        },
+        None => parse_memory(value)
+            .map(|_| ())
+            .ok_or_else(|| "argument must be a memory or percent value".into()),
     }
 }
 
@@ -1227,6 +1302,22 @@ mod tests {
         assert!(runtime.set("maxmemory", "lots").is_err());
         assert_eq!(
             runtime.set("port", "1").unwrap_err(),
+            "can't set immutable config"
+        );
+        // The value a startup parameter has is accepted, and changes nothing.
+        let port = runtime.get("port").unwrap();
+        assert!(runtime.set("port", &port).is_ok());
+        let mode = runtime.get("write-mode").unwrap();
+        assert!(runtime.set("write-mode", &mode).is_ok());
+        let other = if mode == "through" {
+            "behind"
+        } else {
+            "through"
+        };
+        assert!(runtime.set("write-mode", other).is_err());
+        let databases = runtime.get("databases").unwrap();
+        assert_eq!(
+            runtime.set("databases", &databases).unwrap_err(),
             "can't set immutable config"
         );
         assert!(runtime.set("save", "").is_ok());

@@ -26,6 +26,7 @@ both_protocols!(
     info_fields,
     info_keyspace_commandstats_errorstats,
     config_get_patterns,
+    config_set_back_what_config_get_gives,
     config_set_applies_atomically,
     config_set_requirepass_turns_auth_on,
     config_resetstat_and_rewrite,
@@ -721,6 +722,93 @@ async fn config_get_patterns(resp3: bool) {
     assert_eq!(
         err(&mut con, &["CONFIG", "GET"]).await,
         "ERR wrong number of arguments for 'config|get' command"
+    );
+}
+
+/// Every pair CONFIG GET * gives can be set back, except the parameters
+/// Redis fixes at startup, which are refused whatever the value (Redis's
+/// tests/unit/introspection.tcl "CONFIG sanity" and "CONFIG SET set
+/// immutable"); strata's own startup parameters take only the value they
+/// have. Hidden parameters answer to their exact name only; aliases are
+/// listed under both names.
+async fn config_set_back_what_config_get_gives(resp3: bool) {
+    let (_server, mut con) = start_client(resp3).await;
+    // Redis 7.0's immutable parameters among those strata answers.
+    let fixed = [
+        "databases",
+        "dir",
+        "appendfilename",
+        "appenddirname",
+        "daemonize",
+        "pidfile",
+        "logfile",
+        "io-threads",
+        "tcp-backlog",
+        "unixsocket",
+        "cluster-enabled",
+        "rdbchecksum",
+        "enable-debug-command",
+        "supervised",
+        "syslog-enabled",
+        "always-show-logo",
+        "set-proc-title",
+        "replicaof",
+        "slaveof",
+    ];
+    let all = pairs(q(&mut con, &["CONFIG", "GET", "*"]).await, resp3);
+    for (name, value) in &all {
+        let (name, value) = (as_text(name), as_text(value));
+        let set = ["CONFIG", "SET", name.as_str(), value.as_str()];
+        if fixed.contains(&name.as_str()) {
+            assert_eq!(
+                err(&mut con, &set).await,
+                format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                )
+            );
+        } else {
+            ok(&mut con, &set).await;
+            assert_eq!(config_value(&mut con, resp3, &name).await, value, "{name}");
+        }
+    }
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "daemonize", "yes"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+    );
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "write-mode", "through"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'write-mode') - can't set immutable config"
+    );
+
+    let names: Vec<String> = all.iter().map(|(k, _)| as_text(k)).collect();
+    assert!(!names.contains(&"key-load-delay".to_string()));
+    assert_eq!(config_value(&mut con, resp3, "key-load-delay").await, "0");
+    let of = pairs(q(&mut con, &["CONFIG", "GET", "*of"]).await, resp3);
+    let of: Vec<String> = of.iter().map(|(k, _)| as_text(k)).collect();
+    assert!(
+        of.contains(&"replicaof".to_string()) && of.contains(&"slaveof".to_string()),
+        "{of:?}"
+    );
+
+    // maxmemory-clients: a memory value or a percentage up to 100%, checked
+    // before anything changes.
+    ok(&mut con, &["CONFIG", "SET", "maxmemory-clients", "10%"]).await;
+    assert_eq!(
+        err(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%", "client-query-buffer-limit", "invalid"]
+        )
+        .await,
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
+    );
+    assert_eq!(
+        config_value(&mut con, resp3, "maxmemory-clients").await,
+        "10%"
+    );
+    assert_eq!(config_value(&mut con, resp3, "maxmemory").await, "0");
+    assert_eq!(
+        err(&mut con, &["CONFIG", "SET", "maxmemory-clients", "lots"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - argument must be a memory or percent value"
     );
 }
 

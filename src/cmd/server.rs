@@ -857,7 +857,8 @@ pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
             continue;
         }
         for (name, value) in &all {
-            if crate::glob::matches(pattern, name.as_bytes(), true)
+            if !crate::config::RuntimeConfig::is_hidden(name)
+                && crate::glob::matches(pattern, name.as_bytes(), true)
                 && !found.iter().any(|(_, seen, _)| seen == name)
             {
                 found.push((name.to_string(), name, value.clone()));
@@ -912,8 +913,15 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args<'_>) -> CmdResult {
         }
     }
     let mut next = config.clone();
+    let bound_port = ctx.state.port.load(Relaxed).to_string();
     for (given, name, value) in &pairs {
-        next.set(name, value)
+        // CONFIG GET port answers the port bound (for `port 0`, the one
+        // the system picked): that value is the current one too.
+        let value = match next.get(name) {
+            Some(configured) if name == "port" && *value == bound_port => configured,
+            _ => value.clone(),
+        };
+        next.set(name, &value)
             .map_err(|reason| error::config_set_failed(given, &reason))?;
     }
     let auth = !next.config.server.requirepass.is_empty();
