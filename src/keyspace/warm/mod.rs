@@ -2271,7 +2271,7 @@ mod tests {
     }
 
     #[test]
-    fn outbox_records_wait_on_disk_until_shipped() {
+    fn outbox_records_wait_until_shipped_and_dead_letters_stay() {
         let dir = tempfile::tempdir().unwrap();
         let record = Record {
             kind: KIND_STRING,
@@ -2301,12 +2301,12 @@ mod tests {
             warm.catch_up();
             assert_eq!(warm.outbox_pending().len(), 1);
             assert_eq!(warm.dead_letter_count(), 1);
-            // No clean close: the journal is replayed at the next open.
+            // Dropped: a clean close stores what is still unshipped.
         }
         let warm = Warm::open(&options(dir.path())).unwrap();
         let pending: Vec<u64> = warm.outbox_pending().iter().map(|p| p.0).collect();
-        // Replay stores what the journal holds again: shipping is
-        // idempotent at the source, so a repeat is harmless.
+        // A parked record may still be pending: shipping is idempotent at
+        // the source, so a repeat is harmless.
         assert!(pending.contains(&12), "{pending:?}");
         assert_eq!(
             warm.dead_letters(10),
