@@ -8,6 +8,11 @@
 
 use std::time::Instant;
 
+// The allocator strata's binary runs on, so the ceiling is sled's under the
+// same conditions.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)

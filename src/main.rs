@@ -8,6 +8,11 @@ use clap::Parser;
 use strata::app::App;
 use strata::config::Config;
 
+// Redis's allocator, and ours for the same reason: many small, short-lived
+// blocks from many threads (sled clones a leaf on every insert).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A cache server that speaks the Redis protocol. Flags use Redis's names
 /// and override the config file.
 #[derive(Parser, Debug)]

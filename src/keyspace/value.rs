@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::types::{Collection, ElementWrite, Hash, List, Set, Stored, ZSet};
+use super::types::{alloc_size, Collection, ElementWrite, Hash, List, Set, Stored, ZSet};
 use crate::protocol::parse_i64;
 
 /// A value handed to the keyspace to store. The keyspace keeps its own
@@ -300,17 +300,6 @@ fn unpack(bytes: &[u8]) -> (&[u8], &[u8]) {
         }
     }
     (&[], &[])
-}
-
-/// What the allocator hands out for `len` bytes (glibc: 8 bytes of header,
-/// 16-byte steps, 32 at least), so the figures `maxmemory` compares count
-/// the memory the process really uses.
-fn alloc_size(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        (len + 8).next_multiple_of(16).max(32)
-    }
 }
 
 impl Entry {

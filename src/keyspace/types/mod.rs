@@ -20,13 +20,19 @@ pub type Member = Box<[u8]>;
 
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
-/// What the allocator hands out for `len` bytes (glibc: 8 bytes of header,
-/// 16-byte steps, 32 at least).
+/// What the allocator hands out for `len` bytes: jemalloc's size class (the
+/// binary's allocator), so the figures `maxmemory` compares count the
+/// memory the process really uses. 8 bytes, then 16-byte steps up to 128,
+/// then four classes per doubling.
 pub(crate) fn alloc_size(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        (len + 8).next_multiple_of(16).max(32)
+    match len {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => len.next_multiple_of(16),
+        _ => {
+            let spacing = 1 << ((len - 1).ilog2() - 2);
+            len.next_multiple_of(spacing)
+        }
     }
 }
 
@@ -378,4 +384,21 @@ pub fn restore(
         )),
     };
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alloc_size;
+
+    #[test]
+    fn allocations_are_counted_at_jemallocs_size_classes() {
+        let classes: Vec<usize> = [0, 1, 8, 9, 16, 17, 117, 128, 129, 160, 161, 256, 257, 4097]
+            .iter()
+            .map(|&len| alloc_size(len))
+            .collect();
+        assert_eq!(
+            classes,
+            [0, 8, 8, 16, 16, 32, 128, 128, 160, 160, 192, 256, 320, 5120]
+        );
+    }
 }

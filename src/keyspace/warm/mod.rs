@@ -1765,12 +1765,14 @@ impl TreeCache {
     }
 }
 
-/// Gives the memory freed since the last call back to the system. A burst
-/// of writes leaves the appliers' and sled's freed buffers in glibc's
-/// per-thread arenas, which glibc keeps: measured after one million
-/// 100-byte SETs with `--maxmemory 2mb`, RSS fell from 299 MB to 191 MB.
-/// Called once the appliers are idle, so no write waits on the arenas'
-/// locks meanwhile.
+/// Gives the memory freed since the last call back to the system when
+/// glibc's malloc is the allocator (the library's own tests, embedders): a
+/// burst of writes leaves the appliers' and sled's freed buffers in glibc's
+/// per-thread arenas, which glibc keeps (after one million 100-byte SETs
+/// with `--maxmemory 2mb`, RSS fell from 299 MB to 191 MB). The `strata`
+/// binary runs on jemalloc, which returns pages by its own decay; there
+/// glibc's heaps are empty and this costs one call. Called once the
+/// appliers are idle, so no write waits on the arenas' locks meanwhile.
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free pages of glibc's own heaps.
