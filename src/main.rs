@@ -143,6 +143,8 @@ fn log_filter(loglevel: &str) -> &'static str {
 }
 
 fn main() -> ExitCode {
+    // The version tikv-jemalloc-sys 0.6 builds.
+    strata::metrics::declare_allocator("jemalloc-5.3.0");
     let config = match Cli::parse().into_config() {
         Ok(config) => config,
         Err(message) => {

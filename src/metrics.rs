@@ -2,10 +2,26 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+
+/// The allocator the binary declared (INFO `mem_allocator`): the global
+/// allocator is the binary's choice, not the library's.
+static ALLOCATOR: OnceLock<&'static str> = OnceLock::new();
+
+/// Names the process's allocator, as Redis's `mem_allocator` does
+/// (`jemalloc-5.3.0`); the first call wins.
+pub fn declare_allocator(name: &'static str) {
+    let _ = ALLOCATOR.set(name);
+}
+
+/// The declared allocator; `libc` (the system's malloc) when none was.
+pub fn allocator() -> &'static str {
+    ALLOCATOR.get().copied().unwrap_or("libc")
+}
 
 /// Calls, time and failures of one command (INFO commandstats).
 #[derive(Default)]

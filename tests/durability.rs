@@ -1426,6 +1426,12 @@ fn eviction_bounds_memory_and_loses_nothing() {
         peak = peak.max(rss_bytes(pid));
     }
     assert!(tier_figure(&mut con, "warm_hits") > (KEYS / 2) as u64);
+    // The bound below holds for the allocator the binary runs on.
+    let memory: String = q(&mut con, redis::cmd("INFO").arg("memory"));
+    assert!(
+        memory.contains("\r\nmem_allocator:jemalloc-"),
+        "INFO memory names another allocator:\n{memory}"
+    );
     eprintln!(
         "eviction: {} MiB written through a {} MiB hot tier; peak RSS {} MiB",
         (KEYS * VALUE) >> 20,

@@ -629,7 +629,7 @@ fn info_memory(state: &ServerState, totals: &KeyspaceTotals, info: &mut Info<'_>
     info.field("mem_clients_slaves", 0);
     info.field("mem_clients_normal", 0);
     info.field("mem_aof_buffer", 0);
-    info.field("mem_allocator", "libc");
+    info.field("mem_allocator", crate::metrics::allocator());
     info.field("active_defrag_running", 0);
     info.field("lazyfree_pending_objects", 0);
     info.field("lazyfreed_objects", 0);
