@@ -807,7 +807,7 @@ impl Config {
         if self.get(name).as_deref() == Some(value) {
             Ok(())
         } else {
-            Err("can't set immutable config".into())
+            Err(IMMUTABLE.into())
         }
     }
 
@@ -888,7 +888,7 @@ impl Config {
             "appendfsync" => self.storage.appendfsync = one_of(APPENDFSYNC_MODES)?,
             "max-disk" => self.storage.max_disk = MemorySize(memory()?),
             "min-free-disk" => self.storage.min_free_disk = MemorySize(memory()?),
-            "databases" | "dir" => return Err("can't set immutable config".into()),
+            "databases" | "dir" => return Err(IMMUTABLE.into()),
             // Fixed at startup here, so only the value they have is
             // accepted: Redis can change `bind` and `port` at run time and
             // skips a value that is already set, and a client that sets
@@ -1111,6 +1111,9 @@ pub const COMPATIBILITY_DEFAULTS: &[(&str, &str)] = &[
     ("loading-process-events-interval-bytes", "2097152"),
 ];
 
+/// Redis's reply to CONFIG SET of a parameter fixed at startup.
+const IMMUTABLE: &str = "can't set immutable config";
+
 /// Of those, the ones Redis fixes at startup: CONFIG SET refuses them, as
 /// Redis's does, whatever the value.
 const COMPATIBILITY_IMMUTABLE: &[&str] = &[
@@ -1186,7 +1189,7 @@ impl RuntimeConfig {
             return Err("unknown".into());
         }
         if COMPATIBILITY_IMMUTABLE.contains(&name) {
-            return Err("can't set immutable config".into());
+            return Err(IMMUTABLE.into());
         }
         if name == "maxmemory-clients" {
             check_maxmemory_clients(value)?;
