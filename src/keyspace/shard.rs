@@ -15,7 +15,7 @@ const NIL: u32 = u32::MAX;
 /// The fewest buckets a shard that ever held a key keeps.
 const MIN_BUCKETS: usize = 4;
 
-/// 48 bytes: the entry and its place in the table.
+/// 24 bytes: the entry and its place in the table.
 pub(super) struct Item {
     entry: Entry,
     /// The low 32 bits of the key's hash: every bucket index a shard can
@@ -458,8 +458,8 @@ mod tests {
     }
 
     #[test]
-    fn item_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Item>(), 48);
+    fn item_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Item>(), 24);
     }
 
     /// Random inserts, removals and deadline changes against a model, with

@@ -1,6 +1,9 @@
 //! Typed Redis values and the per-key entry: key, value, expiry and access
 //! information, laid out for the hot tier's memory footprint.
 
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
 use bytes::Bytes;
 
 use super::types::{alloc_size, Collection, ElementWrite, Hash, List, Set, Stored, ZSet};
@@ -137,10 +140,10 @@ impl<'a> ValueRef<'a> {
     }
 }
 
-/// A hot-tier key's fixed cost beside its own allocation: the 48-byte slot
+/// A hot-tier key's fixed cost beside its own allocation: the 24-byte slot
 /// in the shard's dense vector and about 6 bytes of bucket array (4 bytes a
 /// bucket, between one and two buckets a key).
-pub const ENTRY_OVERHEAD: usize = 54;
+pub const ENTRY_OVERHEAD: usize = 30;
 /// Extra cost of a key with a deadline in a memory-only shard: its
 /// (deadline, position) pair in the B-tree that the active sweep pops from.
 pub const EXPIRY_OVERHEAD: usize = 24;
@@ -148,6 +151,10 @@ pub const EXPIRY_OVERHEAD: usize = 24;
 const EMBSTR_MAX: usize = 44;
 /// `expire_at` of a key without a deadline.
 const NO_DEADLINE: u64 = u64::MAX;
+/// `Entry::flags`: the entry's block is a `Box<Apart>`.
+const APART: u8 = 1;
+/// `Entry::flags`: a plain block carries a deadline.
+const DEADLINE: u8 = 2;
 
 /// A value that lives apart from the entry's own allocation. Boxed behind
 /// one pointer, so variants added here never make a plain string bigger.
@@ -185,20 +192,119 @@ impl Heap {
     }
 }
 
-/// One key in the hot tier. Its key and, for a plain string, its value share
-/// one heap allocation (`bytes`: the key length as LEB128, the key, the
-/// value), so a key costs one allocation and this 40-byte record.
+/// An entry whose value is not a plain string: the key and deadline beside
+/// the value. Collections and edited strings are big enough that these few
+/// bytes do not matter; plain strings, most keys, never pay them.
 #[derive(Debug, Clone)]
-pub struct Entry {
-    bytes: Box<[u8]>,
-    /// The value when it is not a plain string stored after the key.
-    heap: Option<Box<Heap>>,
+struct Apart {
     /// Absolute expiry in Unix milliseconds; [`NO_DEADLINE`] when none.
     expire_at: u64,
+    key: Box<[u8]>,
+    heap: Heap,
+}
+
+/// One key in the hot tier, in 16 bytes: a thin pointer to the one
+/// allocation that holds the key (and a plain string's value), and the
+/// access information eviction samples without following the pointer.
+///
+/// A plain string's block is `[body length, LEB128][deadline u64 LE, with
+/// DEADLINE][key length, LEB128][key][value]`, allocated at exactly its
+/// length: the 100-byte value of a 16-byte key takes 118 bytes, one
+/// 128-byte class. The deadline lives in the block because few keys have
+/// one (and reading it costs nothing: a lookup reads the block's key
+/// anyway). Any other value is a `Box<Apart>` (flag [`APART`]).
+pub struct Entry {
+    block: NonNull<u8>,
     /// Seconds clock of the last access (LRU and OBJECT IDLETIME).
     access: u32,
     /// Logarithmic access counter (LFU and OBJECT FREQ).
     freq: u8,
+    flags: u8,
+}
+
+// SAFETY: an Entry owns its block alone, as a `Box` owns its contents (no
+// shared pointer, no interior mutability), and a block is bytes or an
+// `Apart`, which is Send and Sync (checked below).
+unsafe impl Send for Entry {}
+// SAFETY: as for Send: `&Entry` only reads the block.
+unsafe impl Sync for Entry {}
+
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Apart>();
+};
+
+/// Bytes of `n` as LEB128.
+fn leb_len(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
+}
+
+fn push_leb(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A LEB128 number at the start of `bytes` and what follows it.
+fn read_leb(bytes: &[u8]) -> (usize, &[u8]) {
+    // Keys under 128 bytes, nearly all of them, have a one-byte length.
+    if let Some((&byte, rest)) = bytes.split_first() {
+        if byte < 0x80 {
+            return (usize::from(byte), rest);
+        }
+    }
+    let mut n = 0usize;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        n |= usize::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return (n, bytes.get(i + 1..).unwrap_or_default());
+        }
+    }
+    (0, &[])
+}
+
+/// A plain string's block (layout at [`Entry`]), leaked: the entry owns it.
+fn plain_block(key: &[u8], value: &[u8], deadline: Option<u64>) -> NonNull<u8> {
+    let body = deadline.map_or(0, |_| 8) + leb_len(key.len()) + key.len() + value.len();
+    // Exactly the size it ends with: shrinking in `into_boxed_slice` would
+    // keep the larger block whenever the spare part is too small to split.
+    let mut block = Vec::with_capacity(leb_len(body) + body);
+    push_leb(&mut block, body);
+    if let Some(at) = deadline {
+        block.extend_from_slice(&at.to_le_bytes());
+    }
+    push_leb(&mut block, key.len());
+    block.extend_from_slice(key);
+    block.extend_from_slice(value);
+    NonNull::from(Box::leak(block.into_boxed_slice())).cast()
+}
+
+fn apart_block(apart: Apart) -> NonNull<u8> {
+    NonNull::from(Box::leak(Box::new(apart))).cast()
+}
+
+/// What an entry's block holds.
+enum Repr<'a> {
+    /// A plain string's whole block.
+    Plain(&'a [u8]),
+    Apart(&'a Apart),
+}
+
+/// A plain block's parts: deadline, key, value.
+fn plain_parts(block: &[u8], has_deadline: bool) -> (Option<u64>, &[u8], &[u8]) {
+    let body = read_leb(block).1;
+    let (deadline, rest) = match has_deadline {
+        true => match body.split_first_chunk::<8>() {
+            Some((at, rest)) => (Some(u64::from_le_bytes(*at)), rest),
+            None => (None, body),
+        },
+        false => (None, body),
+    };
+    let (key_len, rest) = read_leb(rest);
+    let (key, value) = rest.split_at_checked(key_len).unwrap_or((rest, &[]));
+    (deadline, key, value)
 }
 
 /// An entry handed out for a change in place (`Txn::entry_mut`): its value
@@ -220,28 +326,28 @@ impl<'a> EntryMut<'a> {
     }
 
     pub fn list_mut(self) -> Option<&'a mut List> {
-        match self.0.heap.as_deref_mut() {
+        match self.0.heap_mut() {
             Some(Heap::List(list)) => Some(list),
             _ => None,
         }
     }
 
     pub fn hash_mut(self) -> Option<&'a mut Hash> {
-        match self.0.heap.as_deref_mut() {
+        match self.0.heap_mut() {
             Some(Heap::Hash(hash)) => Some(hash),
             _ => None,
         }
     }
 
     pub fn set_mut(self) -> Option<&'a mut Set> {
-        match self.0.heap.as_deref_mut() {
+        match self.0.heap_mut() {
             Some(Heap::Set(set)) => Some(set),
             _ => None,
         }
     }
 
     pub fn zset_mut(self) -> Option<&'a mut ZSet> {
-        match self.0.heap.as_deref_mut() {
+        match self.0.heap_mut() {
             Some(Heap::ZSet(zset)) => Some(zset),
             _ => None,
         }
@@ -264,69 +370,116 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Redis's initial LFU counter for a new key.
 pub const LFU_INIT: u8 = 5;
 
-/// `bytes` for `key` followed by `tail`.
-fn pack(key: &[u8], tail: &[u8]) -> Box<[u8]> {
-    let header = (usize::BITS - key.len().leading_zeros()).div_ceil(7).max(1) as usize;
-    // Exactly the size it ends with: shrinking in `into_boxed_slice` would
-    // keep the larger block whenever the spare part is too small to split.
-    let mut bytes = Vec::with_capacity(header + key.len() + tail.len());
-    let mut len = key.len();
-    while len >= 0x80 {
-        bytes.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    bytes.push(len as u8);
-    bytes.extend_from_slice(key);
-    bytes.extend_from_slice(tail);
-    bytes.into_boxed_slice()
-}
-
-/// Splits `bytes` into (key, tail).
-fn unpack(bytes: &[u8]) -> (&[u8], &[u8]) {
-    // Keys under 128 bytes, nearly all of them, have a one-byte length.
-    if let Some((&len, rest)) = bytes.split_first() {
-        if len < 0x80 {
-            return rest
-                .split_at_checked(usize::from(len))
-                .unwrap_or((rest, &[]));
-        }
-    }
-    let mut len = 0usize;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        len |= usize::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            let rest = bytes.get(i + 1..).unwrap_or_default();
-            return rest.split_at_checked(len).unwrap_or((rest, &[]));
-        }
-    }
-    (&[], &[])
-}
-
 impl Entry {
     pub fn new(key: &[u8], value: Value, expire_at: Option<u64>, now_secs: u32) -> Entry {
-        let (bytes, heap) = match value {
-            Value::Str(data) => (pack(key, &data), None),
-            Value::List(c) => (pack(key, &[]), Some(Box::new(Heap::List(c)))),
-            Value::Hash(c) => (pack(key, &[]), Some(Box::new(Heap::Hash(c)))),
-            Value::Set(c) => (pack(key, &[]), Some(Box::new(Heap::Set(c)))),
-            Value::ZSet(c) => (pack(key, &[]), Some(Box::new(Heap::ZSet(c)))),
+        let heap = match value {
+            Value::Str(data) => return Entry::plain(key, &data, expire_at, now_secs, LFU_INIT),
+            Value::List(c) => Heap::List(c),
+            Value::Hash(c) => Heap::Hash(c),
+            Value::Set(c) => Heap::Set(c),
+            Value::ZSet(c) => Heap::ZSet(c),
         };
-        Entry {
-            bytes,
-            heap,
+        let apart = Apart {
             expire_at: expire_at.unwrap_or(NO_DEADLINE),
-            access: now_secs,
-            freq: LFU_INIT,
+            key: key.into(),
+            heap,
+        };
+        Entry::apart(apart, now_secs, LFU_INIT)
+    }
+
+    fn plain(key: &[u8], value: &[u8], deadline: Option<u64>, access: u32, freq: u8) -> Entry {
+        Entry {
+            block: plain_block(key, value, deadline),
+            access,
+            freq,
+            flags: if deadline.is_some() { DEADLINE } else { 0 },
         }
+    }
+
+    fn apart(apart: Apart, access: u32, freq: u8) -> Entry {
+        Entry {
+            block: apart_block(apart),
+            access,
+            freq,
+            flags: APART,
+        }
+    }
+
+    /// What the block is: a plain string's bytes or an `Apart`.
+    fn repr(&self) -> Repr<'_> {
+        if self.flags & APART != 0 {
+            // SAFETY: an apart entry's block is a leaked `Box<Apart>` that
+            // only this entry owns; `&self` lends it shared.
+            return Repr::Apart(unsafe { self.block.cast::<Apart>().as_ref() });
+        }
+        let start = self.block.as_ptr().cast_const();
+        // SAFETY: a plain entry's block was made by `plain_block` (or copied
+        // whole by `clone`) and lives until the entry drops. It opens with
+        // its body's length in LEB128 (at most 10 bytes, inside the block
+        // since the body follows them) and is that header plus the body long.
+        unsafe {
+            let mut body = 0usize;
+            let mut header = 0;
+            while header < 10 {
+                let byte = *start.add(header);
+                body |= usize::from(byte & 0x7f) << (7 * header);
+                header += 1;
+                if byte < 0x80 {
+                    break;
+                }
+            }
+            Repr::Plain(std::slice::from_raw_parts(start, header + body))
+        }
+    }
+
+    fn apart_mut(&mut self) -> Option<&mut Apart> {
+        if self.flags & APART == 0 {
+            return None;
+        }
+        // SAFETY: as in `repr`, and `&mut self` makes the loan unique.
+        Some(unsafe { self.block.cast::<Apart>().as_mut() })
+    }
+
+    /// Takes an apart entry's `Apart` back; a plain entry comes back as is.
+    fn into_apart(self) -> Result<Box<Apart>, Entry> {
+        if self.flags & APART == 0 {
+            return Err(self);
+        }
+        let entry = ManuallyDrop::new(self);
+        // SAFETY: the block is a leaked `Box<Apart>` owned by this entry,
+        // which is never dropped, so the box gets exactly one owner back.
+        Ok(unsafe { Box::from_raw(entry.block.cast::<Apart>().as_ptr()) })
+    }
+
+    /// Deadline, key and (for a plain string) value.
+    fn parts(&self) -> (Option<u64>, &[u8], &[u8]) {
+        match self.repr() {
+            Repr::Plain(block) => plain_parts(block, self.flags & DEADLINE != 0),
+            Repr::Apart(apart) => {
+                let deadline = (apart.expire_at != NO_DEADLINE).then_some(apart.expire_at);
+                (deadline, &apart.key, &[])
+            }
+        }
+    }
+
+    fn heap(&self) -> Option<&Heap> {
+        match self.repr() {
+            Repr::Plain(_) => None,
+            Repr::Apart(apart) => Some(&apart.heap),
+        }
+    }
+
+    fn heap_mut(&mut self) -> Option<&mut Heap> {
+        self.apart_mut().map(|apart| &mut apart.heap)
     }
 
     pub fn key(&self) -> &[u8] {
-        unpack(&self.bytes).0
+        self.parts().1
     }
 
     pub fn value(&self) -> ValueRef<'_> {
-        match self.heap.as_deref() {
-            None => ValueRef::Str(unpack(&self.bytes).1),
+        match self.heap() {
+            None => ValueRef::Str(self.parts().2),
             Some(Heap::Raw(data)) => ValueRef::Str(data),
             Some(Heap::List(c)) => ValueRef::List(c),
             Some(Heap::Hash(c)) => ValueRef::Hash(c),
@@ -337,32 +490,41 @@ impl Entry {
 
     /// The value, taken out of the entry.
     pub(super) fn into_value(self) -> Value {
-        match self.heap.map(|heap| *heap) {
-            None => Value::Str(Bytes::copy_from_slice(unpack(&self.bytes).1)),
-            Some(Heap::Raw(data)) => Value::Str(Bytes::from(data)),
-            Some(Heap::List(c)) => Value::List(c),
-            Some(Heap::Hash(c)) => Value::Hash(c),
-            Some(Heap::Set(c)) => Value::Set(c),
-            Some(Heap::ZSet(c)) => Value::ZSet(c),
+        match self.into_apart() {
+            Err(plain) => Value::Str(Bytes::copy_from_slice(plain.parts().2)),
+            Ok(apart) => match apart.heap {
+                Heap::Raw(data) => Value::Str(Bytes::from(data)),
+                Heap::List(c) => Value::List(c),
+                Heap::Hash(c) => Value::Hash(c),
+                Heap::Set(c) => Value::Set(c),
+                Heap::ZSet(c) => Value::ZSet(c),
+            },
         }
     }
 
     /// The value when it is a collection.
     pub fn collection(&self) -> Option<&dyn Collection> {
-        self.heap.as_deref().and_then(Heap::collection)
+        self.heap().and_then(Heap::collection)
     }
 
     pub(super) fn collection_mut(&mut self) -> Option<&mut dyn Collection> {
-        self.heap.as_deref_mut().and_then(Heap::collection_mut)
+        self.heap_mut().and_then(Heap::collection_mut)
     }
 
     /// Absolute expiry in Unix milliseconds.
     pub fn expire_at(&self) -> Option<u64> {
-        (self.expire_at != NO_DEADLINE).then_some(self.expire_at)
+        self.parts().0
     }
 
     pub(super) fn set_expire_at(&mut self, expire_at: Option<u64>) {
-        self.expire_at = expire_at.unwrap_or(NO_DEADLINE);
+        if let Some(apart) = self.apart_mut() {
+            apart.expire_at = expire_at.unwrap_or(NO_DEADLINE);
+            return;
+        }
+        let (old, key, value) = self.parts();
+        if old != expire_at {
+            *self = Entry::plain(key, value, expire_at, self.access, self.freq);
+        }
     }
 
     /// Seconds clock of the last access.
@@ -381,24 +543,30 @@ impl Entry {
         if self.key() == key {
             return self;
         }
-        let tail = match self.heap {
-            None => unpack(&self.bytes).1,
-            Some(_) => &[],
-        };
-        Entry {
-            bytes: pack(key, tail),
-            ..self
+        let (access, freq) = (self.access, self.freq);
+        match self.into_apart() {
+            Err(plain) => {
+                let (deadline, _, value) = plain.parts();
+                Entry::plain(key, value, deadline, access, freq)
+            }
+            Ok(mut apart) => {
+                apart.key = key.into();
+                Entry {
+                    block: NonNull::from(Box::leak(apart)).cast(),
+                    access,
+                    freq,
+                    flags: APART,
+                }
+            }
         }
     }
 
     /// A copy as COPY makes it: a new object (fresh access information)
     /// with the same value, encoding and deadline.
     pub fn copy(&self, now_secs: u32) -> Entry {
-        let mut copy = Entry {
-            access: now_secs,
-            freq: LFU_INIT,
-            ..self.clone()
-        };
+        let mut copy = self.clone();
+        copy.access = now_secs;
+        copy.freq = LFU_INIT;
         // A copied collection is a new one: the keyspace gives it its own
         // generation and writes all its elements.
         if let Some(collection) = copy.collection_mut() {
@@ -419,7 +587,7 @@ impl Entry {
             c.drain_changes(out);
             (kind, c.meta().encode())
         }
-        match self.heap.as_deref_mut()? {
+        match self.heap_mut()? {
             Heap::Raw(_) => None,
             Heap::List(c) => Some(one(c, KIND_LIST, out)),
             Heap::Hash(c) => Some(one(c, KIND_HASH, out)),
@@ -432,13 +600,16 @@ impl Entry {
     /// A plain string moves out to its own growable buffer first, and from
     /// then on reports the `raw` encoding, as Redis's does.
     fn string_mut(&mut self) -> Option<&mut Vec<u8>> {
-        if self.heap.is_none() {
-            let (key, value) = unpack(&self.bytes);
-            let raw = Heap::Raw(value.to_vec());
-            self.bytes = pack(key, &[]);
-            self.heap = Some(Box::new(raw));
+        if self.flags & APART == 0 {
+            let (deadline, key, value) = self.parts();
+            let apart = Apart {
+                expire_at: deadline.unwrap_or(NO_DEADLINE),
+                key: key.into(),
+                heap: Heap::Raw(value.to_vec()),
+            };
+            *self = Entry::apart(apart, self.access, self.freq);
         }
-        match self.heap.as_deref_mut() {
+        match self.heap_mut() {
             Some(Heap::Raw(data)) => Some(data),
             _ => None,
         }
@@ -448,29 +619,29 @@ impl Entry {
     /// and a heap value's own.
     pub fn mem_size(&self) -> usize {
         ENTRY_OVERHEAD
-            + alloc_size(self.bytes.len())
-            + match self.heap.as_deref() {
-                None => 0,
-                Some(Heap::Raw(data)) => {
-                    alloc_size(std::mem::size_of::<Heap>()) + alloc_size(data.capacity())
-                }
-                Some(heap) => {
-                    alloc_size(std::mem::size_of::<Heap>())
-                        + heap.collection().map_or(0, |c| c.common().bytes)
+            + match self.repr() {
+                Repr::Plain(block) => alloc_size(block.len()),
+                Repr::Apart(apart) => {
+                    alloc_size(std::mem::size_of::<Apart>())
+                        + alloc_size(apart.key.len())
+                        + match &apart.heap {
+                            Heap::Raw(data) => alloc_size(data.capacity()),
+                            heap => heap.collection().map_or(0, |c| c.common().bytes),
+                        }
                 }
             }
     }
 
     /// What `OBJECT ENCODING` reports.
     pub fn encoding(&self) -> &'static str {
-        match self.heap.as_deref() {
+        match self.heap() {
             Some(Heap::Raw(_)) => "raw",
             Some(Heap::List(c)) => c.encoding(),
             Some(Heap::Hash(c)) => c.encoding(),
             Some(Heap::Set(c)) => c.encoding(),
             Some(Heap::ZSet(c)) => c.encoding(),
             None => {
-                let data = unpack(&self.bytes).1;
+                let data = self.parts().2;
                 if data.len() <= 20 && parse_i64(data).is_some() {
                     "int"
                 } else if data.len() <= EMBSTR_MAX {
@@ -516,6 +687,47 @@ impl Entry {
     }
 }
 
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        let block = match self.repr() {
+            Repr::Plain(block) => NonNull::from(Box::leak(Box::<[u8]>::from(block))).cast(),
+            Repr::Apart(apart) => apart_block(apart.clone()),
+        };
+        Entry { block, ..*self }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        match self.repr() {
+            Repr::Plain(block) => {
+                let whole = std::ptr::slice_from_raw_parts_mut(self.block.as_ptr(), block.len());
+                // SAFETY: a plain block is a leaked `Box<[u8]>` of exactly
+                // this length (`plain_block`, `clone`), owned by this entry
+                // alone; the shared view above ends before it is freed.
+                drop(unsafe { Box::from_raw(whole) });
+            }
+            Repr::Apart(_) => {
+                // SAFETY: an apart block is a leaked `Box<Apart>` owned by
+                // this entry alone (`into_apart` never lets the entry drop).
+                drop(unsafe { Box::from_raw(self.block.cast::<Apart>().as_ptr()) });
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value", &self.value())
+            .field("expire_at", &self.expire_at())
+            .field("access", &self.access)
+            .field("freq", &self.freq)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +758,68 @@ mod tests {
     }
 
     #[test]
-    fn entry_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    fn deadlines_come_and_go_without_touching_key_or_value() {
+        for value in [&b""[..], b"v", &[b'x'; 300]] {
+            let key = b"some:key";
+            let mut entry = Entry::new(key, Value::Str(Bytes::copy_from_slice(value)), None, 9);
+            let without = entry.mem_size();
+            for deadline in [
+                Some(1),
+                Some(u64::MAX - 1),
+                None,
+                Some(1 << 40),
+                Some(1 << 40),
+            ] {
+                entry.set_expire_at(deadline);
+                assert_eq!(entry.expire_at(), deadline);
+                assert_eq!(entry.key(), key);
+                assert_eq!(entry.value(), ValueRef::Str(value));
+                assert_eq!(entry.access(), 9, "the access clock survives a new block");
+            }
+            entry.set_expire_at(None);
+            assert_eq!(entry.mem_size(), without);
+            let copy = entry.clone();
+            drop(entry);
+            assert_eq!(copy.key(), key, "a clone owns its own block");
+        }
+    }
+
+    #[test]
+    fn a_plain_string_is_one_allocation_at_its_size_class() {
+        let entry = Entry::new(
+            &[b'k'; 16],
+            Value::Str(Bytes::from(vec![b'v'; 100])),
+            None,
+            0,
+        );
+        // 1 + 1 + 16 + 100 = 118 bytes: jemalloc's 128-byte class.
+        assert_eq!(entry.mem_size(), ENTRY_OVERHEAD + 128);
+        let with_deadline = Entry::new(b"k", Value::Str(Bytes::from_static(b"v")), Some(5), 0);
+        assert_eq!(with_deadline.mem_size(), ENTRY_OVERHEAD + 16);
+    }
+
+    #[test]
+    fn values_apart_keep_key_deadline_and_move_whole() {
+        let list = Value::List(List::default());
+        let mut entry = Entry::new(b"list", list, Some(42), 3);
+        assert_eq!(entry.key(), b"list");
+        assert_eq!(entry.expire_at(), Some(42));
+        assert!(entry.collection().is_some());
+        entry.set_expire_at(None);
+        assert_eq!(entry.expire_at(), None);
+        let moved = entry.rekey(b"other");
+        assert_eq!(moved.key(), b"other");
+        assert!(matches!(moved.value(), ValueRef::List(_)));
+        assert!(matches!(moved.clone().into_value(), Value::List(_)));
+        let plain = Entry::new(b"s", Value::Str(Bytes::from_static(b"abc")), Some(8), 0);
+        match plain.rekey(b"t").into_value() {
+            Value::Str(data) => assert_eq!(&data[..], b"abc"),
+            other => panic!("a string came back as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 }
