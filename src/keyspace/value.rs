@@ -220,6 +220,10 @@ pub struct Entry {
     /// Logarithmic access counter (LFU and OBJECT FREQ).
     freq: u8,
     flags: u8,
+    /// A plain block's length, or `u16::MAX` when it is that long or
+    /// longer (or the entry is apart): eviction measures the key it drops
+    /// without a read of the block, usually a cache miss.
+    plain_len: u16,
 }
 
 // SAFETY: an Entry owns its block alone, as a `Box` owns its contents (no
@@ -265,8 +269,9 @@ fn read_leb(bytes: &[u8]) -> (usize, &[u8]) {
     (0, &[])
 }
 
-/// A plain string's block (layout at [`Entry`]), leaked: the entry owns it.
-fn plain_block(key: &[u8], value: &[u8], deadline: Option<u64>) -> NonNull<u8> {
+/// A plain string's block (layout at [`Entry`]), leaked: the entry owns
+/// it; and its length.
+fn plain_block(key: &[u8], value: &[u8], deadline: Option<u64>) -> (NonNull<u8>, usize) {
     let body = deadline.map_or(0, |_| 8) + leb_len(key.len()) + key.len() + value.len();
     // Exactly the size it ends with: shrinking in `into_boxed_slice` would
     // keep the larger block whenever the spare part is too small to split.
@@ -278,7 +283,11 @@ fn plain_block(key: &[u8], value: &[u8], deadline: Option<u64>) -> NonNull<u8> {
     push_leb(&mut block, key.len());
     block.extend_from_slice(key);
     block.extend_from_slice(value);
-    NonNull::from(Box::leak(block.into_boxed_slice())).cast()
+    let len = block.len();
+    (
+        NonNull::from(Box::leak(block.into_boxed_slice())).cast(),
+        len,
+    )
 }
 
 fn apart_block(apart: Apart) -> NonNull<u8> {
@@ -388,11 +397,13 @@ impl Entry {
     }
 
     fn plain(key: &[u8], value: &[u8], deadline: Option<u64>, access: u32, freq: u8) -> Entry {
+        let (block, len) = plain_block(key, value, deadline);
         Entry {
-            block: plain_block(key, value, deadline),
+            block,
             access,
             freq,
             flags: if deadline.is_some() { DEADLINE } else { 0 },
+            plain_len: u16::try_from(len).unwrap_or(u16::MAX),
         }
     }
 
@@ -402,6 +413,7 @@ impl Entry {
             access,
             freq,
             flags: APART,
+            plain_len: u16::MAX,
         }
     }
 
@@ -556,12 +568,7 @@ impl Entry {
             }
             Ok(mut apart) => {
                 apart.key = key.into();
-                Entry {
-                    block: NonNull::from(Box::leak(apart)).cast(),
-                    access,
-                    freq,
-                    flags: APART,
-                }
+                Entry::apart(*apart, access, freq)
             }
         }
     }
@@ -623,6 +630,9 @@ impl Entry {
     /// Bytes this entry occupies in memory: its fixed cost, its allocation,
     /// and a heap value's own.
     pub fn mem_size(&self) -> usize {
+        if self.plain_len != u16::MAX {
+            return ENTRY_OVERHEAD + alloc_size(usize::from(self.plain_len));
+        }
         ENTRY_OVERHEAD
             + match self.repr() {
                 Repr::Plain(block) => alloc_size(block.len()),
@@ -801,6 +811,18 @@ mod tests {
         assert_eq!(entry.mem_size(), ENTRY_OVERHEAD + 128);
         let with_deadline = Entry::new(b"k", Value::Str(Bytes::from_static(b"v")), Some(5), 0);
         assert_eq!(with_deadline.mem_size(), ENTRY_OVERHEAD + 16);
+        // Past what the entry notes of its block's length, the block says.
+        for value_len in [65_530, 65_535, 70_000] {
+            let value = Bytes::from(vec![b'v'; value_len]);
+            let entry = Entry::new(b"k", Value::Str(value), None, 0);
+            let body = 1 + 1 + value_len;
+            let block = leb_len(body) + body;
+            assert_eq!(
+                entry.mem_size(),
+                ENTRY_OVERHEAD + alloc_size(block),
+                "{value_len}"
+            );
+        }
     }
 
     #[test]
