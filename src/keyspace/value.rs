@@ -425,10 +425,18 @@ impl Entry {
             return Repr::Apart(unsafe { self.block.cast::<Apart>().as_ref() });
         }
         let start = self.block.as_ptr().cast_const();
-        // SAFETY: a plain entry's block was made by `plain_block` (or copied
-        // whole by `clone`) and lives until the entry drops. It opens with
-        // its body's length in LEB128 (at most 10 bytes, inside the block
-        // since the body follows them) and is that header plus the body long.
+        if self.plain_len != u16::MAX {
+            // SAFETY: a plain entry's block was made by `plain_block` (or
+            // copied whole by `clone`, with its `plain_len`), is
+            // `plain_len` bytes long and lives until the entry drops.
+            return Repr::Plain(unsafe {
+                std::slice::from_raw_parts(start, usize::from(self.plain_len))
+            });
+        }
+        // SAFETY: as above, for a block of 64 KiB or more, whose length is
+        // its own: it opens with its body's length in LEB128 (at most 10
+        // bytes, inside the block since the body follows them) and is that
+        // header plus the body long.
         unsafe {
             let mut body = 0usize;
             let mut header = 0;
